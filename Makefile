@@ -1,0 +1,40 @@
+# lit_ner: `make help` lists the targets.
+# Everything runs in a virtual environment ($(VENV)) that the first target needing it creates.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+# The CPU build of PyTorch goes in first, so that resolving the project's `torch` requirement
+# never pulls a multi-GB CUDA build. On a GPU machine: make install TORCH="torch==2.13.0 --index-url ..."
+TORCH ?= torch==2.13.0
+# make train OFFLINE=1 adds the offline overlay (packaged encoder, WNUT-17 from $WNUT17_DIR).
+OFFLINE ?=
+TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE),--config configs/offline.yaml)
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format train
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet $(TORCH)
+	$(PYTHON) -m pip install --quiet -e ".[dev,offline]"
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner editable with its dev and offline extras
+
+test: install ## Run the test suite (WNUT17_DIR=... enables the tests on the real data)
+	$(PYTHON) -m pytest
+
+lint: install ## ruff check and ruff format --check
+	$(PYTHON) -m ruff check src tests
+	$(PYTHON) -m ruff format --check src tests
+
+format: install ## Apply ruff's fixes and formatter
+	$(PYTHON) -m ruff check --fix src tests
+	$(PYTHON) -m ruff format src tests
+
+train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds configs/offline.yaml; ARGS=... more flags)
+	$(PYTHON) -m lit_ner fit $(TRAIN_CONFIGS) $(ARGS)

@@ -1,0 +1,504 @@
+"""WNUT-17 (or any word-level BIO data) as a LightningDataModule.
+
+Sources, in the order they are looked for:
+1. per-split files (`train_file`, `validation_file`, `test_file`): CoNLL (token first, tag last
+   column) or JSONL (`{"tokens": [...], "tags": [...]}` per line);
+2. a directory holding the official WNUT-17 release (`data_dir`, or `$WNUT17_DIR` when the
+   configured data set is WNUT-17);
+3. a Hugging Face Hub data set with a tokens column and a `Sequence(ClassLabel)` tags column.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch.utils.data import DataLoader
+
+from lit_ner.errors import LitNerError
+from lit_ner.hub import hub_errors, resolve_name_or_path
+
+IGNORE_INDEX = -100  # what torch's cross-entropy and seqeval-style scoring skip
+
+WNUT17_LABELS = [
+    "O",
+    "B-corporation",
+    "I-corporation",
+    "B-creative-work",
+    "I-creative-work",
+    "B-group",
+    "I-group",
+    "B-location",
+    "I-location",
+    "B-person",
+    "I-person",
+    "B-product",
+    "I-product",
+]
+WNUT17_FILES = {
+    "train": "wnut17train.conll",
+    "validation": "emerging.dev.conll",
+    "test": "emerging.test.annotated",
+}
+WNUT17_HUB_NAMES = {"leondz/wnut_17", "wnut_17"}
+SPLITS = ("train", "validation", "test")
+
+Split = dict[str, list[list[Any]]]  # {"tokens": [[word]], "tags": [[tag]], "lines": [[line number]]}
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+
+def read_conll(path: str | Path) -> Split:
+    """Reads a CoNLL-style file: one word per line, the token first and the tag last.
+
+    Columns are tab-separated when the line has a tab, else whitespace-separated. Sentences end at
+    an empty or whitespace-only line; CRLF endings, a UTF-8 BOM, trailing blank lines and
+    CoNLL-2003's `-DOCSTART-` lines are accepted. Anything else malformed raises a `LitNerError`
+    naming the file and line.
+    """
+    path = Path(path)
+    split: Split = {"tokens": [], "tags": [], "lines": []}
+    sentence: Split = {"tokens": [], "tags": [], "lines": []}
+    n_columns = None
+
+    def end_sentence() -> None:
+        if sentence["tokens"]:
+            for key in split:
+                split[key].append(sentence[key])
+                sentence[key] = []
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LitNerError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise LitNerError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    # splitlines() would also split on \x1c-\x1e, \x85, \u2028, which tweets contain inside tokens.
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            end_sentence()
+            continue
+        columns = line.split("\t") if "\t" in line else line.split()
+        if columns[0] == "-DOCSTART-":
+            end_sentence()
+            continue
+        if len(columns) < 2:
+            raise LitNerError(f"{path}:{line_no}: expected a token and a tag, got {line!r}")
+        if n_columns is None:
+            n_columns = len(columns)
+        elif len(columns) != n_columns:
+            raise LitNerError(f"{path}:{line_no}: expected {n_columns} columns, got {len(columns)}: {line!r}")
+        token, tag = columns[0], columns[-1].strip()
+        if not token.strip():
+            raise LitNerError(f"{path}:{line_no}: empty token")
+        if not tag:
+            raise LitNerError(f"{path}:{line_no}: empty tag")
+        sentence["tokens"].append(token)
+        sentence["tags"].append(tag)
+        sentence["lines"].append(line_no)
+    end_sentence()
+    if not split["tokens"]:
+        raise LitNerError(f"{path}: no sentences")
+    return split
+
+
+def read_jsonl(path: str | Path) -> Split:
+    """Reads JSON lines, one sentence each: `{"tokens": [str, ...], "tags": [str, ...]}`."""
+    path = Path(path)
+    split: Split = {"tokens": [], "tags": [], "lines": []}
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
+    except FileNotFoundError:
+        raise LitNerError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise LitNerError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LitNerError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or "tokens" not in record or "tags" not in record:
+            raise LitNerError(f'{path}:{line_no}: expected an object with "tokens" and "tags"')
+        words, word_tags = record["tokens"], record["tags"]
+        if not all(isinstance(x, list) and all(isinstance(s, str) for s in x) for x in (words, word_tags)):
+            raise LitNerError(f'{path}:{line_no}: "tokens" and "tags" must be lists of strings')
+        if len(words) != len(word_tags):
+            raise LitNerError(f"{path}:{line_no}: {len(words)} tokens but {len(word_tags)} tags")
+        if words:
+            split["tokens"].append(words)
+            split["tags"].append(word_tags)
+            split["lines"].append([line_no] * len(words))
+    if not split["tokens"]:
+        raise LitNerError(f"{path}: no sentences")
+    return split
+
+
+def read_split_file(path: str | Path) -> Split:
+    """Reads a split from a `.jsonl`/`.json` file or, for any other suffix, a CoNLL file."""
+    return read_jsonl(path) if Path(path).suffix in {".jsonl", ".json"} else read_conll(path)
+
+
+def bio_label_order(tags: set[str]) -> list[str]:
+    """A stable label order for tags read from files: `O`, then per type (sorted) B-, I-, E-, S-.
+
+    For WNUT-17's tags this is exactly the Hub data set's ClassLabel order.
+    """
+    prefix_rank = {"B": 0, "I": 1, "E": 2, "S": 3}
+
+    def key(tag: str) -> tuple[str, int]:
+        prefix, _, type_ = tag.partition("-")
+        if type_ and prefix in prefix_rank:
+            return type_, prefix_rank[prefix]
+        return tag, -1  # not BIO: sorts among the types by its own name
+
+    return (["O"] if "O" in tags else []) + sorted(tags - {"O"}, key=key)
+
+
+# --- alignment and collation -----------------------------------------------------------------
+
+
+def continuation_label_ids(label_names: Sequence[str]) -> list[int]:
+    """For each label id, the id a word's continuation subwords get under `label_all_tokens`:
+    B-X becomes I-X (when the label set has it), everything else stays."""
+    index = {name: i for i, name in enumerate(label_names)}
+    return [
+        index.get("I-" + name[2:], i) if name.startswith("B-") else i for i, name in enumerate(label_names)
+    ]
+
+
+def align_labels(
+    word_ids: Sequence[int | None],
+    word_labels: Sequence[int],
+    continuation_ids: Sequence[int] | None = None,
+) -> list[int]:
+    """Spreads word labels over subword positions, the tutorial's way.
+
+    Special tokens (`word_id is None`) get -100. The first subword of each word gets the word's
+    label. Continuation subwords get -100, or with `continuation_ids` (`label_all_tokens`) the
+    continuation label of their word (B-X -> I-X).
+    """
+    labels = []
+    previous = None
+    for word_id in word_ids:
+        if word_id is None:
+            labels.append(IGNORE_INDEX)
+        elif word_id != previous:
+            labels.append(word_labels[word_id])
+        elif continuation_ids is not None:
+            labels.append(continuation_ids[word_labels[word_id]])
+        else:
+            labels.append(IGNORE_INDEX)
+        previous = word_id
+    return labels
+
+
+def tokenize_and_align(
+    batch: dict[str, list],
+    tokenizer: Any,
+    max_length: int | None,
+    continuation_ids: Sequence[int] | None,
+) -> dict[str, list]:
+    """`datasets.map(batched=True)` function: words -> subword ids and aligned labels.
+
+    Also counts, per sentence, the words that got no subword position (cut by `max_length`, or
+    turned into nothing by the tokenizer) so that the DataModule can report them.
+    """
+    encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
+    labels, unlabelled = [], []
+    for i, word_labels in enumerate(batch["tags"]):
+        word_ids = encoding.word_ids(batch_index=i)
+        labels.append(align_labels(word_ids, word_labels, continuation_ids))
+        unlabelled.append(len(word_labels) - len({w for w in word_ids if w is not None}))
+    return {
+        "input_ids": encoding["input_ids"],
+        "attention_mask": encoding["attention_mask"],
+        "labels": labels,
+        "unlabelled_words": unlabelled,
+    }
+
+
+@dataclass
+class TokenClassificationCollator:
+    """Pads a list of examples to the longest one in the batch (dynamic padding).
+
+    Args:
+        pad_token_id: the tokenizer's padding id for `input_ids`.
+        pad_to_multiple_of: round the padded length up to a multiple of this (tensor cores like 8).
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, examples: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        length = max(len(example["input_ids"]) for example in examples)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(examples), length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+        labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
+        for row, example in enumerate(examples):
+            n = len(example["input_ids"])
+            input_ids[row, :n] = torch.tensor(example["input_ids"])
+            attention_mask[row, :n] = 1
+            labels[row, :n] = torch.tensor(example["labels"])
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+# --- the DataModule --------------------------------------------------------------------------
+
+
+class NERDataModule(L.LightningDataModule):
+    """Word-level NER data, tokenized and aligned for a transformer token classifier.
+
+    Args:
+        dataset_name: Hub data set id; used when no files and no WNUT-17 directory are given.
+        dataset_revision: Hub revision. WNUT-17's loading script is gone from the Hub since
+            datasets 4; its parquet conversion at `refs/convert/parquet` is what loads.
+        dataset_config_name: Hub data set configuration, if it has several.
+        data_dir: directory with the official WNUT-17 release files. Defaults to `$WNUT17_DIR`
+            when `dataset_name` is WNUT-17 (or unset).
+        train_file: a CoNLL or JSONL file for the train split (overrides the other sources).
+        validation_file: the same for the validation split.
+        test_file: the same for the test split.
+        tokens_column: the Hub data set's column of word lists.
+        tags_column: the Hub data set's column of `ClassLabel` tag ids.
+        label_names: the label set, in id order. By default it comes from the data: the Hub
+            data set's ClassLabel names, WNUT-17's order for the WNUT-17 files, and otherwise
+            `O` followed by the file tags sorted by type then B-/I-. Linked to the model.
+        tokenizer_name_or_path: linked from `model.model_name_or_path`.
+        max_length: subword positions per sentence, special tokens included; defaults to the
+            tokenizer's maximum. Words cut off are counted and reported.
+        label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
+        batch_size: training sentences per batch (per device under DDP).
+        eval_batch_size: sentences per batch for validation, test and predict (default:
+            `batch_size`).
+        pad_to_multiple_of: round each batch's padded length up to a multiple of this.
+        num_workers: DataLoader worker processes.
+        predict_split: the split `predict` runs over.
+        cache_dir: where tokenized file splits are cached (default: the datasets cache).
+    """
+
+    def __init__(
+        self,
+        dataset_name: str | None = "leondz/wnut_17",
+        dataset_revision: str | None = "refs/convert/parquet",
+        dataset_config_name: str | None = None,
+        data_dir: str | None = None,
+        train_file: str | None = None,
+        validation_file: str | None = None,
+        test_file: str | None = None,
+        tokens_column: str = "tokens",
+        tags_column: str = "ner_tags",
+        label_names: list[str] | None = None,
+        tokenizer_name_or_path: str = "distilbert/distilbert-base-uncased",
+        max_length: int | None = None,
+        label_all_tokens: bool = False,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        num_workers: int = 0,
+        predict_split: str = "test",
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        # label_names is resolved from the data and recorded once, in the model's hparams (the
+        # linked copy); Lightning refuses to log two different values under one key.
+        self.save_hyperparameters(ignore=["label_names"])
+        self._tokenizer = None
+        self._hub_dataset = None
+        self.datasets: dict[str, Any] = {}
+        self.files = self._resolve_files()
+        # Files are small and their label set is needed before the model exists, so read now.
+        self.raw: dict[str, Split] = {split: read_split_file(path) for split, path in self.files.items()}
+        self._label_names = list(label_names) if label_names else None
+        if self.files:
+            self._check_tags()
+
+    # Where the data comes from.
+
+    def _resolve_files(self) -> dict[str, Path]:
+        hp = self.hparams
+        files = {s: f for s, f in zip(SPLITS, (hp.train_file, hp.validation_file, hp.test_file)) if f}
+        if files:
+            return {split: Path(path) for split, path in files.items()}
+        data_dir = hp.data_dir
+        if data_dir is None and (hp.dataset_name is None or hp.dataset_name in WNUT17_HUB_NAMES):
+            data_dir = os.environ.get("WNUT17_DIR") or None
+        if data_dir is None:
+            if hp.dataset_name is None:
+                raise LitNerError(
+                    "no data: set --data.data_dir (or WNUT17_DIR) to the WNUT-17 release, "
+                    "--data.train_file etc., or --data.dataset_name"
+                )
+            return {}
+        files = {split: Path(data_dir) / name for split, name in WNUT17_FILES.items()}
+        missing = [str(path) for path in files.values() if not path.is_file()]
+        if missing:
+            raise LitNerError(f"WNUT-17 directory {data_dir}: missing {', '.join(missing)}")
+        return files
+
+    @property
+    def is_wnut17_release(self) -> bool:
+        return bool(self.files) and all(self.files.get(s, Path()).name == n for s, n in WNUT17_FILES.items())
+
+    @property
+    def label_names(self) -> list[str]:
+        """The label set in id order (linked to `model.label_names`)."""
+        if self._label_names is None:
+            if self.files:
+                all_tags = {
+                    tag for split in self.raw.values() for sentence in split["tags"] for tag in sentence
+                }
+                self._label_names = WNUT17_LABELS if self.is_wnut17_release else bio_label_order(all_tags)
+            else:
+                features = self._load_hub()["train"].features[self.hparams.tags_column]
+                self._label_names = list(features.feature.names)
+        return self._label_names
+
+    def _check_tags(self) -> None:
+        known = set(self.label_names)
+        for split, path in self.files.items():
+            raw = self.raw[split]
+            for tags, lines in zip(raw["tags"], raw["lines"]):
+                for tag, line_no in zip(tags, lines):
+                    if tag not in known:
+                        raise LitNerError(
+                            f"{path}:{line_no}: tag {tag!r} is not in the label set {self.label_names}"
+                        )
+
+    def _load_hub(self) -> Any:
+        if self._hub_dataset is None:
+            import datasets
+
+            hp = self.hparams
+            with hub_errors(f"data set '{hp.dataset_name}'"):
+                self._hub_dataset = datasets.load_dataset(
+                    hp.dataset_name, hp.dataset_config_name, revision=hp.dataset_revision
+                )
+        return self._hub_dataset
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            name = self.hparams.tokenizer_name_or_path
+            with hub_errors(f"tokenizer '{name}'"):
+                self._tokenizer = AutoTokenizer.from_pretrained(resolve_name_or_path(name))
+            if not self._tokenizer.is_fast:
+                raise LitNerError(f"tokenizer '{name}' has no fast version; word alignment needs word_ids()")
+        return self._tokenizer
+
+    # Lightning hooks.
+
+    def prepare_data(self) -> None:
+        # Runs on one process per node: the place for downloads.
+        if not self.files:
+            self._load_hub()
+        self.tokenizer  # noqa: B018 - downloads and caches the tokenizer files
+
+    def setup(self, stage: str | None = None) -> None:
+        needed = {
+            "fit": ("train", "validation"),
+            "validate": ("validation",),
+            "test": ("test",),
+            "predict": (self.hparams.predict_split,),
+        }.get(stage or "", SPLITS)
+        for split in needed:
+            if split not in self.datasets:
+                self.datasets[split] = self._tokenized(split)
+
+    def _raw_split(self, split: str) -> Any:
+        import datasets
+
+        if self.files:
+            if split not in self.raw:
+                raise LitNerError(f"no {split} split: set --data.{split}_file")
+            index = {name: i for i, name in enumerate(self.label_names)}
+            raw = self.raw[split]
+            tags = [[index[tag] for tag in sentence] for sentence in raw["tags"]]
+            return datasets.Dataset.from_dict({"tokens": raw["tokens"], "tags": tags})
+        hub = self._load_hub()
+        if split not in hub:
+            raise LitNerError(
+                f"data set '{self.hparams.dataset_name}' has no {split} split (it has {list(hub)})"
+            )
+        columns = {self.hparams.tokens_column: "tokens", self.hparams.tags_column: "tags"}
+        return hub[split].select_columns(list(columns)).rename_columns(columns)
+
+    def _tokenized(self, split: str) -> Any:
+        from datasets.fingerprint import Hasher
+
+        hp = self.hparams
+        raw = self._raw_split(split)
+        continuation = continuation_label_ids(self.label_names) if hp.label_all_tokens else None
+        align = partial(
+            tokenize_and_align,
+            tokenizer=self.tokenizer,
+            max_length=hp.max_length,
+            continuation_ids=continuation,
+        )
+        cache_kwargs: dict[str, Any] = {}
+        if self.files:
+            # In-memory data sets are not cached by `datasets`; key the cache on the data and on
+            # everything that shapes the encoding, so any change re-tokenizes.
+            fingerprint = Hasher.hash(
+                [raw["tokens"], raw["tags"], self.tokenizer, hp.max_length, continuation, "align-v1"]
+            )
+            import datasets
+
+            cache_dir = Path(hp.cache_dir or datasets.config.HF_DATASETS_CACHE) / "lit_ner"
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            cache_kwargs = {
+                "cache_file_name": str(cache_dir / f"{split}-{fingerprint}.arrow"),
+                "new_fingerprint": fingerprint,
+            }
+        tokenized = raw.map(align, batched=True, remove_columns=raw.column_names, **cache_kwargs)
+        unlabelled = sum(tokenized["unlabelled_words"])
+        if unlabelled:
+            sentences = sum(1 for n in tokenized["unlabelled_words"] if n)
+            rank_zero_warn(
+                f"{split}: {unlabelled} words in {sentences} sentences have no subword position "
+                "(cut at max_length, or empty after tokenization); they are not trained on or scored"
+            )
+        rank_zero_info(f"{split}: {len(tokenized)} sentences")
+        return tokenized.remove_columns("unlabelled_words")
+
+    def _dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
+        hp = self.hparams
+        batch_size = hp.batch_size if split == "train" else hp.eval_batch_size or hp.batch_size
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=TokenClassificationCollator(self.tokenizer.pad_token_id, hp.pad_to_multiple_of),
+            num_workers=hp.num_workers,
+            persistent_workers=hp.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._dataloader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._dataloader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._dataloader(self.hparams.predict_split)
+
+    def has_split(self, split: str) -> bool:
+        return split in self.raw if self.files else split in self._load_hub()

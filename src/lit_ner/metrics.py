@@ -1,0 +1,135 @@
+"""Entity-level precision, recall and F1 as seqeval computes them, plus token accuracy.
+
+A pure functional core (`get_entities`, `ner_scores`) reproduces seqeval's default mode exactly,
+ill-formed BIO included (an I- after O opens an entity, a type switch inside a span splits it),
+and a thin torchmetrics `Metric` keeps label-id tensors as its state so that DDP processes can
+gather them before the strings are made in `compute()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+Entity = tuple[str, int, int]  # (type, first word, last word), inclusive as in seqeval
+
+
+def _prefix_and_type(tag: str) -> tuple[str, str]:
+    # seqeval: the first character is the chunk tag, the rest after the first '-' the type;
+    # 'O' (and any bare prefix) gets type '_'.
+    return tag[0], tag[1:].split("-", maxsplit=1)[-1] or "_"
+
+
+def _ends(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
+    return (
+        prev_tag in ("E", "S")
+        or (prev_tag in ("B", "I") and tag in ("B", "S", "O"))
+        or (prev_tag not in ("O", ".") and prev_type != type_)
+    )
+
+
+def _starts(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
+    return (
+        tag in ("B", "S")
+        or (prev_tag in ("E", "S", "O") and tag in ("E", "I"))
+        or (tag not in ("O", ".") and prev_type != type_)
+    )
+
+
+def get_entities(tags: Sequence[str]) -> list[Entity]:
+    """Entities in one tag sequence, by seqeval's default (lenient) rules.
+
+    >>> get_entities(["B-person", "I-person", "O", "I-location", "B-group", "I-product"])
+    [('person', 0, 1), ('location', 3, 3), ('group', 4, 4), ('product', 5, 5)]
+    """
+    entities = []
+    prev_tag, prev_type, begin = "O", "", 0
+    for i, chunk in enumerate([*tags, "O"]):
+        tag, type_ = _prefix_and_type(chunk)
+        if _ends(prev_tag, tag, prev_type, type_):
+            entities.append((prev_type, begin, i - 1))
+        if _starts(prev_tag, tag, prev_type, type_):
+            begin = i
+        prev_tag, prev_type = tag, type_
+    return entities
+
+
+def _corpus_entities(sentences: Sequence[Sequence[str]]) -> set[Entity]:
+    # seqeval scores a corpus by joining its sentences with an 'O' between them; doing the same
+    # keeps even its handling of nonsense tags identical.
+    flat = [tag for sentence in sentences for tag in [*sentence, "O"]]
+    return set(get_entities(flat))
+
+
+def ner_scores(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Micro entity precision, recall, F1 (seqeval default mode) and token accuracy.
+
+    Args:
+        y_true: gold tag sequences, one per sentence.
+        y_pred: predicted tag sequences, the same lengths as `y_true`.
+
+    Returns:
+        `{"precision", "recall", "f1", "accuracy"}`; 0.0 where a ratio has a zero denominator
+        (seqeval's `zero_division` default, without its warning).
+
+    >>> ner_scores([["B-person", "I-person", "O"]], [["B-person", "O", "O"]])
+    {'precision': 0.0, 'recall': 0.0, 'f1': 0.0, 'accuracy': 0.6666666666666666}
+    """
+    if len(y_true) != len(y_pred) or any(len(t) != len(p) for t, p in zip(y_true, y_pred)):
+        raise ValueError("y_true and y_pred must have the same sentences and lengths")
+    true_entities, pred_entities = _corpus_entities(y_true), _corpus_entities(y_pred)
+    tp = len(true_entities & pred_entities)
+    n_words = sum(len(sentence) for sentence in y_true)
+    n_correct = sum(t == p for true, pred in zip(y_true, y_pred) for t, p in zip(true, pred))
+    precision = tp / len(pred_entities) if pred_entities else 0.0
+    recall = tp / len(true_entities) if true_entities else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "accuracy": n_correct / n_words if n_words else 0.0,
+    }
+
+
+class NERMetrics(Metric):
+    """seqeval entity precision/recall/F1 and token accuracy over label-id tensors.
+
+    `update` takes predicted and gold label ids of shape `(batch, seq_len)`; positions whose
+    gold id is `ignore_index` (special tokens, continuation subwords, padding) are not scored.
+    The states are concatenated across processes under DDP, so `compute()` sees every sentence.
+
+    Args:
+        label_names: tag strings in label-id order.
+        ignore_index: gold id of positions to skip.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, label_names: Sequence[str], ignore_index: int = -100, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.label_names = list(label_names)
+        self.ignore_index = ignore_index
+        self.add_state("preds", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+        self.add_state("lengths", default=[], dist_reduce_fx="cat")  # scored positions per sentence
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        mask = target != self.ignore_index  # (B, T)
+        self.preds.append(preds[mask])
+        self.target.append(target[mask])
+        self.lengths.append(mask.sum(dim=1))
+
+    def compute(self) -> dict[str, float]:
+        if not self.lengths:
+            return ner_scores([], [])
+        lengths = dim_zero_cat(self.lengths).tolist()
+        names = self.label_names
+        y_pred = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.preds).split(lengths)]
+        y_true = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.target).split(lengths)]
+        return ner_scores(y_true, y_pred)

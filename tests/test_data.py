@@ -1,0 +1,335 @@
+import json
+
+import pytest
+import torch
+
+from lit_ner.data import (
+    IGNORE_INDEX,
+    WNUT17_LABELS,
+    NERDataModule,
+    TokenClassificationCollator,
+    align_labels,
+    bio_label_order,
+    continuation_label_ids,
+    read_conll,
+    read_jsonl,
+    tokenize_and_align,
+)
+from lit_ner.errors import LitNerError
+
+from .conftest import FIXTURES
+
+
+def tutorial_tokenize_and_align_labels(examples, tokenizer):
+    """Verbatim from the Hugging Face token-classification tutorial (the reference)."""
+    tokenized_inputs = tokenizer(examples["tokens"], truncation=True, is_split_into_words=True)
+
+    labels = []
+    for i, label in enumerate(examples["ner_tags"]):
+        word_ids = tokenized_inputs.word_ids(batch_index=i)  # Map tokens to their respective word.
+        previous_word_idx = None
+        label_ids = []
+        for word_idx in word_ids:  # Set the special tokens to -100.
+            if word_idx is None:
+                label_ids.append(-100)
+            elif word_idx != previous_word_idx:  # Only label the first token of a given word.
+                label_ids.append(label[word_idx])
+            else:
+                label_ids.append(-100)
+            previous_word_idx = word_idx
+        labels.append(label_ids)
+
+    tokenized_inputs["labels"] = labels
+    return tokenized_inputs
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+
+def test_conll_reader_accepts_bom_crlf_docstart_whitespace_separators_and_trailing_blanks():
+    split = read_conll(FIXTURES / "quirks.conll")
+    assert split["tokens"] == [
+        ["Empire", "State", "Building", "is", "tall"],
+        ["@paulwalk", "loves", "iPhone"],
+        ["Microsoft", "hired", "Satya", "Nadella"],
+    ]
+    assert split["tags"][0] == ["B-location", "I-location", "I-location", "O", "O"]
+    assert split["tags"][2] == ["B-corporation", "O", "B-person", "I-person"]
+    assert split["lines"][1] == [9, 10, 11]  # 1-based line numbers of each word
+
+
+def test_conll_reader_takes_the_first_column_as_token_and_the_last_as_tag(tmp_path):
+    path = tmp_path / "conll2003.txt"
+    path.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n")
+    assert read_conll(path) == {"tokens": [["EU", "rejects"]], "tags": [["B-ORG", "O"]], "lines": [[3, 4]]}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("Paris\tB-location\nlonely\n", ":2: expected a token and a tag"),
+        ("Paris\tB-location\tx\nis\tO\n", ":2: expected 3 columns, got 2"),
+        ("\n\n  \n", ": no sentences"),
+    ],
+)
+def test_conll_reader_names_the_file_and_line_of_a_malformed_line(tmp_path, content, message):
+    path = tmp_path / "bad.conll"
+    path.write_text(content)
+    with pytest.raises(LitNerError) as error:
+        read_conll(path)
+    assert str(error.value).startswith(str(path))
+    assert message in str(error.value)
+
+
+def test_conll_reader_refuses_non_utf8_bytes(tmp_path):
+    path = tmp_path / "latin1.conll"
+    path.write_bytes("café\tO\n".encode("latin-1"))
+    with pytest.raises(LitNerError, match="not UTF-8"):
+        read_conll(path)
+
+
+def test_jsonl_reader_reads_tokens_and_tags_and_ignores_other_fields():
+    split = read_jsonl(FIXTURES / "sample.jsonl")
+    assert split["tokens"][2] == ["Paris", "Saint-Germain", "won"]
+    assert split["tags"][0][3:] == ["B-creative-work", "I-creative-work", "I-creative-work"]
+    assert split["lines"][1] == [2, 2]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"tokens": ["a", "b"], "tags": ["O"]}', ":2: 2 tokens but 1 tags"),
+        ("[1, 2]", ':2: expected an object with "tokens" and "tags"'),
+        ('{"tokens": ["a"', ":2: not valid JSON"),
+    ],
+)
+def test_jsonl_reader_names_the_line_of_a_bad_record(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"tokens": ["ok"], "tags": ["O"]}\n' + line + "\n")
+    with pytest.raises(LitNerError, match=message):
+        read_jsonl(path)
+
+
+def test_label_order_from_file_tags_is_wnut17s_order_for_wnut17s_tags():
+    assert bio_label_order(set(WNUT17_LABELS)) == WNUT17_LABELS
+
+
+def test_label_order_puts_o_first_then_types_sorted_with_b_before_i():
+    tags = {"I-PER", "B-ORG", "O", "B-PER", "I-ORG", "B-LOC"}
+    assert bio_label_order(tags) == ["O", "B-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+# --- alignment -------------------------------------------------------------------------------
+
+
+def test_alignment_labels_first_subwords_and_masks_specials_and_continuations():
+    # [CLS] em ##pire state [SEP]  for the words "Empire State" tagged B-location I-location
+    word_ids = [None, 0, 0, 1, None]
+    assert align_labels(word_ids, [7, 8]) == [IGNORE_INDEX, 7, IGNORE_INDEX, 8, IGNORE_INDEX]
+
+
+def test_label_all_tokens_gives_continuations_the_i_tag_of_their_word():
+    continuation = continuation_label_ids(WNUT17_LABELS)
+    b_location, i_location, outside = 7, 8, 0
+    word_ids = [None, 0, 0, 1, 1, 2, 2, None]
+    labels = align_labels(word_ids, [b_location, i_location, outside], continuation)
+    assert labels == [IGNORE_INDEX, b_location, i_location, i_location, i_location, 0, 0, IGNORE_INDEX]
+
+
+def test_alignment_equals_the_tutorials_function(tokenizer):
+    split = read_conll(FIXTURES / "quirks.conll")
+    index = {tag: i for i, tag in enumerate(WNUT17_LABELS)}
+    batch = {"tokens": split["tokens"], "ner_tags": [[index[t] for t in s] for s in split["tags"]]}
+    ours = tokenize_and_align({"tokens": batch["tokens"], "tags": batch["ner_tags"]}, tokenizer, None, None)
+    reference = tutorial_tokenize_and_align_labels(batch, tokenizer)
+    assert ours["input_ids"] == reference["input_ids"]
+    assert ours["labels"] == reference["labels"]
+
+
+def test_alignment_equals_the_tutorials_function_on_every_wnut17_sentence(tokenizer, wnut17_dir):
+    index = {tag: i for i, tag in enumerate(WNUT17_LABELS)}
+    for name in ("wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated"):
+        split = read_conll(wnut17_dir / name)
+        tags = [[index[t] for t in sentence] for sentence in split["tags"]]
+        ours = tokenize_and_align({"tokens": split["tokens"], "tags": tags}, tokenizer, None, None)
+        reference = tutorial_tokenize_and_align_labels(
+            {"tokens": split["tokens"], "ner_tags": tags}, tokenizer
+        )
+        assert ours["labels"] == reference["labels"], name
+        assert len(ours["labels"]) == len(split["tokens"])
+
+
+def test_alignment_counts_words_that_get_no_subword_position(tokenizer):
+    words = ["New", "York", "\u200b", "rocks"]  # a zero-width space tokenizes to nothing
+    out = tokenize_and_align({"tokens": [words, words], "tags": [[7, 8, 0, 0]] * 2}, tokenizer, 4, None)
+    # max_length 4 keeps [CLS] new york [SEP]; the zero-width word has no position either way.
+    assert out["unlabelled_words"] == [2, 2]
+    assert out["labels"][0] == [IGNORE_INDEX, 7, 8, IGNORE_INDEX]
+
+
+# --- collation -------------------------------------------------------------------------------
+
+
+def test_collator_pads_each_batch_to_its_longest_sentence():
+    collate = TokenClassificationCollator(pad_token_id=0)
+    batch = collate(
+        [
+            {"input_ids": [101, 7, 102], "attention_mask": [1, 1, 1], "labels": [-100, 3, -100]},
+            {"input_ids": [101, 5, 6, 9, 102], "attention_mask": [1] * 5, "labels": [-100, 1, 2, -100, -100]},
+        ]
+    )
+    assert batch["input_ids"].tolist() == [[101, 7, 102, 0, 0], [101, 5, 6, 9, 102]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert batch["labels"].tolist() == [[-100, 3, -100, -100, -100], [-100, 1, 2, -100, -100]]
+    assert batch["labels"].dtype == torch.long
+
+
+def test_collator_rounds_the_length_up_to_pad_to_multiple_of():
+    collate = TokenClassificationCollator(pad_token_id=0, pad_to_multiple_of=8)
+    batch = collate([{"input_ids": [101, 7, 102], "attention_mask": [1, 1, 1], "labels": [-100, 3, -100]}])
+    assert batch["input_ids"].shape == (1, 8)
+    assert batch["labels"][0, 3:].eq(IGNORE_INDEX).all()
+
+
+# --- the DataModule --------------------------------------------------------------------------
+
+
+def files_datamodule(tiny_model_dir, tmp_path, **kwargs):
+    conll = str(FIXTURES / "quirks.conll")
+    options = dict(train_file=conll, validation_file=conll, test_file=str(FIXTURES / "sample.jsonl"))
+    options.update(kwargs)
+    return NERDataModule(
+        tokenizer_name_or_path=tiny_model_dir, cache_dir=str(tmp_path), batch_size=2, **options
+    )
+
+
+def test_labels_from_files_are_the_union_of_all_splits_in_bio_order(tiny_model_dir, tmp_path):
+    data = files_datamodule(tiny_model_dir, tmp_path)
+    assert data.label_names == [
+        "O",
+        "B-corporation",
+        "B-creative-work",
+        "I-creative-work",
+        "B-group",
+        "I-group",
+        "B-location",
+        "I-location",
+        "B-person",
+        "I-person",
+        "B-product",
+    ]
+
+
+def test_a_tag_outside_the_given_label_set_is_an_error_naming_its_line(tiny_model_dir, tmp_path):
+    with pytest.raises(LitNerError, match=r"quirks.conll:11: tag 'B-product' is not in the label set"):
+        files_datamodule(tiny_model_dir, tmp_path, label_names=["O", "B-location", "I-location"])
+
+
+def test_dataloaders_yield_padded_batches_with_one_label_per_word(tiny_model_dir, tmp_path):
+    data = files_datamodule(tiny_model_dir, tmp_path)
+    data.setup("fit")
+    batch = next(iter(data.val_dataloader()))
+    assert set(batch) == {"input_ids", "attention_mask", "labels"}
+    words_per_sentence = [len(s) for s in read_conll(FIXTURES / "quirks.conll")["tokens"][:2]]
+    assert (batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist() == words_per_sentence
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+
+
+def test_tokenized_file_splits_are_cached_and_reused(tiny_model_dir, tmp_path):
+    first = files_datamodule(tiny_model_dir, tmp_path)
+    first.setup("validate")
+    cache_files = sorted((tmp_path / "lit_ner").glob("validation-*.arrow"))
+    assert len(cache_files) == 1
+    second = files_datamodule(tiny_model_dir, tmp_path)
+    second.setup("validate")
+    assert second.datasets["validation"].cache_files[0]["filename"] == str(cache_files[0])
+    assert second.datasets["validation"]["labels"] == first.datasets["validation"]["labels"]
+    # Changing what shapes the encoding must not reuse it.
+    files_datamodule(tiny_model_dir, tmp_path, label_all_tokens=True).setup("validate")
+    assert len(list((tmp_path / "lit_ner").glob("validation-*.arrow"))) == 2
+
+
+def test_words_cut_by_max_length_are_reported(tiny_model_dir, tmp_path):
+    data = files_datamodule(tiny_model_dir, tmp_path, max_length=4)
+    # [CLS] + 2 subwords + [SEP]: "empire state" keeps 2 of 5 words, "@ paul ##walk" 1 of 3
+    # ("@paulwalk" alone is 3 subwords), "microsoft hired" 2 of 4: 3 + 2 + 2 words are cut.
+    with pytest.warns(UserWarning, match=r"validation: 7 words in 3 sentences have no subword position"):
+        data.setup("validate")
+
+
+def test_wnut17_release_directory_gives_the_three_splits_in_wnut17_label_order(
+    tiny_model_dir, tmp_path, wnut17_dir
+):
+    data = NERDataModule(
+        data_dir=str(wnut17_dir), tokenizer_name_or_path=tiny_model_dir, cache_dir=str(tmp_path)
+    )
+    assert data.label_names == WNUT17_LABELS
+    assert {split: len(raw["tokens"]) for split, raw in data.raw.items()} == {
+        "train": 3394,
+        "validation": 1009,
+        "test": 1287,
+    }
+    assert sum(len(sentence) for sentence in data.raw["train"]["tokens"]) == 62730
+
+
+def test_wnut17_dir_variable_stands_in_for_the_wnut17_hub_data_set_only(
+    monkeypatch, tiny_model_dir, wnut17_dir
+):
+    monkeypatch.setenv("WNUT17_DIR", str(wnut17_dir))
+    assert (
+        NERDataModule(tokenizer_name_or_path=tiny_model_dir).files["test"].name == "emerging.test.annotated"
+    )
+    assert NERDataModule(dataset_name="conll2003", tokenizer_name_or_path=tiny_model_dir).files == {}
+
+
+def test_missing_wnut17_files_are_named(tmp_path, tiny_model_dir):
+    (tmp_path / "wnut17train.conll").write_text("a\tO\n")
+    with pytest.raises(LitNerError, match="emerging.dev.conll, .*emerging.test.annotated"):
+        NERDataModule(data_dir=str(tmp_path), tokenizer_name_or_path=tiny_model_dir)
+
+
+def test_an_unreachable_hub_is_one_actionable_error(no_wnut17_env, tiny_model_dir):
+    data = NERDataModule(dataset_name="leondz/wnut_17", tokenizer_name_or_path=tiny_model_dir)
+    with pytest.raises(LitNerError, match="cannot reach the Hugging Face Hub .* offline overlay") as error:
+        data.label_names  # noqa: B018 - reads the ClassLabel names from the Hub data set
+    assert "\n" not in str(error.value)
+
+
+def test_hub_data_sets_are_read_through_their_tokens_and_classlabel_columns(
+    monkeypatch, no_wnut17_env, tiny_model_dir, tmp_path
+):
+    # The Hub is the one boundary not reachable here: stand in for load_dataset with a real
+    # DatasetDict shaped like leondz/wnut_17's parquet conversion.
+    import datasets
+
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=WNUT17_LABELS)),
+        }
+    )
+    split = datasets.Dataset.from_dict(
+        {"id": ["0"], "tokens": [["Empire", "State", "rocks"]], "ner_tags": [[7, 8, 0]]}, features=features
+    )
+    calls = []
+
+    def fake_load_dataset(name, config=None, revision=None):
+        calls.append((name, config, revision))
+        return datasets.DatasetDict({"train": split, "validation": split, "test": split})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data = NERDataModule(tokenizer_name_or_path=tiny_model_dir)
+    assert data.label_names == WNUT17_LABELS
+    data.setup("test")
+    assert calls[0] == ("leondz/wnut_17", None, "refs/convert/parquet")
+    labels = data.datasets["test"][0]["labels"]
+    assert [label for label in labels if label != IGNORE_INDEX] == [7, 8, 0]
+
+
+def test_jsonl_and_conll_files_can_be_mixed_across_splits(tiny_model_dir, tmp_path):
+    data = files_datamodule(tiny_model_dir, tmp_path)
+    data.setup("test")
+    first = data.datasets["test"][0]
+    expected = json.loads((FIXTURES / "sample.jsonl").read_text().splitlines()[0])["tags"]
+    assert [data.label_names[i] for i in first["labels"] if i != IGNORE_INDEX] == expected

@@ -1,0 +1,138 @@
+import random
+
+import pytest
+import seqeval.metrics
+import torch
+from seqeval.metrics.sequence_labeling import get_entities as seqeval_get_entities
+
+from lit_ner.data import IGNORE_INDEX, WNUT17_LABELS, read_conll
+from lit_ner.metrics import NERMetrics, get_entities, ner_scores
+
+# Valid and ill-formed BIO, IOBES prefixes and odd tags seqeval still parses.
+ODD_TAGS = ["E-person", "S-group", "B", "I", ".", "I-"]
+
+
+def random_tags(rng: random.Random, length: int, alphabet: list[str]) -> list[str]:
+    return [rng.choice(alphabet) for _ in range(length)]
+
+
+def seqeval_scores(y_true, y_pred):
+    return {
+        "precision": seqeval.metrics.precision_score(y_true, y_pred, zero_division=0),
+        "recall": seqeval.metrics.recall_score(y_true, y_pred, zero_division=0),
+        "f1": seqeval.metrics.f1_score(y_true, y_pred, zero_division=0),
+        "accuracy": seqeval.metrics.accuracy_score(y_true, y_pred),
+    }
+
+
+def assert_scores_equal(ours, reference):
+    assert ours.keys() == reference.keys()
+    for name in ours:
+        assert ours[name] == pytest.approx(reference[name], abs=1e-9), name
+
+
+def test_entities_of_valid_and_ill_formed_bio():
+    tags = ["B-person", "I-person", "O", "I-location", "I-location", "B-group", "I-product", "O", "B-person"]
+    # A lone I- opens an entity; a type switch inside a span closes one and opens another.
+    assert get_entities(tags) == [
+        ("person", 0, 1),
+        ("location", 3, 4),
+        ("group", 5, 5),
+        ("product", 6, 6),
+        ("person", 8, 8),
+    ]
+
+
+def test_entities_equal_seqevals_on_random_sequences():
+    rng = random.Random(0)
+    alphabet = WNUT17_LABELS + ODD_TAGS
+    for _ in range(3000):
+        tags = random_tags(rng, rng.randint(0, 12), alphabet)
+        assert get_entities(tags) == seqeval_get_entities(tags), tags
+
+
+def test_scores_equal_seqevals_on_random_corpora():
+    rng = random.Random(1)
+    for trial in range(300):
+        alphabet = WNUT17_LABELS + (ODD_TAGS if trial % 2 else [])
+        lengths = [rng.randint(0, 10) for _ in range(rng.randint(1, 8))]
+        y_true = [random_tags(rng, n, alphabet) for n in lengths]
+        y_pred = [random_tags(rng, n, alphabet) for n in lengths]
+        if not any(lengths):
+            continue  # seqeval's accuracy divides by zero on a corpus without words
+        assert_scores_equal(ner_scores(y_true, y_pred), seqeval_scores(y_true, y_pred))
+
+
+def test_scores_without_any_entity_are_zero_not_nan():
+    assert ner_scores([["O", "O"]], [["O", "O"]]) == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "accuracy": 1.0,
+    }
+
+
+def test_scores_refuse_sequences_of_different_lengths():
+    with pytest.raises(ValueError):
+        ner_scores([["O", "O"]], [["O"]])
+
+
+def perturb(sentences, rng, rate, alphabet):
+    return [
+        [rng.choice(alphabet) if rng.random() < rate else tag for tag in sentence] for sentence in sentences
+    ]
+
+
+def test_scores_equal_seqevals_on_wnut17_gold_against_perturbed_predictions(wnut17_dir):
+    rng = random.Random(2)
+    for name in ("emerging.dev.conll", "emerging.test.annotated"):
+        gold = read_conll(wnut17_dir / name)["tags"]
+        for rate in (0.0, 0.05, 0.3, 1.0):
+            predictions = perturb(gold, rng, rate, WNUT17_LABELS)
+            assert_scores_equal(ner_scores(gold, predictions), seqeval_scores(gold, predictions))
+
+
+def to_padded_batches(sentences, batch_size, rng):
+    """Label-id tensors as the model sees them: -100 at specials and continuation positions."""
+    index = {tag: i for i, tag in enumerate(WNUT17_LABELS)}
+    for start in range(0, len(sentences), batch_size):
+        chunk = sentences[start : start + batch_size]
+        width = 2 * max(len(s) for s in chunk) + 2
+        batch = torch.full((len(chunk), width), IGNORE_INDEX)
+        for row, sentence in enumerate(chunk):
+            position = 1  # after [CLS]
+            for tag in sentence:
+                batch[row, position] = index[tag]
+                position += rng.choice([1, 2])  # a word of one or two subwords
+        yield batch
+
+
+def test_metric_over_masked_batches_equals_seqeval_on_the_words():
+    rng = random.Random(3)
+    y_true = [random_tags(rng, rng.randint(1, 9), WNUT17_LABELS) for _ in range(40)]
+    y_pred = perturb(y_true, rng, 0.3, WNUT17_LABELS)
+    metric = NERMetrics(WNUT17_LABELS)
+    # The same seed lays gold and predictions out over the same subword positions.
+    gold_batches = list(to_padded_batches(y_true, 16, random.Random(4)))
+    pred_batches = list(to_padded_batches(y_pred, 16, random.Random(4)))
+    for gold, pred in zip(gold_batches, pred_batches):
+        # Predictions at ignored positions are arbitrary and must not count.
+        noise = torch.randint(0, len(WNUT17_LABELS), pred.shape)
+        metric.update(torch.where(gold == IGNORE_INDEX, noise, pred), gold)
+    assert_scores_equal(metric.compute(), seqeval_scores(y_true, y_pred))
+
+
+def test_metric_reset_forgets_earlier_sentences():
+    metric = NERMetrics(WNUT17_LABELS)
+    gold = torch.tensor([[IGNORE_INDEX, 9, 10, IGNORE_INDEX]])
+    metric.update(torch.tensor([[0, 0, 0, 0]]), gold)
+    assert metric.compute()["f1"] == 0.0
+    metric.reset()
+    metric.update(gold.clamp(min=0), gold)
+    assert metric.compute() == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 1.0}
+
+
+def test_metric_without_updates_computes_zeros():
+    metric = NERMetrics(WNUT17_LABELS)
+    with pytest.warns(UserWarning, match="compute"):  # torchmetrics warns about compute before update
+        assert metric.compute()["f1"] == 0.0

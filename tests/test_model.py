@@ -1,0 +1,109 @@
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from lit_ner.data import IGNORE_INDEX, WNUT17_LABELS, NERDataModule
+from lit_ner.model import TokenClassifier
+
+from .conftest import FIXTURES
+
+
+@pytest.fixture
+def model(tiny_model_dir):
+    return TokenClassifier(label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir)
+
+
+def test_the_head_is_sized_and_named_for_the_linked_labels(model):
+    assert model.model.config.num_labels == 13
+    assert model.model.config.id2label[7] == "B-location"
+    assert model.model.config.label2id["I-product"] == 12
+    logits = model(torch.tensor([[101, 2047, 102]]), torch.ones(1, 3, dtype=torch.long))
+    assert logits.shape == (1, 3, 13)
+
+
+def test_the_pretrained_model_starts_in_training_mode_so_dropout_is_on(model):
+    # from_pretrained returns eval mode and Lightning keeps module modes as found.
+    assert all(module.training for module in model.model.modules())
+
+
+def test_loss_ignores_masked_positions_and_is_fp32_under_bf16_autocast(model):
+    logits = torch.randn(2, 4, 13, dtype=torch.bfloat16)
+    labels = torch.tensor([[IGNORE_INDEX, 3, IGNORE_INDEX, 0], [IGNORE_INDEX] * 4])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model._loss(logits, labels)
+    assert loss.dtype == torch.float32
+    expected = nn.functional.cross_entropy(logits[0, [1, 3]].float(), torch.tensor([3, 0]))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def tiny_data(model, tmp_path):
+    return NERDataModule(
+        train_file=str(FIXTURES / "quirks.conll"),
+        validation_file=str(FIXTURES / "quirks.conll"),
+        tokenizer_name_or_path=model.hparams.model_name_or_path,
+        label_names=model.label_names,
+        batch_size=1,
+        eval_batch_size=3,
+        cache_dir=str(tmp_path),
+    )
+
+
+def fit_tiny(model, tmp_path, max_steps, data=None):
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=data or tiny_data(model, tmp_path))
+    return trainer
+
+
+def test_weight_decay_spares_biases_and_layernorm_weights(model, tmp_path):
+    trainer = fit_tiny(model, tmp_path, max_steps=1)
+    decay_group, no_decay_group = trainer.optimizers[0].param_groups
+    assert decay_group["weight_decay"] == 0.01 and no_decay_group["weight_decay"] == 0.0
+    names = {id(p): name for name, p in model.model.named_parameters()}
+    no_decay = {names[id(p)] for p in no_decay_group["params"]}
+    decay = {names[id(p)] for p in decay_group["params"]}
+    assert "distilbert.embeddings.LayerNorm.weight" in no_decay
+    assert "classifier.bias" in no_decay
+    assert "classifier.weight" in decay
+    assert not any(name.endswith("bias") or "layer_norm" in name or "LayerNorm" in name for name in decay)
+    assert len(decay) + len(no_decay) == len(list(model.model.parameters()))
+
+
+def test_learning_rate_warms_up_linearly_then_decays_to_zero(tiny_model_dir, tmp_path):
+    model = TokenClassifier(
+        label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, learning_rate=1e-3, warmup_steps=0.3
+    )
+    trainer = fit_tiny(model, tmp_path, max_steps=10)
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert trainer.lr_scheduler_configs[0].interval == "step"
+    factors = [scheduler.lr_lambdas[0](step) for step in range(11)]
+    assert factors[0] == 0.0 and factors[3] == 1.0 and factors[10] == 0.0  # 30% of 10 steps warm up
+    assert factors[1] == pytest.approx(1 / 3) and factors[6] == pytest.approx(4 / 7)
+    assert scheduler.last_epoch == 10
+
+
+def test_training_lowers_the_loss_on_the_sentences_it_trains_on(tiny_model_dir, tmp_path):
+    L.seed_everything(0)
+    model = TokenClassifier(label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, learning_rate=5e-3)
+    data = tiny_data(model, tmp_path)
+    data.setup("fit")
+    batch = next(iter(data.val_dataloader()))  # all 3 training sentences
+
+    def loss():
+        with torch.no_grad():
+            return model._loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"]).item()
+
+    model.eval()
+    before = loss()
+    model.train()
+    fit_tiny(model, tmp_path, max_steps=30, data=data)
+    model.eval()
+    assert loss() < 0.5 * before
