@@ -184,3 +184,30 @@ def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipel
     entities = tagger("Empire State Building is in New York")
     assert {entity["entity"] for entity in entities} <= set(WNUT17_LABELS) - {"O"}
     assert tagger.model.config.id2label == dict(enumerate(WNUT17_LABELS))
+
+
+@pytest.mark.slow
+def test_two_process_ddp_fit_with_bf16_trains_tests_and_exports_once(tiny_model_dir, tmp_path):
+    conll = str(FIXTURES / "quirks.conll")
+    result = run_lit_ner(
+        "fit",
+        "--config",
+        WNUT_CONFIG,
+        "--model.model_name_or_path",
+        tiny_model_dir,
+        f"--data.train_file={conll}",
+        f"--data.validation_file={conll}",
+        f"--data.test_file={conll}",
+        f"--data.cache_dir={tmp_path}",
+        "--data.batch_size=1",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.precision=bf16-mixed",
+        "--trainer.max_epochs=1",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Hugging Face export:") == 1  # rank 0 alone exports
+    assert (tmp_path / "wnut" / "version_0" / EXPORT_DIRNAME / "model.safetensors").is_file()
+    assert not (tmp_path / "wnut" / "version_1").exists()

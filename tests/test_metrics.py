@@ -136,3 +136,28 @@ def test_metric_without_updates_computes_zeros():
     metric = NERMetrics(WNUT17_LABELS)
     with pytest.warns(UserWarning, match="compute"):  # torchmetrics warns about compute before update
         assert metric.compute()["f1"] == 0.0
+
+
+def _ddp_worker(rank, world_size, init_file, batches, results):
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
+    )
+    metric = NERMetrics(WNUT17_LABELS)
+    for gold, pred in batches[rank::world_size]:  # each process sees its own shard
+        metric.update(pred, gold)
+    results[rank] = metric.compute()
+    torch.distributed.destroy_process_group()
+
+
+def test_metric_gathers_every_process_sentences_under_ddp(tmp_path):
+    rng = random.Random(5)
+    y_true = [random_tags(rng, rng.randint(1, 9), WNUT17_LABELS) for _ in range(30)]
+    y_pred = perturb(y_true, rng, 0.3, WNUT17_LABELS)
+    batches = list(
+        zip(to_padded_batches(y_true, 4, random.Random(6)), to_padded_batches(y_pred, 4, random.Random(6)))
+    )
+    results = torch.multiprocessing.Manager().dict()
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, tmp_path / "init", batches, results), nprocs=2)
+    reference = seqeval_scores(y_true, y_pred)
+    for rank in (0, 1):
+        assert_scores_equal(results[rank], reference)

@@ -54,9 +54,9 @@ class LitNerCLI(LightningCLI):
         elif best:
             checkpoint = torch.load(best, map_location="cpu", weights_only=True)
             model.load_state_dict(checkpoint["state_dict"])
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective: every rank asks
         if trainer.fast_dev_run or not trainer.is_global_zero:
             return
-        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         export_dir = model.save_hf_model(run_dir / EXPORT_DIRNAME, data.tokenizer)
         print(f"\nbest checkpoint: {best or '(none saved)'}\nHugging Face export: {export_dir}")
 
@@ -68,7 +68,9 @@ def cli_main(args: list[str] | None = None) -> LitNerCLI:
     stderr and exit status 2.
     """
     try:
-        return LitNerCLI(TokenClassifier, NERDataModule, args=args)
+        # Versioned logger directories never collide; without a logger, config.yaml in
+        # default_root_dir records the latest run.
+        return LitNerCLI(TokenClassifier, NERDataModule, save_config_kwargs={"overwrite": True}, args=args)
     except LitNerError as exc:
         print(f"lit_ner: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -126,7 +126,8 @@ class NERMetrics(Metric):
         self.lengths.append(mask.sum(dim=1))
 
     def compute(self) -> dict[str, float]:
-        if not self.lengths:
+        # Before a DDP sync the states are lists of per-batch tensors, after it one tensor each.
+        if isinstance(self.lengths, list) and not self.lengths:
             return ner_scores([], [])
         lengths = dim_zero_cat(self.lengths).tolist()
         names = self.label_names

@@ -85,9 +85,11 @@ class TokenClassifier(L.LightningModule):
         metrics.update(logits.argmax(dim=-1), batch["labels"])
 
     def _log_metrics(self, stage: str, metrics: NERMetrics) -> None:
-        # compute() gathers every process's sentences first, so the values agree on all ranks.
+        # compute() gathers every process's sentences first, so the values agree on all ranks
+        # (sync_dist then averages equal numbers; it only keeps Lightning from warning).
         scores = metrics.compute()
-        self.log_dict({f"{stage}/{name}": value for name, value in scores.items()}, prog_bar=stage == "val")
+        values = {f"{stage}/{name}": value for name, value in scores.items()}
+        self.log_dict(values, prog_bar=stage == "val", sync_dist=True)
         metrics.reset()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
