@@ -34,6 +34,7 @@ def test_tutorial_config_is_the_tutorials_recipe(capsys):
     assert config["data"]["batch_size"] == 16
     assert config["data"]["dataset_name"] == "leondz/wnut_17"
     assert config["trainer"]["max_epochs"] == 2
+    assert config["trainer"]["gradient_clip_val"] == 1.0  # the Trainer's default max_grad_norm
     assert config["checkpoint"]["monitor"] == "val/f1" and config["checkpoint"]["mode"] == "max"
     assert config["test_after_fit"] is True
 
@@ -74,23 +75,27 @@ def test_cli_links_labels_from_the_data_and_the_tokenizer_from_the_model(tiny_mo
     assert cli.datamodule.hparams.tokenizer_name_or_path == tiny_model_dir
 
 
-def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, tmp_path):
+def tiny_fit_args(tiny_model_dir, tmp_path, test_file=FIXTURES / "quirks.conll"):
+    """`fit` of the tutorial's config on the tiny model and the fixtures, writing under tmp_path."""
     conll = str(FIXTURES / "quirks.conll")
+    return [
+        "fit",
+        "--config",
+        WNUT_CONFIG,
+        "--model.model_name_or_path",
+        tiny_model_dir,
+        f"--data.train_file={conll}",
+        f"--data.validation_file={conll}",
+        f"--data.test_file={test_file}",
+        f"--data.cache_dir={tmp_path}",
+        f"--trainer.default_root_dir={tmp_path}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+    ]
+
+
+def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, tmp_path):
     cli = cli_main(
-        [
-            "fit",
-            "--config",
-            WNUT_CONFIG,
-            "--model.model_name_or_path",
-            tiny_model_dir,
-            f"--data.train_file={conll}",
-            f"--data.validation_file={conll}",
-            f"--data.test_file={FIXTURES / 'sample.jsonl'}",
-            f"--data.cache_dir={tmp_path}",
-            "--trainer.fast_dev_run=true",
-            f"--trainer.default_root_dir={tmp_path}",
-            f"--trainer.logger.init_args.save_dir={tmp_path}",
-        ]
+        [*tiny_fit_args(tiny_model_dir, tmp_path, FIXTURES / "sample.jsonl"), "--trainer.fast_dev_run=true"]
     )
     assert cli.trainer.fit_loop.epoch_loop.val_loop.batch_progress.total.completed == 1
     metrics = cli.trainer.callback_metrics  # the test after fit replaced validation's
@@ -188,24 +193,14 @@ def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipel
 
 @pytest.mark.slow
 def test_two_process_ddp_fit_with_bf16_trains_tests_and_exports_once(tiny_model_dir, tmp_path):
-    conll = str(FIXTURES / "quirks.conll")
     result = run_lit_ner(
-        "fit",
-        "--config",
-        WNUT_CONFIG,
-        "--model.model_name_or_path",
-        tiny_model_dir,
-        f"--data.train_file={conll}",
-        f"--data.validation_file={conll}",
-        f"--data.test_file={conll}",
-        f"--data.cache_dir={tmp_path}",
+        *tiny_fit_args(tiny_model_dir, tmp_path),
         "--data.batch_size=1",
         "--trainer.accelerator=cpu",
         "--trainer.devices=2",
         "--trainer.strategy=ddp",
         "--trainer.precision=bf16-mixed",
         "--trainer.max_epochs=1",
-        f"--trainer.logger.init_args.save_dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Hugging Face export:") == 1  # rank 0 alone exports

@@ -205,19 +205,8 @@ def files_datamodule(tiny_model_dir, tmp_path, **kwargs):
 
 def test_labels_from_files_are_the_union_of_all_splits_in_bio_order(tiny_model_dir, tmp_path):
     data = files_datamodule(tiny_model_dir, tmp_path)
-    assert data.label_names == [
-        "O",
-        "B-corporation",
-        "B-creative-work",
-        "I-creative-work",
-        "B-group",
-        "I-group",
-        "B-location",
-        "I-location",
-        "B-person",
-        "I-person",
-        "B-product",
-    ]
+    # WNUT-17's order, less the two tags no fixture sentence has.
+    assert data.label_names == [tag for tag in WNUT17_LABELS if tag not in {"I-corporation", "I-product"}]
 
 
 def test_a_tag_outside_the_given_label_set_is_an_error_naming_its_line(tiny_model_dir, tmp_path):
@@ -333,3 +322,22 @@ def test_jsonl_and_conll_files_can_be_mixed_across_splits(tiny_model_dir, tmp_pa
     first = data.datasets["test"][0]
     expected = json.loads((FIXTURES / "sample.jsonl").read_text().splitlines()[0])["tags"]
     assert [data.label_names[i] for i in first["labels"] if i != IGNORE_INDEX] == expected
+
+
+def test_a_hub_data_set_without_classlabel_tags_asks_for_label_names(
+    monkeypatch, no_wnut17_env, tiny_model_dir
+):
+    import datasets
+
+    split = datasets.Dataset.from_dict({"tokens": [["a"]], "ner_tags": [[0]]})  # plain ints, no names
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda *args, **kwargs: datasets.DatasetDict({"train": split})
+    )
+    with pytest.raises(
+        LitNerError, match="'ner_tags' is not a sequence of ClassLabel; set --data.label_names"
+    ):
+        NERDataModule(dataset_name="someone/ner", tokenizer_name_or_path=tiny_model_dir).label_names  # noqa: B018
+    with pytest.raises(LitNerError, match="has no column 'words'"):
+        NERDataModule(
+            dataset_name="someone/ner", tokens_column="words", tokenizer_name_or_path=tiny_model_dir
+        ).label_names  # noqa: B018

@@ -363,9 +363,24 @@ class NERDataModule(L.LightningDataModule):
                 }
                 self._label_names = WNUT17_LABELS if self.is_wnut17_release else bio_label_order(all_tags)
             else:
-                features = self._load_hub()["train"].features[self.hparams.tags_column]
-                self._label_names = list(features.feature.names)
+                self._label_names = self._hub_label_names()
         return self._label_names
+
+    def _hub_label_names(self) -> list[str]:
+        hp = self.hparams
+        features = next(iter(self._load_hub().values())).features
+        for column in (hp.tokens_column, hp.tags_column):
+            if column not in features:
+                raise LitNerError(
+                    f"data set '{hp.dataset_name}' has no column '{column}' (it has {list(features)})"
+                )
+        names = getattr(getattr(features[hp.tags_column], "feature", None), "names", None)
+        if not names:
+            raise LitNerError(
+                f"data set '{hp.dataset_name}': column '{hp.tags_column}' is not a sequence of ClassLabel; "
+                "set --data.label_names to the tag names in id order"
+            )
+        return list(names)
 
     def _check_tags(self) -> None:
         known = set(self.label_names)
