@@ -48,6 +48,15 @@ def test_offline_overlay_swaps_in_the_packaged_encoder_local_data_and_its_recipe
     assert config["data"]["batch_size"] == 16  # untouched keys come from wnut.yaml
 
 
+def test_help_documents_each_option_from_the_init_docstrings(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["fit", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "label continuation subwords with their word's I- tag instead of -100" in help_text
+    assert "a fraction of all optimizer steps when below 1" in help_text
+    assert "--test_after_fit" in help_text
+
+
 def test_linked_values_are_typed_once(capsys):
     config = print_config(capsys, "--config", WNUT_CONFIG)
     assert "tokenizer_name_or_path" not in config["data"]  # comes from model.model_name_or_path
