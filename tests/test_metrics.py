@@ -6,7 +6,7 @@ import torch
 from seqeval.metrics.sequence_labeling import get_entities as seqeval_get_entities
 
 from lit_ner.data import IGNORE_INDEX, WNUT17_LABELS, read_conll
-from lit_ner.metrics import NERMetrics, get_entities, ner_scores
+from lit_ner.metrics import NERMetrics, classification_report, get_entities, get_entities_strict, ner_scores
 
 # Valid and ill-formed BIO, IOBES prefixes and odd tags seqeval still parses.
 ODD_TAGS = ["E-person", "S-group", "B", "I", ".", "I-"]
@@ -61,6 +61,58 @@ def test_scores_equal_seqevals_on_random_corpora():
         if not any(lengths):
             continue  # seqeval's accuracy divides by zero on a corpus without words
         assert_scores_equal(ner_scores(y_true, y_pred), seqeval_scores(y_true, y_pred))
+
+
+def seqeval_report(y_true, y_pred, mode):
+    from seqeval.scheme import IOB2
+
+    strict = {"mode": "strict", "scheme": IOB2} if mode == "strict" else {}
+    report = seqeval.metrics.classification_report(
+        y_true, y_pred, output_dict=True, zero_division=0, **strict
+    )
+    return {
+        name: {"f1" if key == "f1-score" else key: value for key, value in row.items()}
+        for name, row in report.items()
+    }
+
+
+@pytest.mark.parametrize("mode", ["default", "strict"])
+def test_per_type_report_equals_seqevals_on_10000_random_sequences(mode):
+    rng = random.Random(7)
+    alphabet = WNUT17_LABELS + (ODD_TAGS if mode == "default" else [])  # strict IOB2 refuses E-, S-, ...
+    n_sequences = 0
+    while n_sequences < 10_000:
+        lengths = [rng.randint(1, 12) for _ in range(5)]
+        y_true = [random_tags(rng, n, alphabet) for n in lengths]
+        # Predictions near and far from the gold: a report full of partial matches.
+        y_pred = perturb(y_true, rng, rng.choice([0.1, 0.5, 1.0]), alphabet)
+        n_sequences += len(lengths)
+        ours = classification_report(y_true, y_pred, mode)
+        if len(ours) == 3:  # no entity on either side: seqeval averages to NaN, lit_ner to 0
+            continue
+        reference = seqeval_report(y_true, y_pred, mode)
+        assert ours.keys() == reference.keys()
+        for name, row in ours.items():
+            assert row == pytest.approx(reference[name], abs=1e-9), (name, y_true, y_pred)
+
+
+def test_strict_mode_ignores_a_stray_i_and_refuses_non_iob2_tags():
+    tags = ["I-person", "I-person", "O", "B-group", "I-group", "I-location", "B-product", "B-product"]
+    assert get_entities_strict(tags) == [("group", 3, 4), ("product", 6, 6), ("product", 7, 7)]
+    with pytest.raises(ValueError, match="not an IOB2 tag"):
+        get_entities_strict(["S-person"])
+
+
+def test_report_micro_average_is_ner_scores_in_either_mode():
+    rng = random.Random(8)
+    y_true = [random_tags(rng, rng.randint(1, 9), WNUT17_LABELS) for _ in range(50)]
+    y_pred = perturb(y_true, rng, 0.3, WNUT17_LABELS)
+    for mode in ("default", "strict"):
+        micro = classification_report(y_true, y_pred, mode)["micro avg"]
+        scores = ner_scores(y_true, y_pred, mode)
+        assert {name: micro[name] for name in ("precision", "recall", "f1")} == {
+            name: scores[name] for name in ("precision", "recall", "f1")
+        }
 
 
 def test_scores_without_any_entity_are_zero_not_nan():

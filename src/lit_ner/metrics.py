@@ -57,19 +57,114 @@ def get_entities(tags: Sequence[str]) -> list[Entity]:
     return entities
 
 
-def _corpus_entities(sentences: Sequence[Sequence[str]]) -> set[Entity]:
-    # seqeval scores a corpus by joining its sentences with an 'O' between them; doing the same
-    # keeps even its handling of nonsense tags identical.
+def get_entities_strict(tags: Sequence[str]) -> list[Entity]:
+    """Entities by seqeval's strict IOB2 rules: a B-X and the I-X that follow it.
+
+    An I- that does not continue a B- of its type starts nothing, unlike the default mode.
+
+    >>> get_entities_strict(["B-person", "I-person", "O", "I-location", "B-group", "I-product"])
+    [('person', 0, 1), ('group', 4, 4)]
+    """
+
+    def split(tag: str) -> tuple[str, str]:
+        if tag[0] not in "BIO":
+            raise ValueError(f"strict IOB2 mode: {tag!r} is not an IOB2 tag")
+        return tag[0], tag[1:].strip("-") or "_"  # seqeval's strict parser strips, not splits
+
+    entities = []
+    parsed = [split(tag) for tag in tags]
+    i = 0
+    while i < len(parsed):
+        prefix, type_ = parsed[i]
+        if prefix != "B":
+            i += 1
+            continue
+        end = i + 1
+        while end < len(parsed) and parsed[end] == ("I", type_):
+            end += 1
+        entities.append((type_, i, end - 1))
+        i = end
+    return entities
+
+
+MODES = ("default", "strict")
+
+
+def _corpus_entities(sentences: Sequence[Sequence[str]], mode: str = "default") -> set[tuple]:
+    """Every entity of a corpus as `(type, ...position)`, in the given seqeval mode."""
+    if mode == "strict":
+        return {
+            (type_, n, start, end)
+            for n, s in enumerate(sentences)
+            for type_, start, end in get_entities_strict(s)
+        }
+    if mode != "default":
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    # seqeval's default mode joins the sentences with an 'O' between them; doing the same keeps
+    # even its handling of nonsense tags identical.
     flat = [tag for sentence in sentences for tag in [*sentence, "O"]]
     return set(get_entities(flat))
 
 
-def ner_scores(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> dict[str, float]:
-    """Micro entity precision, recall, F1 (seqeval default mode) and token accuracy.
+def _prf(tp: int, n_pred: int, n_true: int) -> dict[str, float]:
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_true if n_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def classification_report(
+    y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], mode: str = "default"
+) -> dict[str, dict[str, float]]:
+    """Per-type precision, recall, F1 and support with micro, macro and weighted averages.
+
+    Equal to `seqeval.metrics.classification_report(..., output_dict=True, zero_division=0)`
+    (with `mode="strict", scheme=IOB2` for `mode="strict"`), with `f1` for seqeval's
+    `f1-score`; averages of a report without any entity are 0 where seqeval gives NaN.
 
     Args:
         y_true: gold tag sequences, one per sentence.
         y_pred: predicted tag sequences, the same lengths as `y_true`.
+        mode: `"default"` (conlleval-compatible, lenient) or `"strict"` (IOB2).
+
+    Returns:
+        `{type: {"precision", "recall", "f1", "support"}, ..., "micro avg": ..., "macro avg":
+        ..., "weighted avg": ...}`, types sorted by name.
+    """
+    if len(y_true) != len(y_pred) or any(len(t) != len(p) for t, p in zip(y_true, y_pred)):
+        raise ValueError("y_true and y_pred must have the same sentences and lengths")
+    true_entities, pred_entities = _corpus_entities(y_true, mode), _corpus_entities(y_pred, mode)
+    types = sorted({entity[0] for entity in true_entities | pred_entities})
+    report: dict[str, dict[str, float]] = {}
+    for type_ in types:
+        true = {entity for entity in true_entities if entity[0] == type_}
+        pred = {entity for entity in pred_entities if entity[0] == type_}
+        report[type_] = {**_prf(len(true & pred), len(pred), len(true)), "support": len(true)}
+    support = len(true_entities)
+    report["micro avg"] = {
+        **_prf(len(true_entities & pred_entities), len(pred_entities), support),
+        "support": support,
+    }
+    per_type = [report[type_] for type_ in types]
+    for average, weights in (("macro", [1] * len(types)), ("weighted", [row["support"] for row in per_type])):
+        total = sum(weights)
+        report[f"{average} avg"] = {
+            name: sum(w * row[name] for w, row in zip(weights, per_type)) / total if total else 0.0
+            for name in ("precision", "recall", "f1")
+        }
+        report[f"{average} avg"]["support"] = support
+    return report
+
+
+def ner_scores(
+    y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], mode: str = "default"
+) -> dict[str, float]:
+    """Micro entity precision, recall, F1 (seqeval, default mode unless told) and token accuracy.
+
+    Args:
+        y_true: gold tag sequences, one per sentence.
+        y_pred: predicted tag sequences, the same lengths as `y_true`.
+        mode: `"default"` or `"strict"` (IOB2), as in `classification_report`.
 
     Returns:
         `{"precision", "recall", "f1", "accuracy"}`; 0.0 where a ratio has a zero denominator
@@ -80,17 +175,11 @@ def ner_scores(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]])
     """
     if len(y_true) != len(y_pred) or any(len(t) != len(p) for t, p in zip(y_true, y_pred)):
         raise ValueError("y_true and y_pred must have the same sentences and lengths")
-    true_entities, pred_entities = _corpus_entities(y_true), _corpus_entities(y_pred)
-    tp = len(true_entities & pred_entities)
+    true_entities, pred_entities = _corpus_entities(y_true, mode), _corpus_entities(y_pred, mode)
     n_words = sum(len(sentence) for sentence in y_true)
     n_correct = sum(t == p for true, pred in zip(y_true, y_pred) for t, p in zip(true, pred))
-    precision = tp / len(pred_entities) if pred_entities else 0.0
-    recall = tp / len(true_entities) if true_entities else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
+        **_prf(len(true_entities & pred_entities), len(pred_entities), len(true_entities)),
         "accuracy": n_correct / n_words if n_words else 0.0,
     }
 
