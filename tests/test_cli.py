@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -102,10 +103,16 @@ def tiny_fit_args(tiny_model_dir, tmp_path, test_file=FIXTURES / "quirks.conll")
     ]
 
 
-def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, tmp_path):
+def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, tmp_path, capsys):
     cli = cli_main(
         [*tiny_fit_args(tiny_model_dir, tmp_path, FIXTURES / "sample.jsonl"), "--trainer.fast_dev_run=true"]
     )
+    out = capsys.readouterr().out
+    assert "test entity scores per type (seqeval, default mode):" in out
+    assert "weighted avg" in out
+    saved = json.loads((tmp_path / "test_report.json").read_text())
+    assert saved["mode"] == "default"
+    assert saved["report"]["micro avg"]["support"] == 3  # Taylor Swift, Shake It Off, Paris Saint-Germain
     assert cli.trainer.fit_loop.epoch_loop.val_loop.batch_progress.total.completed == 1
     metrics = cli.trainer.callback_metrics  # the test after fit replaced validation's
     assert {"test/f1", "test/precision", "test/recall", "test/accuracy", "test/loss"} <= set(metrics)
@@ -193,6 +200,33 @@ def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipel
     assert exported.config.id2label == dict(enumerate(WNUT17_LABELS))
     for name, tensor in exported.state_dict().items():
         assert torch.equal(tensor, state[f"model.{name}"]), name
+
+    # The per-type report saved beside the run is the logged test score, type by type.
+    saved = json.loads((run_dir / "test_report.json").read_text())["report"]
+    assert saved["micro avg"]["f1"] == pytest.approx(float(test_rows[0]["test/f1"]), abs=1e-6)
+    for type_, row in saved.items():
+        if not type_.endswith(" avg"):
+            assert row["f1"] == pytest.approx(float(test_rows[0][f"test/{type_}/f1"]), abs=1e-6)
+    assert "test entity scores per type" in result.stdout
+
+    # `validate` on the saved checkpoint prints and saves the validation report.
+    validate_dir = tmp_path / "validate"
+    result = run_lit_ner(
+        "validate",
+        "--config",
+        WNUT_CONFIG,
+        "--config",
+        OFFLINE_CONFIG,
+        f"--data.data_dir={wnut17_dir}",
+        f"--data.cache_dir={tmp_path}",
+        f"--ckpt_path={best}",
+        "--trainer.limit_val_batches=5",
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={validate_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val entity scores per type" in result.stdout
+    assert "micro avg" in json.loads((validate_dir / "val_report.json").read_text())["report"]
 
     tagger = pipeline("token-classification", model=str(export_dir))
     entities = tagger("Empire State Building is in New York")

@@ -171,7 +171,11 @@ def test_metric_over_masked_batches_equals_seqeval_on_the_words():
         # Predictions at ignored positions are arbitrary and must not count.
         noise = torch.randint(0, len(WNUT17_LABELS), pred.shape)
         metric.update(torch.where(gold == IGNORE_INDEX, noise, pred), gold)
-    assert_scores_equal(metric.compute(), seqeval_scores(y_true, y_pred))
+    scores = metric.compute()
+    report = scores.pop("report")
+    assert_scores_equal(scores, seqeval_scores(y_true, y_pred))
+    assert report["micro avg"]["f1"] == scores["f1"]
+    assert report == classification_report(y_true, y_pred)
 
 
 def test_metric_reset_forgets_earlier_sentences():
@@ -181,7 +185,9 @@ def test_metric_reset_forgets_earlier_sentences():
     assert metric.compute()["f1"] == 0.0
     metric.reset()
     metric.update(gold.clamp(min=0), gold)
-    assert metric.compute() == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 1.0}
+    scores = metric.compute()
+    assert scores.pop("report")["person"]["support"] == 1
+    assert scores == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 1.0}
 
 
 def test_metric_without_updates_computes_zeros():
@@ -197,7 +203,7 @@ def _ddp_worker(rank, world_size, init_file, batches, results):
     metric = NERMetrics(WNUT17_LABELS)
     for gold, pred in batches[rank::world_size]:  # each process sees its own shard
         metric.update(pred, gold)
-    results[rank] = metric.compute()
+    results[rank] = {name: value for name, value in metric.compute().items() if name != "report"}
     torch.distributed.destroy_process_group()
 
 

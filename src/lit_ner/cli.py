@@ -8,6 +8,7 @@ model needs from the data are linked, never typed twice:
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lit_ner.data import NERDataModule
 from lit_ner.errors import LitNerError
+from lit_ner.metrics import format_report
 from lit_ner.model import TokenClassifier
 
 EXPORT_DIRNAME = "hf_model"
@@ -47,6 +49,7 @@ class LitNerCLI(LightningCLI):
     def after_fit(self) -> None:
         """Scores the best checkpoint on the test split and exports it in Hugging Face format."""
         trainer, model, data = self.trainer, self.model, self.datamodule
+        model.reports.pop("test", None)  # only a test of the best checkpoint below may be reported
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if self.config[self.subcommand].get("test_after_fit", True) and data.has_split("test"):
             # Loads the best weights into `model` before testing, so the export below is them too.
@@ -54,11 +57,30 @@ class LitNerCLI(LightningCLI):
         elif best:
             checkpoint = torch.load(best, map_location="cpu", weights_only=True)
             model.load_state_dict(checkpoint["state_dict"])
-        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective: every rank asks
+        run_dir = self._report("test")  # the run directory is a collective: every rank asks
         if trainer.fast_dev_run or not trainer.is_global_zero:
             return
         export_dir = model.save_hf_model(run_dir / EXPORT_DIRNAME, data.tokenizer)
         print(f"\nbest checkpoint: {best or '(none saved)'}\nHugging Face export: {export_dir}")
+
+    def after_validate(self) -> None:
+        self._report("val")
+
+    def after_test(self) -> None:
+        self._report("test")
+
+    def _report(self, stage: str) -> Path:
+        """Prints the stage's per-type report and saves it as `<run dir>/<stage>_report.json`."""
+        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        report = self.model.reports.get(stage)
+        if report and self.trainer.is_global_zero:
+            mode = self.model.hparams.scoring_mode
+            print(f"\n{stage} entity scores per type (seqeval, {mode} mode):\n{format_report(report)}")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            path = run_dir / f"{stage}_report.json"
+            path.write_text(json.dumps({"mode": mode, "report": report}, indent=2) + "\n")
+            print(f"saved to {path}")
+        return run_dir
 
 
 def cli_main(args: list[str] | None = None) -> LitNerCLI:

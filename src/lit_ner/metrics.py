@@ -156,6 +156,21 @@ def classification_report(
     return report
 
 
+def format_report(report: dict[str, dict[str, float]], digits: int = 4) -> str:
+    """A `classification_report` as seqeval's text table."""
+    width = max([len(name) for name in report] + [len("weighted avg")])
+    header = f"{'':>{width}} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}"
+    lines = [header, ""]
+    for name, row in report.items():
+        if name == "micro avg":
+            lines.append("")
+        lines.append(
+            f"{name:>{width}} {row['precision']:>10.{digits}f} {row['recall']:>10.{digits}f}"
+            f" {row['f1']:>10.{digits}f} {row['support']:>10}"
+        )
+    return "\n".join(lines)
+
+
 def ner_scores(
     y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], mode: str = "default"
 ) -> dict[str, float]:
@@ -191,8 +206,12 @@ class NERMetrics(Metric):
     gold id is `ignore_index` (special tokens, continuation subwords, padding) are not scored.
     The states are concatenated across processes under DDP, so `compute()` sees every sentence.
 
+    `compute()` returns the micro scores and accuracy, plus under `"report"` the per-type
+    `classification_report`.
+
     Args:
         label_names: tag strings in label-id order.
+        mode: seqeval's `"default"` (lenient) or `"strict"` (IOB2) entity rules.
         ignore_index: gold id of positions to skip.
     """
 
@@ -200,9 +219,14 @@ class NERMetrics(Metric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, label_names: Sequence[str], ignore_index: int = -100, **kwargs) -> None:
+    def __init__(
+        self, label_names: Sequence[str], mode: str = "default", ignore_index: int = -100, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.label_names = list(label_names)
+        self.mode = mode
         self.ignore_index = ignore_index
         self.add_state("preds", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
@@ -214,12 +238,16 @@ class NERMetrics(Metric):
         self.target.append(target[mask])
         self.lengths.append(mask.sum(dim=1))
 
-    def compute(self) -> dict[str, float]:
+    def compute(self) -> dict:
         # Before a DDP sync the states are lists of per-batch tensors, after it one tensor each.
-        if isinstance(self.lengths, list) and not self.lengths:
-            return ner_scores([], [])
-        lengths = dim_zero_cat(self.lengths).tolist()
-        names = self.label_names
-        y_pred = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.preds).split(lengths)]
-        y_true = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.target).split(lengths)]
-        return ner_scores(y_true, y_pred)
+        y_true: list[list[str]] = []
+        y_pred: list[list[str]] = []
+        if not (isinstance(self.lengths, list) and not self.lengths):
+            lengths = dim_zero_cat(self.lengths).tolist()
+            names = self.label_names
+            y_pred = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.preds).split(lengths)]
+            y_true = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.target).split(lengths)]
+        return {
+            **ner_scores(y_true, y_pred, self.mode),
+            "report": classification_report(y_true, y_pred, self.mode),
+        }

@@ -46,6 +46,9 @@ class TokenClassifier(L.LightningModule):
             else a number of steps (as `warmup_steps` in transformers 5). The learning rate then
             decays linearly to 0.
         adam_epsilon: AdamW epsilon.
+        scoring_mode: seqeval's entity rules for `val/*` and `test/*`: `"default"` (lenient, as
+            conlleval and the tutorial) or `"strict"` (IOB2: an I- that continues no B- of its
+            type is no entity).
     """
 
     def __init__(
@@ -56,14 +59,17 @@ class TokenClassifier(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_steps: float = 0.0,
         adam_epsilon: float = 1e-8,
+        scoring_mode: str = "default",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.label_names = list(label_names)
         self.model = load_token_classifier(model_name_or_path, self.label_names)
         # One metric instance per stage: their states must never mix.
-        self.val_metrics = NERMetrics(self.label_names)
-        self.test_metrics = NERMetrics(self.label_names)
+        self.val_metrics = NERMetrics(self.label_names, mode=scoring_mode)
+        self.test_metrics = NERMetrics(self.label_names, mode=scoring_mode)
+        # The last per-type report of each stage, for the CLI to print and save.
+        self.reports: dict[str, dict[str, dict[str, float]]] = {}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, num_labels)
@@ -88,8 +94,22 @@ class TokenClassifier(L.LightningModule):
         # compute() gathers every process's sentences first, so the values agree on all ranks
         # (sync_dist then averages equal numbers; it only keeps Lightning from warning).
         scores = metrics.compute()
-        values = {f"{stage}/{name}": value for name, value in scores.items()}
-        self.log_dict(values, prog_bar=stage == "val", sync_dist=True)
+        report = scores.pop("report")
+        self.log_dict(
+            {f"{stage}/{name}": value for name, value in scores.items()},
+            prog_bar=stage == "val",
+            sync_dist=True,
+        )
+        # Per entity type as well, so loggers can plot each type's curve.
+        per_type = {
+            f"{stage}/{type_}/{name}": row[name]
+            for type_, row in report.items()
+            if not type_.endswith(" avg")
+            for name in ("precision", "recall", "f1")
+        }
+        self.log_dict(per_type, sync_dist=True)
+        if not self.trainer.sanity_checking:
+            self.reports[stage] = report
         metrics.reset()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
