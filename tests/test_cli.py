@@ -226,7 +226,8 @@ def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipel
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "val entity scores per type" in result.stdout
-    assert "micro avg" in json.loads((validate_dir / "val_report.json").read_text())["report"]
+    validated = json.loads((validate_dir / "val_report.json").read_text())
+    assert "micro avg" in validated["report"] and validated["scores"]["accuracy"] > 0.5
 
     tagger = pipeline("token-classification", model=str(export_dir))
     entities = tagger("Empire State Building is in New York")
@@ -249,3 +250,34 @@ def test_two_process_ddp_fit_with_bf16_trains_tests_and_exports_once(tiny_model_
     assert result.stdout.count("Hugging Face export:") == 1  # rank 0 alone exports
     assert (tmp_path / "wnut" / "version_0" / EXPORT_DIRNAME / "model.safetensors").is_file()
     assert not (tmp_path / "wnut" / "version_1").exists()
+
+
+@pytest.mark.slow
+def test_two_process_validation_equals_one_process_validation_of_the_same_checkpoint(
+    tiny_model_dir, tmp_path
+):
+    fit = run_lit_ner(
+        *tiny_fit_args(tiny_model_dir, tmp_path), "--data.batch_size=1", "--trainer.max_epochs=1"
+    )
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    checkpoint = tmp_path / "wnut" / "version_0" / "checkpoints" / "last.ckpt"
+    saved = {}
+    for devices in (1, 2):
+        # 3 validation sentences, 1 per batch: with 2 processes the sampler repeats one.
+        root = tmp_path / f"validate{devices}"
+        result = run_lit_ner(
+            "validate",
+            *tiny_fit_args(tiny_model_dir, tmp_path)[1:],
+            f"--ckpt_path={checkpoint}",
+            "--data.eval_batch_size=1",
+            "--trainer.accelerator=cpu",
+            f"--trainer.devices={devices}",
+            "--trainer.strategy=ddp" if devices > 1 else "--trainer.strategy=auto",
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={root}",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        saved[devices] = json.loads((root / "val_report.json").read_text())
+    assert saved[2] == saved[1]
+    # Empire State Building, iPhone, Microsoft, Satya Nadella: each gold entity once.
+    assert saved[1]["report"]["micro avg"]["support"] == 4

@@ -218,7 +218,8 @@ def test_dataloaders_yield_padded_batches_with_one_label_per_word(tiny_model_dir
     data = files_datamodule(tiny_model_dir, tmp_path)
     data.setup("fit")
     batch = next(iter(data.val_dataloader()))
-    assert set(batch) == {"input_ids", "attention_mask", "labels"}
+    assert set(batch) == {"input_ids", "attention_mask", "labels", "sentence_id"}
+    assert batch["sentence_id"].tolist() == [0, 1]  # each sentence's index in its split
     words_per_sentence = [len(s) for s in read_conll(FIXTURES / "quirks.conll")["tokens"][:2]]
     assert (batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist() == words_per_sentence
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape

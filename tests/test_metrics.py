@@ -196,26 +196,48 @@ def test_metric_without_updates_computes_zeros():
         assert metric.compute()["f1"] == 0.0
 
 
-def _ddp_worker(rank, world_size, init_file, batches, results):
+def _ddp_worker(rank, world_size, init_file, y_true, y_pred, results):
+    from torch.utils.data import DistributedSampler
+
     torch.distributed.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
     )
+    # Lightning's sampler: every process gets as many sentences, repeating some to get there.
+    shard = list(DistributedSampler(range(len(y_true)), num_replicas=world_size, rank=rank, shuffle=False))
     metric = NERMetrics(WNUT17_LABELS)
-    for gold, pred in batches[rank::world_size]:  # each process sees its own shard
-        metric.update(pred, gold)
+    for start in range(0, len(shard), 4):
+        ids = shard[start : start + 4]
+        # The same seed lays gold and predictions out over the same subword positions.
+        (gold,) = to_padded_batches([y_true[i] for i in ids], 4, random.Random(start))
+        (pred,) = to_padded_batches([y_pred[i] for i in ids], 4, random.Random(start))
+        metric.update(pred, gold, torch.tensor(ids))
     results[rank] = {name: value for name, value in metric.compute().items() if name != "report"}
+    results[f"shard{rank}"] = shard
     torch.distributed.destroy_process_group()
 
 
-def test_metric_gathers_every_process_sentences_under_ddp(tmp_path):
+def test_metric_scores_each_sentence_once_under_ddp_though_the_sampler_repeats_some(tmp_path):
     rng = random.Random(5)
-    y_true = [random_tags(rng, rng.randint(1, 9), WNUT17_LABELS) for _ in range(30)]
+    y_true = [random_tags(rng, rng.randint(1, 9), WNUT17_LABELS) for _ in range(31)]
     y_pred = perturb(y_true, rng, 0.3, WNUT17_LABELS)
-    batches = list(
-        zip(to_padded_batches(y_true, 4, random.Random(6)), to_padded_batches(y_pred, 4, random.Random(6)))
-    )
+    y_pred[0] = ["O"] * len(
+        y_true[0]
+    )  # the sentence the sampler repeats: wrong, so a double count would show
     results = torch.multiprocessing.Manager().dict()
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, tmp_path / "init", batches, results), nprocs=2)
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, tmp_path / "init", y_true, y_pred, results), nprocs=2)
+    assert len(results["shard0"]) + len(results["shard1"]) == 32  # one of 31 sentences seen twice
     reference = seqeval_scores(y_true, y_pred)
     for rank in (0, 1):
         assert_scores_equal(results[rank], reference)
+
+
+def test_metric_without_sentence_ids_counts_every_copy():
+    gold = torch.tensor([[IGNORE_INDEX, 9, 10, 0]])
+    metric = NERMetrics(WNUT17_LABELS)
+    metric.update(torch.zeros_like(gold), gold)
+    metric.update(gold.clamp(min=0), gold)
+    assert metric.compute()["recall"] == 0.5
+    with_ids = NERMetrics(WNUT17_LABELS)
+    with_ids.update(torch.zeros_like(gold), gold, torch.tensor([7]))
+    with_ids.update(gold.clamp(min=0), gold, torch.tensor([7]))  # the same sentence again
+    assert with_ids.compute()["recall"] == 0.0  # the first copy is the one scored

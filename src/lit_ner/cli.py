@@ -72,13 +72,14 @@ class LitNerCLI(LightningCLI):
     def _report(self, stage: str) -> Path:
         """Prints the stage's per-type report and saves it as `<run dir>/<stage>_report.json`."""
         run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        report = self.model.reports.get(stage)
-        if report and self.trainer.is_global_zero:
+        results = self.model.reports.get(stage)
+        if results and self.trainer.is_global_zero:
             mode = self.model.hparams.scoring_mode
-            print(f"\n{stage} entity scores per type (seqeval, {mode} mode):\n{format_report(report)}")
+            table = format_report(results["report"])
+            print(f"\n{stage} entity scores per type (seqeval, {mode} mode):\n{table}")
             run_dir.mkdir(parents=True, exist_ok=True)
             path = run_dir / f"{stage}_report.json"
-            path.write_text(json.dumps({"mode": mode, "report": report}, indent=2) + "\n")
+            path.write_text(json.dumps({"mode": mode, **results}, indent=2) + "\n")
             print(f"saved to {path}")
         return run_dir
 

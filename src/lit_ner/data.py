@@ -253,7 +253,10 @@ class TokenClassificationCollator:
             input_ids[row, :n] = torch.tensor(example["input_ids"])
             attention_mask[row, :n] = 1
             labels[row, :n] = torch.tensor(example["labels"])
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if "sentence_id" in examples[0]:
+            batch["sentence_id"] = torch.tensor([example["sentence_id"] for example in examples])
+        return batch
 
 
 # --- the DataModule --------------------------------------------------------------------------
@@ -489,7 +492,11 @@ class NERDataModule(L.LightningDataModule):
                 "(cut at max_length, or empty after tokenization); they are not trained on or scored"
             )
         rank_zero_info(f"{split}: {len(tokenized)} sentences")
-        return tokenized.remove_columns("unlabelled_words")
+        # Each sentence's index rides along in its batch: under DDP the sampler repeats sentences
+        # to give every process as many, and the metric counts each index once.
+        return tokenized.remove_columns("unlabelled_words").add_column(
+            "sentence_id", list(range(len(tokenized)))
+        )
 
     def _dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
         hp = self.hparams

@@ -199,12 +199,27 @@ def ner_scores(
     }
 
 
+def _once_per_sentence(sentence_ids: list[int], y_true: list, y_pred: list) -> tuple[list, list]:
+    """Keeps the first copy of each known sentence, in sentence order (unknown ids: all)."""
+    first: dict[int, int] = {}
+    unknown = []
+    for position, sentence_id in enumerate(sentence_ids):
+        if sentence_id < 0:
+            unknown.append(position)
+        else:
+            first.setdefault(sentence_id, position)
+    keep = [first[sentence_id] for sentence_id in sorted(first)] + unknown
+    return [y_true[i] for i in keep], [y_pred[i] for i in keep]
+
+
 class NERMetrics(Metric):
     """seqeval entity precision/recall/F1 and token accuracy over label-id tensors.
 
     `update` takes predicted and gold label ids of shape `(batch, seq_len)`; positions whose
     gold id is `ignore_index` (special tokens, continuation subwords, padding) are not scored.
-    The states are concatenated across processes under DDP, so `compute()` sees every sentence.
+    The states are concatenated across processes under DDP, so `compute()` sees every sentence;
+    given each sentence's index in its split (`sentence_ids`), it also scores each sentence once,
+    however often a distributed sampler repeated it.
 
     `compute()` returns the micro scores and accuracy, plus under `"report"` the per-type
     `classification_report`.
@@ -231,12 +246,18 @@ class NERMetrics(Metric):
         self.add_state("preds", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
         self.add_state("lengths", default=[], dist_reduce_fx="cat")  # scored positions per sentence
+        self.add_state("sentence_ids", default=[], dist_reduce_fx="cat")  # -1: unknown, never merged
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+    def update(
+        self, preds: torch.Tensor, target: torch.Tensor, sentence_ids: torch.Tensor | None = None
+    ) -> None:
         mask = target != self.ignore_index  # (B, T)
         self.preds.append(preds[mask])
         self.target.append(target[mask])
         self.lengths.append(mask.sum(dim=1))
+        if sentence_ids is None:
+            sentence_ids = torch.full((target.size(0),), -1, device=target.device)
+        self.sentence_ids.append(sentence_ids)
 
     def compute(self) -> dict:
         # Before a DDP sync the states are lists of per-batch tensors, after it one tensor each.
@@ -247,6 +268,7 @@ class NERMetrics(Metric):
             names = self.label_names
             y_pred = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.preds).split(lengths)]
             y_true = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.target).split(lengths)]
+            y_true, y_pred = _once_per_sentence(dim_zero_cat(self.sentence_ids).tolist(), y_true, y_pred)
         return {
             **ner_scores(y_true, y_pred, self.mode),
             "report": classification_report(y_true, y_pred, self.mode),

@@ -68,8 +68,8 @@ class TokenClassifier(L.LightningModule):
         # One metric instance per stage: their states must never mix.
         self.val_metrics = NERMetrics(self.label_names, mode=scoring_mode)
         self.test_metrics = NERMetrics(self.label_names, mode=scoring_mode)
-        # The last per-type report of each stage, for the CLI to print and save.
-        self.reports: dict[str, dict[str, dict[str, float]]] = {}
+        # The last scores and per-type report of each stage, for the CLI to print and save.
+        self.reports: dict[str, dict[str, dict]] = {}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, num_labels)
@@ -88,7 +88,7 @@ class TokenClassifier(L.LightningModule):
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch["labels"])
         self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].size(0), sync_dist=True)
-        metrics.update(logits.argmax(dim=-1), batch["labels"])
+        metrics.update(logits.argmax(dim=-1), batch["labels"], batch.get("sentence_id"))
 
     def _log_metrics(self, stage: str, metrics: NERMetrics) -> None:
         # compute() gathers every process's sentences first, so the values agree on all ranks
@@ -109,7 +109,7 @@ class TokenClassifier(L.LightningModule):
         }
         self.log_dict(per_type, sync_dist=True)
         if not self.trainer.sanity_checking:
-            self.reports[stage] = report
+            self.reports[stage] = {"scores": scores, "report": report}
         metrics.reset()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
