@@ -161,14 +161,12 @@ def test_a_malformed_data_file_is_one_line_naming_file_and_line(tmp_path, tiny_m
 def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipeline(tmp_path, wnut17_dir):
     from transformers import AutoModelForTokenClassification, pipeline
 
+    # The offline overlay on WNUT-17 from the release files, caching under tmp_path.
+    offline = ["--config", WNUT_CONFIG, "--config", OFFLINE_CONFIG, f"--data.data_dir={wnut17_dir}"]
+    offline.append(f"--data.cache_dir={tmp_path}")
     result = run_lit_ner(
         "fit",
-        "--config",
-        WNUT_CONFIG,
-        "--config",
-        OFFLINE_CONFIG,
-        f"--data.data_dir={wnut17_dir}",
-        f"--data.cache_dir={tmp_path}",
+        *offline,
         "--trainer.max_epochs=2",
         "--trainer.limit_train_batches=40",
         "--trainer.limit_val_batches=10",
@@ -213,12 +211,7 @@ def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipel
     validate_dir = tmp_path / "validate"
     result = run_lit_ner(
         "validate",
-        "--config",
-        WNUT_CONFIG,
-        "--config",
-        OFFLINE_CONFIG,
-        f"--data.data_dir={wnut17_dir}",
-        f"--data.cache_dir={tmp_path}",
+        *offline,
         f"--ckpt_path={best}",
         "--trainer.limit_val_batches=5",
         "--trainer.logger=false",
