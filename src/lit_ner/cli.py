@@ -49,7 +49,6 @@ class LitNerCLI(LightningCLI):
     def after_fit(self) -> None:
         """Scores the best checkpoint on the test split and exports it in Hugging Face format."""
         trainer, model, data = self.trainer, self.model, self.datamodule
-        model.reports.pop("test", None)  # only a test of the best checkpoint below may be reported
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if self.config[self.subcommand].get("test_after_fit", True) and data.has_split("test"):
             # Loads the best weights into `model` before testing, so the export below is them too.
@@ -57,7 +56,8 @@ class LitNerCLI(LightningCLI):
         elif best:
             checkpoint = torch.load(best, map_location="cpu", weights_only=True)
             model.load_state_dict(checkpoint["state_dict"])
-        run_dir = self._report("test")  # the run directory is a collective: every rank asks
+        self._report("test")
+        run_dir = self.run_dir  # a collective: every rank asks before rank 0 alone exports
         if trainer.fast_dev_run or not trainer.is_global_zero:
             return
         export_dir = model.save_hf_model(run_dir / EXPORT_DIRNAME, data.tokenizer)
@@ -69,9 +69,14 @@ class LitNerCLI(LightningCLI):
     def after_test(self) -> None:
         self._report("test")
 
-    def _report(self, stage: str) -> Path:
+    @property
+    def run_dir(self) -> Path:
+        """The logger's version directory, else `trainer.default_root_dir` (a DDP collective)."""
+        return Path(self.trainer.log_dir or self.trainer.default_root_dir)
+
+    def _report(self, stage: str) -> None:
         """Prints the stage's per-type report and saves it as `<run dir>/<stage>_report.json`."""
-        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        run_dir = self.run_dir
         results = self.model.reports.get(stage)
         if results and self.trainer.is_global_zero:
             mode = self.model.hparams.scoring_mode
@@ -81,7 +86,6 @@ class LitNerCLI(LightningCLI):
             path = run_dir / f"{stage}_report.json"
             path.write_text(json.dumps({"mode": mode, **results}, indent=2) + "\n")
             print(f"saved to {path}")
-        return run_dir
 
 
 def cli_main(args: list[str] | None = None) -> LitNerCLI:

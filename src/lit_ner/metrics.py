@@ -131,6 +131,13 @@ def classification_report(
         `{type: {"precision", "recall", "f1", "support"}, ..., "micro avg": ..., "macro avg":
         ..., "weighted avg": ...}`, types sorted by name.
     """
+    return scores_and_report(y_true, y_pred, mode)[1]
+
+
+def scores_and_report(
+    y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], mode: str = "default"
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """`ner_scores` and `classification_report` from one pass over the entities."""
     if len(y_true) != len(y_pred) or any(len(t) != len(p) for t, p in zip(y_true, y_pred)):
         raise ValueError("y_true and y_pred must have the same sentences and lengths")
     true_entities, pred_entities = _corpus_entities(y_true, mode), _corpus_entities(y_pred, mode)
@@ -141,10 +148,8 @@ def classification_report(
         pred = {entity for entity in pred_entities if entity[0] == type_}
         report[type_] = {**_prf(len(true & pred), len(pred), len(true)), "support": len(true)}
     support = len(true_entities)
-    report["micro avg"] = {
-        **_prf(len(true_entities & pred_entities), len(pred_entities), support),
-        "support": support,
-    }
+    micro = _prf(len(true_entities & pred_entities), len(pred_entities), support)
+    report["micro avg"] = {**micro, "support": support}
     per_type = [report[type_] for type_ in types]
     for average, weights in (("macro", [1] * len(types)), ("weighted", [row["support"] for row in per_type])):
         total = sum(weights)
@@ -153,7 +158,10 @@ def classification_report(
             for name in ("precision", "recall", "f1")
         }
         report[f"{average} avg"]["support"] = support
-    return report
+    n_words = sum(len(sentence) for sentence in y_true)
+    n_correct = sum(t == p for true, pred in zip(y_true, y_pred) for t, p in zip(true, pred))
+    scores = {**micro, "accuracy": n_correct / n_words if n_words else 0.0}
+    return scores, report
 
 
 def format_report(report: dict[str, dict[str, float]], digits: int = 4) -> str:
@@ -188,15 +196,7 @@ def ner_scores(
     >>> ner_scores([["B-person", "I-person", "O"]], [["B-person", "O", "O"]])
     {'precision': 0.0, 'recall': 0.0, 'f1': 0.0, 'accuracy': 0.6666666666666666}
     """
-    if len(y_true) != len(y_pred) or any(len(t) != len(p) for t, p in zip(y_true, y_pred)):
-        raise ValueError("y_true and y_pred must have the same sentences and lengths")
-    true_entities, pred_entities = _corpus_entities(y_true, mode), _corpus_entities(y_pred, mode)
-    n_words = sum(len(sentence) for sentence in y_true)
-    n_correct = sum(t == p for true, pred in zip(y_true, y_pred) for t, p in zip(true, pred))
-    return {
-        **_prf(len(true_entities & pred_entities), len(pred_entities), len(true_entities)),
-        "accuracy": n_correct / n_words if n_words else 0.0,
-    }
+    return scores_and_report(y_true, y_pred, mode)[0]
 
 
 def _once_per_sentence(sentence_ids: list[int], y_true: list, y_pred: list) -> tuple[list, list]:
@@ -269,7 +269,5 @@ class NERMetrics(Metric):
             y_pred = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.preds).split(lengths)]
             y_true = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.target).split(lengths)]
             y_true, y_pred = _once_per_sentence(dim_zero_cat(self.sentence_ids).tolist(), y_true, y_pred)
-        return {
-            **ner_scores(y_true, y_pred, self.mode),
-            "report": classification_report(y_true, y_pred, self.mode),
-        }
+        scores, report = scores_and_report(y_true, y_pred, self.mode)
+        return {**scores, "report": report}
