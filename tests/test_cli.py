@@ -140,6 +140,13 @@ def test_an_unreachable_hub_is_one_line_and_exit_status_2(no_wnut17_env):
     assert "configs/offline.yaml" in last_line
 
 
+def test_an_unknown_scoring_mode_is_refused_by_the_parser_without_a_traceback(tiny_model_dir, tmp_path):
+    result = run_lit_ner(*tiny_fit_args(tiny_model_dir, tmp_path), "--model.scoring_mode=stict")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "stict" in result.stderr and "strict" in result.stderr
+
+
 def test_a_malformed_data_file_is_one_line_naming_file_and_line(tmp_path, tiny_model_dir):
     bad = tmp_path / "bad.conll"
     bad.write_text("Paris\tB-location\n\nMadrid\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -59,7 +59,7 @@ class TokenClassifier(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_steps: float = 0.0,
         adam_epsilon: float = 1e-8,
-        scoring_mode: str = "default",
+        scoring_mode: Literal["default", "strict"] = "default",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
