@@ -218,11 +218,20 @@ def test_dataloaders_yield_padded_batches_with_one_label_per_word(tiny_model_dir
     data = files_datamodule(tiny_model_dir, tmp_path)
     data.setup("fit")
     batch = next(iter(data.val_dataloader()))
-    assert set(batch) == {"input_ids", "attention_mask", "labels", "sentence_id"}
+    assert set(batch) == {"input_ids", "attention_mask", "labels", "word_labels", "word_index", "sentence_id"}
     assert batch["sentence_id"].tolist() == [0, 1]  # each sentence's index in its split
-    words_per_sentence = [len(s) for s in read_conll(FIXTURES / "quirks.conll")["tokens"][:2]]
+    raw = read_conll(FIXTURES / "quirks.conll")
+    words_per_sentence = [len(s) for s in raw["tokens"][:2]]
     assert (batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist() == words_per_sentence
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    # Word-level scoring: every word's gold label, padded, and where each word starts.
+    assert (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist() == words_per_sentence
+    for row, tags in enumerate(raw["tags"][:2]):
+        assert [data.label_names[i] for i in batch["word_labels"][row, : len(tags)].tolist()] == tags
+        starts = batch["word_index"][row]
+        assert starts[starts >= 0].tolist() == list(range(len(tags)))  # each word starts once, in order
+        assert batch["labels"][row][starts >= 0].tolist() == batch["word_labels"][row, : len(tags)].tolist()
+    assert batch["word_index"].shape == batch["input_ids"].shape
 
 
 def test_tokenized_file_splits_are_cached_and_reused(tiny_model_dir, tmp_path):

@@ -173,9 +173,12 @@ def test_metric_over_masked_batches_equals_seqeval_on_the_words():
         metric.update(torch.where(gold == IGNORE_INDEX, noise, pred), gold)
     scores = metric.compute()
     report = scores.pop("report")
+    sentences = scores.pop("sentences")
     assert_scores_equal(scores, seqeval_scores(y_true, y_pred))
     assert report["micro avg"]["f1"] == scores["f1"]
     assert report == classification_report(y_true, y_pred)
+    # The scored sentences come back as tags, in order (no ids given: all of them, as fed).
+    assert sentences == {"ids": [-1] * len(y_true), "y_true": y_true, "y_pred": y_pred}
 
 
 def test_metric_reset_forgets_earlier_sentences():
@@ -187,6 +190,7 @@ def test_metric_reset_forgets_earlier_sentences():
     metric.update(gold.clamp(min=0), gold)
     scores = metric.compute()
     assert scores.pop("report")["person"]["support"] == 1
+    assert scores.pop("sentences")["y_true"] == [["B-person", "I-person"]]
     assert scores == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 1.0}
 
 
@@ -211,7 +215,9 @@ def _ddp_worker(rank, world_size, init_file, y_true, y_pred, results):
         (gold,) = to_padded_batches([y_true[i] for i in ids], 4, random.Random(start))
         (pred,) = to_padded_batches([y_pred[i] for i in ids], 4, random.Random(start))
         metric.update(pred, gold, torch.tensor(ids))
-    results[rank] = {name: value for name, value in metric.compute().items() if name != "report"}
+    scores = metric.compute()
+    results[f"sentences{rank}"] = scores.pop("sentences")
+    results[rank] = {name: value for name, value in scores.items() if name != "report"}
     results[f"shard{rank}"] = shard
     torch.distributed.destroy_process_group()
 
@@ -229,6 +235,8 @@ def test_metric_scores_each_sentence_once_under_ddp_though_the_sampler_repeats_s
     reference = seqeval_scores(y_true, y_pred)
     for rank in (0, 1):
         assert_scores_equal(results[rank], reference)
+        # Every rank ends with every sentence, once, in id order: what a predictions file needs.
+        assert results[f"sentences{rank}"] == {"ids": list(range(31)), "y_true": y_true, "y_pred": y_pred}
 
 
 def test_metric_without_sentence_ids_counts_every_copy():

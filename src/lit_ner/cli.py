@@ -9,8 +9,11 @@ model needs from the data are linked, never typed twice:
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -18,8 +21,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lit_ner.data import NERDataModule
 from lit_ner.errors import LitNerError
-from lit_ner.metrics import format_report
-from lit_ner.model import TokenClassifier
+from lit_ner.metrics import entity_confusion, format_report
+from lit_ner.model import STAGE_SPLITS, TokenClassifier
+from lit_ner.plots import plot_entity_confusion, plot_per_type_f1
 
 EXPORT_DIRNAME = "hf_model"
 
@@ -63,6 +67,25 @@ class LitNerCLI(LightningCLI):
         export_dir = model.save_hf_model(run_dir / EXPORT_DIRNAME, data.tokenizer)
         print(f"\nbest checkpoint: {best or '(none saved)'}\nHugging Face export: {export_dir}")
 
+    def after_predict(self) -> None:
+        """Writes the predicted split as `predictions/<split>.conll` (token, gold, predicted)."""
+        batches = self.trainer.predict_loop.predictions or []
+        sentences = [sentence for batch in batches for sentence in batch]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, sentences)
+            sentences = [sentence for part in gathered for sentence in part]
+        run_dir = self.run_dir
+        if not self.trainer.is_global_zero:
+            return
+        predicted = {s["sentence_id"]: s["tags"] for s in sentences}  # a repeated sentence: once
+        split = self.datamodule.hparams.predict_split
+        words, gold = self.datamodule.words(split), self.datamodule.tags(split)
+        ids = sorted(predicted)
+        path = run_dir / "predictions" / f"{split}.conll"
+        write_predictions(path, [words[i] for i in ids], [gold[i] for i in ids], [predicted[i] for i in ids])
+        print(f"predictions: {path} (score them with: lit_ner evaluate {path})")
+
     def after_validate(self) -> None:
         self._report("val")
 
@@ -75,17 +98,72 @@ class LitNerCLI(LightningCLI):
         return Path(self.trainer.log_dir or self.trainer.default_root_dir)
 
     def _report(self, stage: str) -> None:
-        """Prints the stage's per-type report and saves it as `<run dir>/<stage>_report.json`."""
+        """Prints the stage's per-type report and writes, in the run directory, the report as
+        `<stage>_report.json`, the predictions as `predictions/<split>.conll` and two PNGs."""
         run_dir = self.run_dir
         results = self.model.reports.get(stage)
-        if results and self.trainer.is_global_zero:
-            mode = self.model.hparams.scoring_mode
-            table = format_report(results["report"])
-            print(f"\n{stage} entity scores per type (seqeval, {mode} mode):\n{table}")
-            run_dir.mkdir(parents=True, exist_ok=True)
-            path = run_dir / f"{stage}_report.json"
-            path.write_text(json.dumps({"mode": mode, **results}, indent=2) + "\n")
-            print(f"saved to {path}")
+        if not results or not self.trainer.is_global_zero:
+            return
+        mode = self.model.hparams.scoring_mode
+        print(f"\n{stage} entity scores per type (seqeval, {mode} mode):\n{format_report(results['report'])}")
+        if results["surface"]:
+            surface = results["surface"]["overall"]
+            print(
+                f"{stage} unique surface forms (WNUT-17): precision {surface['precision']:.4f}, "
+                f"recall {surface['recall']:.4f}, f1 {surface['f1']:.4f}"
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        saved = {name: results[name] for name in ("scores", "report", "surface")}
+        report_path = run_dir / f"{stage}_report.json"
+        _write_atomically(report_path, json.dumps({"mode": mode, **saved}, indent=2) + "\n")
+        sentences = results["sentences"]
+        split = STAGE_SPLITS[stage]
+        if all(i >= 0 for i in sentences["ids"]):
+            words = self.datamodule.words(split)
+            path = run_dir / "predictions" / f"{split}.conll"
+            write_predictions(
+                path, [words[i] for i in sentences["ids"]], sentences["y_true"], sentences["y_pred"]
+            )
+            print(f"predictions: {path} (score them again with: lit_ner evaluate {path})")
+        images = [
+            plot_per_type_f1(
+                results["report"], run_dir / f"{stage}_per_type_f1.png", f"{split}: per-type scores"
+            ),
+            plot_entity_confusion(
+                *entity_confusion(sentences["y_true"], sentences["y_pred"], mode),
+                run_dir / f"{stage}_confusion.png",
+                f"{split}: entity types (exact spans)",
+            ),
+        ]
+        for logger in self.trainer.loggers:
+            if hasattr(logger, "log_image"):  # W&B (and other loggers that take images)
+                logger.log_image(key=f"{stage}/plots", images=[str(path) for path in images])
+        print(f"report and plots: {report_path}, {images[0].name}, {images[1].name}")
+
+
+def write_predictions(
+    path: str | Path,
+    words: Sequence[Sequence[str]],
+    y_true: Sequence[Sequence[str]],
+    y_pred: Sequence[Sequence[str]],
+) -> Path:
+    """Writes `token<TAB>gold<TAB>predicted` lines, a blank line after each sentence: the file
+    `lit_ner evaluate PATH` scores."""
+    lines = []
+    for sentence, gold, predicted in zip(words, y_true, y_pred):
+        lines.extend(f"{word}\t{g}\t{p}" for word, g, p in zip(sentence, gold, predicted))
+        lines.append("")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A kill mid-write leaves the previous file whole: write aside, then rename over it.
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def cli_main(args: list[str] | None = None) -> LitNerCLI:
@@ -104,5 +182,14 @@ def cli_main(args: list[str] | None = None) -> LitNerCLI:
 
 
 def main() -> None:
-    """Entry point of the `lit_ner` console script and of `python -m lit_ner`."""
+    """Entry point of the `lit_ner` console script and of `python -m lit_ner`.
+
+    `lit_ner evaluate ...` scores prediction files (see `lit_ner.evaluate`); every other
+    subcommand is LightningCLI's (`fit`, `validate`, `test`, `predict`).
+    """
+    if sys.argv[1:2] == ["evaluate"]:
+        from lit_ner.evaluate import main as evaluate_main
+
+        evaluate_main(sys.argv[2:])
+        return
     cli_main()

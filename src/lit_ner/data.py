@@ -57,13 +57,18 @@ Split = dict[str, list[list[Any]]]  # {"tokens": [[word]], "tags": [[tag]], "lin
 # --- reading files ---------------------------------------------------------------------------
 
 
-def read_conll(path: str | Path) -> Split:
+def read_conll(path: str | Path, tag_column: int = -1) -> Split:
     """Reads a CoNLL-style file: one word per line, the token first and the tag last.
 
     Columns are tab-separated when the line has a tab, else whitespace-separated. Sentences end at
     an empty or whitespace-only line; CRLF endings, a UTF-8 BOM, trailing blank lines and
     CoNLL-2003's `-DOCSTART-` lines are accepted. Anything else malformed raises a `LitNerError`
     naming the file and line.
+
+    Args:
+        path: the file.
+        tag_column: the column holding the tag, counted from the end: -1 the last (default), -2
+            the one before it (the gold tags of a token/gold/prediction file).
     """
     path = Path(path)
     split: Split = {"tokens": [], "tags": [], "lines": []}
@@ -92,13 +97,14 @@ def read_conll(path: str | Path) -> Split:
         if columns[0] == "-DOCSTART-":
             end_sentence()
             continue
-        if len(columns) < 2:
-            raise LitNerError(f"{path}:{line_no}: expected a token and a tag, got {line!r}")
+        if len(columns) < 1 - tag_column:
+            wanted = "a token and a tag" if tag_column == -1 else f"at least {1 - tag_column} columns"
+            raise LitNerError(f"{path}:{line_no}: expected {wanted}, got {line!r}")
         if n_columns is None:
             n_columns = len(columns)
         elif len(columns) != n_columns:
             raise LitNerError(f"{path}:{line_no}: expected {n_columns} columns, got {len(columns)}: {line!r}")
-        token, tag = columns[0], columns[-1].strip()
+        token, tag = columns[0], columns[tag_column].strip()
         if not token.strip():
             raise LitNerError(f"{path}:{line_no}: empty token")
         if not tag:
@@ -212,19 +218,27 @@ def tokenize_and_align(
 ) -> dict[str, list]:
     """`datasets.map(batched=True)` function: words -> subword ids and aligned labels.
 
-    Also counts, per sentence, the words that got no subword position (cut by `max_length`, or
-    turned into nothing by the tokenizer) so that the DataModule can report them.
+    Besides the subword-level `labels`, keeps what word-level scoring needs: `word_labels` (every
+    word's label, those of words that got no subword included) and `word_index` (per subword
+    position, the index of the word it starts, else -1). Also counts, per sentence, the words
+    that got no subword position (cut by `max_length`, or turned into nothing by the tokenizer)
+    so that the DataModule can report them.
     """
     encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
-    labels, unlabelled = [], []
+    labels, word_index, unlabelled = [], [], []
     for i, word_labels in enumerate(batch["tags"]):
         word_ids = encoding.word_ids(batch_index=i)
         labels.append(align_labels(word_ids, word_labels, continuation_ids))
+        word_index.append(
+            [w if w is not None and w != previous else -1 for w, previous in zip(word_ids, [None, *word_ids])]
+        )
         unlabelled.append(len(word_labels) - len({w for w in word_ids if w is not None}))
     return {
         "input_ids": encoding["input_ids"],
         "attention_mask": encoding["attention_mask"],
         "labels": labels,
+        "word_labels": batch["tags"],
+        "word_index": word_index,
         "unlabelled_words": unlabelled,
     }
 
@@ -254,6 +268,15 @@ class TokenClassificationCollator:
             attention_mask[row, :n] = 1
             labels[row, :n] = torch.tensor(example["labels"])
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if "word_labels" in examples[0]:
+            # Word-level scoring: every word's gold label, and where each word starts.
+            n_words = max(len(example["word_labels"]) for example in examples)
+            batch["word_labels"] = torch.full((len(examples), n_words), IGNORE_INDEX, dtype=torch.long)
+            batch["word_index"] = torch.full((len(examples), length), -1, dtype=torch.long)
+            for row, example in enumerate(examples):
+                word_labels, word_index = example["word_labels"], example["word_index"]
+                batch["word_labels"][row, : len(word_labels)] = torch.tensor(word_labels)
+                batch["word_index"][row, : len(word_index)] = torch.tensor(word_index)
         if "sentence_id" in examples[0]:
             batch["sentence_id"] = torch.tensor([example["sentence_id"] for example in examples])
         return batch
@@ -473,7 +496,7 @@ class NERDataModule(L.LightningDataModule):
             # In-memory data sets are not cached by `datasets`; key the cache on the data and on
             # everything that shapes the encoding, so any change re-tokenizes.
             fingerprint = Hasher.hash(
-                [raw["tokens"], raw["tags"], self.tokenizer, hp.max_length, continuation, "align-v1"]
+                [raw["tokens"], raw["tags"], self.tokenizer, hp.max_length, continuation, "align-v2"]
             )
             import datasets
 
@@ -489,7 +512,8 @@ class NERDataModule(L.LightningDataModule):
             sentences = sum(1 for n in tokenized["unlabelled_words"] if n)
             rank_zero_warn(
                 f"{split}: {unlabelled} words in {sentences} sentences have no subword position "
-                "(cut at max_length, or empty after tokenization); they are not trained on or scored"
+                "(cut at max_length, or empty after tokenization); they are not trained on, and are "
+                "scored as predicted 'O' (a miss where they belong to an entity)"
             )
         rank_zero_info(f"{split}: {len(tokenized)} sentences")
         # Each sentence's index rides along in its batch: under DDP the sampler repeats sentences
@@ -521,6 +545,19 @@ class NERDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._dataloader(self.hparams.predict_split)
+
+    def words(self, split: str) -> list[list[str]]:
+        """The words of each sentence of a split, in sentence-id order."""
+        if self.files:
+            if split not in self.raw:
+                raise LitNerError(f"no {split} split: set --data.{split}_file")
+            return self.raw[split]["tokens"]
+        return list(self._raw_split(split)["tokens"])
+
+    def tags(self, split: str) -> list[list[str]]:
+        """The gold tags of each sentence of a split, in sentence-id order."""
+        names = self.label_names
+        return [[names[i] for i in sentence] for sentence in self._raw_split(split)["tags"]]
 
     def has_split(self, split: str) -> bool:
         return split in self.raw if self.files else split in self._load_hub()

@@ -1,9 +1,11 @@
-"""Entity-level precision, recall and F1 as seqeval computes them, plus token accuracy.
+"""Entity-level precision, recall and F1 as seqeval computes them, plus token accuracy and
+WNUT-17's surface-form measures.
 
-A pure functional core (`get_entities`, `ner_scores`) reproduces seqeval's default mode exactly,
-ill-formed BIO included (an I- after O opens an entity, a type switch inside a span splits it),
-and a thin torchmetrics `Metric` keeps label-id tensors as its state so that DDP processes can
-gather them before the strings are made in `compute()`.
+A pure functional core (`get_entities`, `ner_scores`, `classification_report`, `surface_scores`,
+`entity_confusion`) reproduces seqeval's default and strict modes exactly, ill-formed BIO included
+(an I- after O opens an entity, a type switch inside a span splits it), and the WNUT-17 shared
+task's scorer; a thin torchmetrics `Metric` keeps label-id tensors as its state so that DDP
+processes can gather them before the strings are made in `compute()`.
 """
 
 from __future__ import annotations
@@ -106,6 +108,14 @@ def _corpus_entities(sentences: Sequence[Sequence[str]], mode: str = "default") 
     return set(get_entities(flat))
 
 
+def sentence_entities(sentences: Sequence[Sequence[str]], mode: str = "default") -> list[set[Entity]]:
+    """The entities of each sentence on its own, in the given seqeval mode."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    extract = get_entities_strict if mode == "strict" else get_entities
+    return [set(extract(sentence)) for sentence in sentences]
+
+
 def _prf(tp: int, n_pred: int, n_true: int) -> dict[str, float]:
     precision = tp / n_pred if n_pred else 0.0
     recall = tp / n_true if n_true else 0.0
@@ -179,6 +189,99 @@ def format_report(report: dict[str, dict[str, float]], digits: int = 4) -> str:
     return "\n".join(lines)
 
 
+def surface_scores(
+    words: Sequence[Sequence[str]],
+    y_true: Sequence[Sequence[str]],
+    y_pred: Sequence[Sequence[str]],
+    mode: str = "default",
+) -> dict[str, dict]:
+    """WNUT-17's surface-form precision, recall and F1, overall and per entity type.
+
+    The shared task's scorer (`wnuteval.py`) compares the *sets* of unique `(words, type)` forms:
+    the gold forms, the predicted forms, and the forms of the predictions that match a gold
+    entity exactly (same sentence, span and type). A form found once counts as found however
+    often it recurs, so a system is rewarded for recognising many different entities rather than
+    one frequent one. Words are compared case-sensitively, as the scorer does.
+
+    Args:
+        words: the words of each sentence.
+        y_true: gold tag sequences, one per sentence.
+        y_pred: predicted tag sequences, the same lengths.
+        mode: the entity rules (`"default"` is what the shared task used).
+
+    Returns:
+        `{"overall": {"precision", "recall", "f1", "support"}, "per_type": {type: {...}}}`, the
+        support being the number of unique gold forms; types are those of gold or predictions.
+
+    >>> words = [["Paris", "and", "Paris"], ["Paris"]]
+    >>> gold = [["B-location", "O", "B-location"], ["B-person"]]
+    >>> surface_scores(words, gold, [["B-location", "O", "O"], ["O"]])["overall"]
+    {'precision': 1.0, 'recall': 0.5, 'f1': 0.6666666666666666, 'support': 2}
+    """
+    true_by_sentence, pred_by_sentence = sentence_entities(y_true, mode), sentence_entities(y_pred, mode)
+
+    def forms(by_sentence: Sequence[set[Entity]], type_: str | None = None) -> set[tuple]:
+        return {
+            (entity_type, tuple(words[n][start : end + 1]))
+            for n, entities in enumerate(by_sentence)
+            for entity_type, start, end in entities
+            if type_ is None or entity_type == type_
+        }
+
+    correct_by_sentence = [t & p for t, p in zip(true_by_sentence, pred_by_sentence)]
+    types = sorted({e[0] for entities in (*true_by_sentence, *pred_by_sentence) for e in entities})
+    result: dict[str, dict] = {"per_type": {}}
+    for type_ in (None, *types):
+        true, pred = forms(true_by_sentence, type_), forms(pred_by_sentence, type_)
+        row = {**_prf(len(forms(correct_by_sentence, type_)), len(pred), len(true)), "support": len(true)}
+        if type_ is None:
+            result["overall"] = row
+        else:
+            result["per_type"][type_] = row
+    return result
+
+
+MISSED, SPURIOUS = "missed", "spurious"
+
+
+def entity_confusion(
+    y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], mode: str = "default"
+) -> tuple[list[str], list[list[int]]]:
+    """A confusion matrix over entity types, with a "missed" column and a "spurious" row.
+
+    A gold entity is paired with the predicted entity of exactly its span: the cell (gold type,
+    predicted type) counts it, the diagonal being the true positives of exact-match F1. A gold
+    entity with no predicted entity of its span is "missed"; a predicted entity with no gold
+    entity of its span is "spurious". Rows therefore sum to each type's gold support.
+
+    Returns:
+        `(types, matrix)`: the sorted entity types, and a `(len(types) + 1) x (len(types) + 1)`
+        matrix whose rows are the gold types then "spurious" and whose columns are the
+        predicted types then "missed".
+
+    >>> types, matrix = entity_confusion([["B-person", "O", "B-location"]], [["B-group", "B-product", "O"]])
+    >>> types
+    ['group', 'location', 'person', 'product']
+    >>> matrix[2], matrix[1], matrix[4]  # person taken for a group, location missed, product spurious
+    ([1, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 1, 0])
+    """
+    true_by_sentence, pred_by_sentence = sentence_entities(y_true, mode), sentence_entities(y_pred, mode)
+    types = sorted({e[0] for entities in (*true_by_sentence, *pred_by_sentence) for e in entities})
+    index = {type_: i for i, type_ in enumerate(types)}
+    n = len(types)
+    matrix = [[0] * (n + 1) for _ in range(n + 1)]
+    for true, pred in zip(true_by_sentence, pred_by_sentence):
+        pred_types = {(start, end): type_ for type_, start, end in pred}
+        true_spans = {(start, end) for _, start, end in true}
+        for type_, start, end in true:
+            predicted = pred_types.get((start, end))
+            matrix[index[type_]][n if predicted is None else index[predicted]] += 1
+        for type_, start, end in pred:
+            if (start, end) not in true_spans:
+                matrix[n][index[type_]] += 1
+    return types, matrix
+
+
 def ner_scores(
     y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], mode: str = "default"
 ) -> dict[str, float]:
@@ -199,8 +302,10 @@ def ner_scores(
     return scores_and_report(y_true, y_pred, mode)[0]
 
 
-def _once_per_sentence(sentence_ids: list[int], y_true: list, y_pred: list) -> tuple[list, list]:
-    """Keeps the first copy of each known sentence, in sentence order (unknown ids: all)."""
+def _once_per_sentence(sentence_ids: list[int], y_true: list, y_pred: list) -> tuple[list, list, list]:
+    """Keeps the first copy of each known sentence, in sentence order (unknown ids: all).
+
+    Returns the kept sentences' ids, gold and predicted tags."""
     first: dict[int, int] = {}
     unknown = []
     for position, sentence_id in enumerate(sentence_ids):
@@ -209,7 +314,7 @@ def _once_per_sentence(sentence_ids: list[int], y_true: list, y_pred: list) -> t
         else:
             first.setdefault(sentence_id, position)
     keep = [first[sentence_id] for sentence_id in sorted(first)] + unknown
-    return [y_true[i] for i in keep], [y_pred[i] for i in keep]
+    return [sentence_ids[i] for i in keep], [y_true[i] for i in keep], [y_pred[i] for i in keep]
 
 
 class NERMetrics(Metric):
@@ -222,7 +327,7 @@ class NERMetrics(Metric):
     however often a distributed sampler repeated it.
 
     `compute()` returns the micro scores and accuracy, plus under `"report"` the per-type
-    `classification_report`.
+    `classification_report` and under `"sentences"` the scored tag sequences.
 
     Args:
         label_names: tag strings in label-id order.
@@ -260,7 +365,11 @@ class NERMetrics(Metric):
         self.sentence_ids.append(sentence_ids)
 
     def compute(self) -> dict:
+        """Micro scores and accuracy, the per-type `"report"`, and under `"sentences"` the scored
+        sentences themselves: `{"ids": [...], "y_true": [[tag]], "y_pred": [[tag]]}`, each once,
+        known ids in increasing order (what a predictions file is written from)."""
         # Before a DDP sync the states are lists of per-batch tensors, after it one tensor each.
+        ids: list[int] = []
         y_true: list[list[str]] = []
         y_pred: list[list[str]] = []
         if not (isinstance(self.lengths, list) and not self.lengths):
@@ -268,6 +377,6 @@ class NERMetrics(Metric):
             names = self.label_names
             y_pred = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.preds).split(lengths)]
             y_true = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.target).split(lengths)]
-            y_true, y_pred = _once_per_sentence(dim_zero_cat(self.sentence_ids).tolist(), y_true, y_pred)
+            ids, y_true, y_pred = _once_per_sentence(dim_zero_cat(self.sentence_ids).tolist(), y_true, y_pred)
         scores, report = scores_and_report(y_true, y_pred, self.mode)
-        return {**scores, "report": report}
+        return {**scores, "report": report, "sentences": {"ids": ids, "y_true": y_true, "y_pred": y_pred}}

@@ -13,7 +13,9 @@ from torch import nn
 
 from lit_ner.data import IGNORE_INDEX
 from lit_ner.hub import hub_errors, resolve_name_or_path
-from lit_ner.metrics import NERMetrics
+from lit_ner.metrics import NERMetrics, surface_scores
+
+STAGE_SPLITS = {"val": "validation", "test": "test"}
 
 
 def load_token_classifier(model_name_or_path: str, label_names: Sequence[str]) -> nn.Module:
@@ -68,8 +70,11 @@ class TokenClassifier(L.LightningModule):
         # One metric instance per stage: their states must never mix.
         self.val_metrics = NERMetrics(self.label_names, mode=scoring_mode)
         self.test_metrics = NERMetrics(self.label_names, mode=scoring_mode)
-        # The last scores and per-type report of each stage, for the CLI to print and save.
-        self.reports: dict[str, dict[str, dict]] = {}
+        # Words no subword position reached are scored as predicted "O" (never dropped).
+        self.outside_id = self.label_names.index("O") if "O" in self.label_names else 0
+        # The last results of each stage ("scores", "report", "surface", "sentences"), for the
+        # CLI to print and save.
+        self.reports: dict[str, dict[str, Any]] = {}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, num_labels)
@@ -84,17 +89,51 @@ class TokenClassifier(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].size(0))
         return loss
 
+    def word_predictions(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Word-level predicted label ids, `(batch, n_words)`: each word gets its first subword's
+        argmax; a word that has no subword position gets `O`, so that it counts as a miss where
+        it belongs to an entity instead of vanishing from the scores."""
+        token_predictions = logits.argmax(dim=-1)
+        predictions = torch.full_like(batch["word_labels"], self.outside_id)
+        starts = batch["word_index"] >= 0
+        rows = starts.nonzero(as_tuple=True)[0]
+        predictions[rows, batch["word_index"][starts]] = token_predictions[starts]
+        return predictions
+
     def _evaluation_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: NERMetrics) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch["labels"])
         self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].size(0), sync_dist=True)
-        metrics.update(logits.argmax(dim=-1), batch["labels"], batch.get("sentence_id"))
+        if "word_labels" in batch:
+            predictions, target = self.word_predictions(logits, batch), batch["word_labels"]
+        else:  # batches from another collator: score the first subwords
+            predictions, target = logits.argmax(dim=-1), batch["labels"]
+        metrics.update(predictions, target, batch.get("sentence_id"))
+
+    def _split_words(self, stage: str) -> list[list[str]] | None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if datamodule is None or not hasattr(datamodule, "words"):
+            return None
+        return datamodule.words(STAGE_SPLITS[stage])
 
     def _log_metrics(self, stage: str, metrics: NERMetrics) -> None:
         # compute() gathers every process's sentences first, so the values agree on all ranks
         # (sync_dist then averages equal numbers; it only keeps Lightning from warning).
         scores = metrics.compute()
         report = scores.pop("report")
+        sentences = scores.pop("sentences")
+        # WNUT-17's surface-form measures need the words, which the data module has.
+        words = self._split_words(stage)
+        surface = None
+        if words is not None and all(i >= 0 for i in sentences["ids"]):
+            surface = surface_scores(
+                [words[i] for i in sentences["ids"]],
+                sentences["y_true"],
+                sentences["y_pred"],
+                self.hparams.scoring_mode,
+            )
+            for name in ("precision", "recall", "f1"):
+                scores[f"surface_{name}"] = surface["overall"][name]
         self.log_dict(
             {f"{stage}/{name}": value for name, value in scores.items()},
             prog_bar=stage == "val",
@@ -109,7 +148,12 @@ class TokenClassifier(L.LightningModule):
         }
         self.log_dict(per_type, sync_dist=True)
         if not self.trainer.sanity_checking:
-            self.reports[stage] = {"scores": scores, "report": report}
+            self.reports[stage] = {
+                "scores": scores,
+                "report": report,
+                "surface": surface,
+                "sentences": sentences,
+            }
         metrics.reset()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -124,13 +168,15 @@ class TokenClassifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> list[list[str]]:
-        """Predicted tags per sentence, one per word (its first subword's prediction)."""
-        predictions = self(batch["input_ids"], batch["attention_mask"]).argmax(dim=-1)
-        first_subwords = batch["labels"] != IGNORE_INDEX
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> list[dict[str, Any]]:
+        """Per sentence, its id in the split and one predicted tag per word (the word's first
+        subword's prediction; `O` for a word that has no subword position)."""
+        predictions = self.word_predictions(self(batch["input_ids"], batch["attention_mask"]), batch)
+        n_words = (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist()
+        sentence_ids = batch["sentence_id"].tolist() if "sentence_id" in batch else [-1] * len(n_words)
         return [
-            [self.label_names[i] for i in sentence[mask].tolist()]
-            for sentence, mask in zip(predictions, first_subwords)
+            {"sentence_id": sentence_id, "tags": [self.label_names[i] for i in row[:n].tolist()]}
+            for sentence_id, row, n in zip(sentence_ids, predictions, n_words)
         ]
 
     def configure_optimizers(self) -> dict[str, Any]:

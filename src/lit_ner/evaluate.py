@@ -1,0 +1,131 @@
+"""`lit_ner evaluate GOLD [PRED]`: scores predicted tags against gold tags, as lit_ner logs them
+and as the WNUT-17 shared task scored its systems.
+
+GOLD holds the gold tags in its last column and PRED the predicted tags in its last column; with
+PRED left out, GOLD is one file of token, gold tag and predicted tag columns (what `lit_ner test`
+writes). Both files must have the same tokens and sentence breaks; the first place they do not is
+an error naming both files and lines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lit_ner.data import Split, read_conll
+from lit_ner.errors import LitNerError
+from lit_ner.metrics import MODES, format_report, scores_and_report, surface_scores
+
+SCORES = ("precision", "recall", "f1")
+
+
+def read_aligned(gold_path: str | Path, pred_path: str | Path | None = None) -> tuple[Split, Split]:
+    """Reads gold and predicted tags and checks that their tokens and sentences line up."""
+    if pred_path is None:
+        return read_conll(gold_path, tag_column=-2), read_conll(gold_path, tag_column=-1)
+    gold, pred = read_conll(gold_path), read_conll(pred_path)
+    for n, (gold_tokens, pred_tokens) in enumerate(zip(gold["tokens"], pred["tokens"])):
+        if gold_tokens == pred_tokens:
+            continue
+        gold_lines, pred_lines = gold["lines"][n], pred["lines"][n]
+        mismatches = [i for i, (g, p) in enumerate(zip(gold_tokens, pred_tokens)) if g != p]
+        i = mismatches[0] if mismatches else min(len(gold_tokens), len(pred_tokens))
+        if i < len(gold_tokens) and i < len(pred_tokens):
+            raise LitNerError(
+                f"{gold_path}:{gold_lines[i]}: token {gold_tokens[i]!r}, but "
+                f"{pred_path}:{pred_lines[i]}: token {pred_tokens[i]!r}"
+            )
+        if i == len(gold_tokens):
+            raise LitNerError(
+                f"{gold_path}:{gold_lines[-1]}: the sentence ends here, but "
+                f"{pred_path}:{pred_lines[i]} continues it with {pred_tokens[i]!r}"
+            )
+        raise LitNerError(
+            f"{pred_path}:{pred_lines[-1]}: the sentence ends here, but "
+            f"{gold_path}:{gold_lines[i]} continues it with {gold_tokens[i]!r}"
+        )
+    if len(gold["tokens"]) != len(pred["tokens"]):
+        longer, path = (gold, gold_path) if len(gold["tokens"]) > len(pred["tokens"]) else (pred, pred_path)
+        n = min(len(gold["tokens"]), len(pred["tokens"]))
+        raise LitNerError(
+            f"{gold_path} has {len(gold['tokens'])} sentences but {pred_path} has {len(pred['tokens'])}; "
+            f"the first unmatched one starts at {path}:{longer['lines'][n][0]}"
+        )
+    return gold, pred
+
+
+def evaluate_tags(
+    words: list[list[str]], y_true: list[list[str]], y_pred: list[list[str]], mode: str = "default"
+) -> dict[str, Any]:
+    """seqeval's scores and WNUT-17's surface-form scores, overall and per type, as one object:
+    `{"overall": {...}, "per_type": {type: {...}}, "mode": mode}` (the `--json` output)."""
+    scores, report = scores_and_report(y_true, y_pred, mode)
+    surface = surface_scores(words, y_true, y_pred, mode)
+
+    def row(seqeval_row: dict[str, float], surface_row: dict[str, float]) -> dict[str, float]:
+        return {
+            **{name: seqeval_row[name] for name in SCORES},
+            **{f"surface_{name}": surface_row[name] for name in SCORES},
+            "support": seqeval_row["support"],
+        }
+
+    overall = row(report["micro avg"], surface["overall"])
+    per_type = {
+        type_: row(report[type_], surface["per_type"][type_])
+        for type_ in report
+        if not type_.endswith(" avg")
+    }
+    return {"overall": {**overall, "accuracy": scores["accuracy"]}, "per_type": per_type, "mode": mode}
+
+
+def evaluate_files(
+    gold_path: str | Path, pred_path: str | Path | None = None, mode: str = "default"
+) -> dict[str, Any]:
+    """`evaluate_tags` on a gold and a prediction file (or one file with both tag columns)."""
+    gold, pred = read_aligned(gold_path, pred_path)
+    return evaluate_tags(gold["tokens"], gold["tags"], pred["tags"], mode)
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """The `evaluate_tags` object as two seqeval-style tables: entities, then surface forms."""
+    entity_rows = {type_: row for type_, row in results["per_type"].items()}
+    entity_rows["overall (micro)"] = results["overall"]
+    surface_rows = {
+        type_: {name: row[f"surface_{name}"] for name in SCORES} | {"support": row["support"]}
+        for type_, row in entity_rows.items()
+    }
+    overall = results["overall"]
+    return "\n".join(
+        [
+            f"entities (seqeval, {results['mode']} mode); token accuracy {overall['accuracy']:.4f}",
+            format_report(entity_rows),
+            "",
+            "unique surface forms (WNUT-17 shared task; support: gold entities)",
+            format_report(surface_rows),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`lit_ner evaluate`: prints the scores (or `--json`); exit status 2 on bad input."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="lit_ner evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("gold", help="CoNLL file with the gold tags in its last column")
+    parser.add_argument(
+        "pred",
+        nargs="?",
+        help="CoNLL file with the predicted tags in its last column (default: GOLD has token, gold, "
+        "predicted columns)",
+    )
+    parser.add_argument("--mode", choices=MODES, default="default", help="seqeval's entity rules")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    args = parser.parse_args(argv)
+    try:
+        results = evaluate_files(args.gold, args.pred, args.mode)
+    except LitNerError as exc:
+        print(f"lit_ner: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(results, indent=2) if args.json else format_results(results))

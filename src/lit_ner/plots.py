@@ -1,0 +1,62 @@
+"""Pictures of a per-type report: F1 bars and an entity-type confusion matrix, as PNG files.
+
+Drawn with matplotlib's object-oriented API (no pyplot, so no GUI backend and no global state);
+matplotlib comes with torchmetrics' `visual` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lit_ner.metrics import MISSED, SPURIOUS
+
+
+def plot_per_type_f1(report: dict[str, dict[str, float]], path: str | Path, title: str) -> Path:
+    """Horizontal bars of each type's precision, recall and F1, support in the labels."""
+    from matplotlib.figure import Figure
+
+    types = [name for name in report if not name.endswith(" avg")]
+    rows = [report[name] for name in types] + [report["micro avg"]]
+    labels = [f"{name} ({report[name]['support']})" for name in types] + ["micro avg"]
+    figure = Figure(figsize=(7, 0.6 * len(rows) + 1.5), layout="constrained")
+    ax = figure.subplots()
+    height = 0.27
+    for k, (name, color) in enumerate((("precision", "#9ecae1"), ("recall", "#fdae6b"), ("f1", "#31a354"))):
+        positions = [i + (k - 1) * height for i in range(len(rows))]
+        bars = ax.barh(positions, [row[name] for row in rows], height=height, color=color, label=name)
+        if name == "f1":
+            ax.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
+    ax.set_yticks(range(len(rows)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.08)
+    ax.set_xlabel("score (entity support in brackets)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def plot_entity_confusion(types: list[str], matrix: list[list[int]], path: str | Path, title: str) -> Path:
+    """The `metrics.entity_confusion` matrix as a heat map with counts in the cells."""
+    from matplotlib.figure import Figure
+
+    rows, columns = [*types, SPURIOUS], [*types, MISSED]
+    size = 1.0 + 0.8 * len(columns)
+    figure = Figure(figsize=(size + 2.0, size), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=ax, shrink=0.8)
+    top = max((value for row in matrix for value in row), default=0)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            color = "white" if top and value > top / 2 else "black"
+            ax.text(j, i, str(value), ha="center", va="center", color=color, fontsize=9)
+    ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted type (missed: no predicted entity of that span)")
+    ax.set_ylabel("gold type (spurious: no gold entity of that span)")
+    ax.set_title(title)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    return path
