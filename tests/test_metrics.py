@@ -6,7 +6,15 @@ import torch
 from seqeval.metrics.sequence_labeling import get_entities as seqeval_get_entities
 
 from lit_ner.data import IGNORE_INDEX, WNUT17_LABELS, read_conll
-from lit_ner.metrics import NERMetrics, classification_report, get_entities, get_entities_strict, ner_scores
+from lit_ner.metrics import (
+    NERMetrics,
+    classification_report,
+    entity_confusion,
+    get_entities,
+    get_entities_strict,
+    ner_scores,
+    surface_scores,
+)
 
 # Valid and ill-formed BIO, IOBES prefixes and odd tags seqeval still parses.
 ODD_TAGS = ["E-person", "S-group", "B", "I", ".", "I-"]
@@ -249,3 +257,56 @@ def test_metric_without_sentence_ids_counts_every_copy():
     with_ids.update(torch.zeros_like(gold), gold, torch.tensor([7]))
     with_ids.update(gold.clamp(min=0), gold, torch.tensor([7]))  # the same sentence again
     assert with_ids.compute()["recall"] == 0.0  # the first copy is the one scored
+
+
+@pytest.mark.parametrize("mode", ["default", "strict"])
+def test_surface_scores_equal_entity_scores_when_every_entity_has_its_own_words(mode):
+    # With no surface form repeated, the sets of forms are the sets of entities.
+    rng = random.Random(7)
+    bio = [tag for tag in WNUT17_LABELS]
+    for _ in range(200):
+        y_true = [random_tags(rng, rng.randint(1, 8), bio) for _ in range(rng.randint(1, 6))]
+        y_pred = perturb(y_true, rng, 0.4, bio)
+        words = [[f"w{n}.{i}" for i in range(len(s))] for n, s in enumerate(y_true)]
+        surface = surface_scores(words, y_true, y_pred, mode)
+        report = classification_report(y_true, y_pred, mode)
+        for name in ("precision", "recall", "f1"):
+            assert surface["overall"][name] == pytest.approx(report["micro avg"][name], abs=1e-12)
+        for type_, row in surface["per_type"].items():
+            assert row["support"] == report[type_]["support"]
+            assert row["f1"] == pytest.approx(report[type_]["f1"], abs=1e-12)
+
+
+def test_a_surface_form_counts_once_however_often_it_recurs():
+    words = [["Paris"], ["Paris"], ["Paris"], ["Lyon"]]
+    gold = [["B-location"]] * 3 + [["B-location"]]
+    # Found once out of three mentions, Lyon missed: half the forms found, by one right guess.
+    pred = [["B-location"], ["O"], ["O"], ["O"]]
+    surface = surface_scores(words, gold, pred)["overall"]
+    assert surface == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
+    assert ner_scores(gold, pred)["recall"] == 0.25
+    # A form is right only where a prediction matches a gold entity: a predicted form that exists
+    # in gold but never at the predicted place is wrong.
+    misplaced = [["O"], ["O"], ["O"], ["B-location"]]
+    assert (
+        surface_scores([["Lyon"], ["x"], ["x"], ["Lyon"]], [["B-location"], ["O"], ["O"], ["O"]], misplaced)[
+            "overall"
+        ]["precision"]
+        == 0.0
+    )
+
+
+def test_entity_confusion_diagonal_rows_and_columns_add_up_to_the_report():
+    rng = random.Random(8)
+    y_true = [random_tags(rng, rng.randint(1, 9), WNUT17_LABELS) for _ in range(300)]
+    y_pred = perturb(y_true, rng, 0.3, WNUT17_LABELS)
+    types, matrix = entity_confusion(y_true, y_pred)
+    report = classification_report(y_true, y_pred)
+    assert types == [name for name in report if not name.endswith(" avg")]
+    n_predicted = {t: sum(1 for s in y_pred for e in get_entities(s) if e[0] == t) for t in types}
+    for i, type_ in enumerate(types):
+        assert sum(matrix[i]) == report[type_]["support"]  # every gold entity once: paired or missed
+        true_positives = round(report[type_]["recall"] * report[type_]["support"])
+        assert matrix[i][i] == true_positives
+        assert sum(row[i] for row in matrix) == n_predicted[type_]  # every prediction once
+    assert matrix[-1][-1] == 0
