@@ -287,13 +287,10 @@ def test_a_surface_form_counts_once_however_often_it_recurs():
     assert ner_scores(gold, pred)["recall"] == 0.25
     # A form is right only where a prediction matches a gold entity: a predicted form that exists
     # in gold but never at the predicted place is wrong.
+    words = [["Lyon"], ["x"], ["x"], ["Lyon"]]
+    gold = [["B-location"], ["O"], ["O"], ["O"]]
     misplaced = [["O"], ["O"], ["O"], ["B-location"]]
-    assert (
-        surface_scores([["Lyon"], ["x"], ["x"], ["Lyon"]], [["B-location"], ["O"], ["O"], ["O"]], misplaced)[
-            "overall"
-        ]["precision"]
-        == 0.0
-    )
+    assert surface_scores(words, gold, misplaced)["overall"]["precision"] == 0.0
 
 
 def test_entity_confusion_diagonal_rows_and_columns_add_up_to_the_report():
