@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from lit_ner.cli import EXPORT_DIRNAME, LitNerCLI, cli_main
-from lit_ner.data import WNUT17_LABELS, NERDataModule
+from lit_ner.data import WNUT17_LABELS, NERDataModule, read_conll
 from lit_ner.model import TokenClassifier
 
 from .conftest import FIXTURES, REPO
@@ -120,6 +120,16 @@ def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, t
     assert not (REPO / "checkpoints").exists()
 
 
+def test_predict_on_a_labelled_split_writes_token_gold_and_predicted_tags(tiny_model_dir, tmp_path):
+    fit_args = tiny_fit_args(tiny_model_dir, tmp_path, FIXTURES / "quirks.conll")[1:]
+    cli_main(["predict", *fit_args, "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"])
+    written = read_conll(tmp_path / "predictions" / "test.conll", tag_column=-2)
+    gold = read_conll(FIXTURES / "quirks.conll")
+    assert written["tokens"] == gold["tokens"] and written["tags"] == gold["tags"]
+    predicted = read_conll(tmp_path / "predictions" / "test.conll")["tags"]
+    assert [len(tags) for tags in predicted] == [len(tags) for tags in gold["tags"]]  # every word
+
+
 def run_lit_ner(*args, env=None, cwd=REPO, timeout=600):
     return subprocess.run(
         [LIT_NER, *args],
@@ -214,6 +224,27 @@ def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipel
             assert row["f1"] == pytest.approx(float(test_rows[0][f"test/{type_}/f1"]), abs=1e-6)
     assert "test entity scores per type" in result.stdout
 
+    # The predictions written by `test` score, through `lit_ner evaluate`, exactly what was logged.
+    predictions = run_dir / "predictions" / "test.conll"
+    rescored = run_lit_ner("evaluate", str(predictions), "--json")
+    assert rescored.returncode == 0, rescored.stderr
+    rescored = json.loads(rescored.stdout)["overall"]
+    logged = json.loads((run_dir / "test_report.json").read_text())
+    for name in (
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "surface_precision",
+        "surface_recall",
+        "surface_f1",
+    ):
+        assert rescored[name] == logged["scores"][name], name
+        assert rescored[name] == pytest.approx(float(test_rows[0][f"test/{name}"]), abs=1e-6), name
+    assert rescored["support"] == logged["report"]["micro avg"]["support"]
+    for picture in ("test_per_type_f1.png", "test_confusion.png"):
+        assert (run_dir / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
     # `validate` on the saved checkpoint prints and saves the validation report.
     validate_dir = tmp_path / "validate"
     result = run_lit_ner(
@@ -278,6 +309,7 @@ def test_two_process_validation_equals_one_process_validation_of_the_same_checkp
         )
         assert result.returncode == 0, result.stderr[-3000:]
         saved[devices] = json.loads((root / "val_report.json").read_text())
-    assert saved[2] == saved[1]
+        saved[devices]["predictions"] = (root / "predictions" / "validation.conll").read_text()
+    assert saved[2] == saved[1]  # scores, per-type report, surface forms, and the predictions file
     # Empire State Building, iPhone, Microsoft, Satya Nadella: each gold entity once.
     assert saved[1]["report"]["micro avg"]["support"] == 4
