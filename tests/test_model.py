@@ -107,3 +107,32 @@ def test_training_lowers_the_loss_on_the_sentences_it_trains_on(tiny_model_dir, 
     fit_tiny(model, tmp_path, max_steps=30, data=data)
     model.eval()
     assert loss() < 0.5 * before
+
+
+def test_a_word_without_any_subword_is_scored_as_a_miss_not_dropped(tiny_model_dir, tmp_path):
+    import json
+
+    from lit_ner.metrics import NERMetrics
+
+    # A zero-width space tokenizes to nothing: the tutorial's alignment silently drops such words.
+    sentences = [{"tokens": ["Hi", "\u200b", "Bob"], "tags": ["O", "B-person", "B-person"]}]
+    path = tmp_path / "zw.jsonl"
+    path.write_text("\n".join(json.dumps(s) for s in sentences) + "\n")
+    data = NERDataModule(
+        train_file=str(path),
+        validation_file=str(path),
+        tokenizer_name_or_path=tiny_model_dir,
+        cache_dir=str(tmp_path),
+    )
+    data.setup("validate")
+    batch = next(iter(data.val_dataloader()))
+    assert batch["word_index"][0][batch["word_index"][0] >= 0].tolist() == [0, 2]  # word 1 starts nowhere
+    model = TokenClassifier(data.label_names, tiny_model_dir)
+    # A model that is right at every subword it sees.
+    logits = torch.nn.functional.one_hot(batch["labels"].clamp(min=0), len(data.label_names)).float()
+    predicted = model.word_predictions(logits, batch)
+    assert [data.label_names[i] for i in predicted[0].tolist()] == ["O", "O", "B-person"]
+    metric = NERMetrics(data.label_names)
+    metric.update(predicted, batch["word_labels"], batch["sentence_id"])
+    scores = metric.compute()
+    assert scores["recall"] == 0.5 and scores["precision"] == 1.0  # the unseen person is missed
