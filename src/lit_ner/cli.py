@@ -118,12 +118,9 @@ class LitNerCLI(LightningCLI):
         _write_atomically(report_path, json.dumps({"mode": mode, **saved}, indent=2) + "\n")
         sentences = results["sentences"]
         split = STAGE_SPLITS[stage]
-        if all(i >= 0 for i in sentences["ids"]):
-            words = self.datamodule.words(split)
+        if "words" in sentences:
             path = run_dir / "predictions" / f"{split}.conll"
-            write_predictions(
-                path, [words[i] for i in sentences["ids"]], sentences["y_true"], sentences["y_pred"]
-            )
+            write_predictions(path, sentences["words"], sentences["y_true"], sentences["y_pred"])
             print(f"predictions: {path} (score them again with: lit_ner evaluate {path})")
         images = [
             plot_per_type_f1(

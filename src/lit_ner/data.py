@@ -548,16 +548,21 @@ class NERDataModule(L.LightningDataModule):
 
     def words(self, split: str) -> list[list[str]]:
         """The words of each sentence of a split, in sentence-id order."""
-        if self.files:
-            if split not in self.raw:
-                raise LitNerError(f"no {split} split: set --data.{split}_file")
-            return self.raw[split]["tokens"]
-        return list(self._raw_split(split)["tokens"])
+        return self._column(split, "tokens")
 
     def tags(self, split: str) -> list[list[str]]:
         """The gold tags of each sentence of a split, in sentence-id order."""
-        names = self.label_names
-        return [[names[i] for i in sentence] for sentence in self._raw_split(split)["tags"]]
+        return self._column(split, "tags")
+
+    def _column(self, split: str, name: str) -> list[list[str]]:
+        if self.files:
+            if split not in self.raw:
+                raise LitNerError(f"no {split} split: set --data.{split}_file")
+            return self.raw[split][name]
+        column = self._raw_split(split)[name]
+        if name == "tags":  # the Hub stores ClassLabel ids
+            return [[self.label_names[i] for i in sentence] for sentence in column]
+        return list(column)
 
     def has_split(self, split: str) -> bool:
         return split in self.raw if self.files else split in self._load_hub()

@@ -104,11 +104,7 @@ class TokenClassifier(L.LightningModule):
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch["labels"])
         self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].size(0), sync_dist=True)
-        if "word_labels" in batch:
-            predictions, target = self.word_predictions(logits, batch), batch["word_labels"]
-        else:  # batches from another collator: score the first subwords
-            predictions, target = logits.argmax(dim=-1), batch["labels"]
-        metrics.update(predictions, target, batch.get("sentence_id"))
+        metrics.update(self.word_predictions(logits, batch), batch["word_labels"], batch.get("sentence_id"))
 
     def _split_words(self, stage: str) -> list[list[str]] | None:
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
@@ -122,15 +118,14 @@ class TokenClassifier(L.LightningModule):
         scores = metrics.compute()
         report = scores.pop("report")
         sentences = scores.pop("sentences")
-        # WNUT-17's surface-form measures need the words, which the data module has.
+        # WNUT-17's surface-form measures need the words, which the data module has; they stay
+        # with the sentences for the CLI's predictions file.
         words = self._split_words(stage)
         surface = None
         if words is not None and all(i >= 0 for i in sentences["ids"]):
+            sentences["words"] = [words[i] for i in sentences["ids"]]
             surface = surface_scores(
-                [words[i] for i in sentences["ids"]],
-                sentences["y_true"],
-                sentences["y_pred"],
-                self.hparams.scoring_mode,
+                sentences["words"], sentences["y_true"], sentences["y_pred"], self.hparams.scoring_mode
             )
             for name in ("precision", "recall", "f1"):
                 scores[f"surface_{name}"] = surface["overall"][name]
