@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from lit_ner.data import (
     align_labels,
     bio_label_order,
     continuation_label_ids,
+    plan_windows,
     read_conll,
     read_jsonl,
     tokenize_and_align,
@@ -161,10 +163,55 @@ def test_alignment_equals_the_tutorials_function_on_every_wnut17_sentence(tokeni
 
 def test_alignment_counts_words_that_get_no_subword_position(tokenizer):
     words = ["New", "York", "\u200b", "rocks"]  # a zero-width space tokenizes to nothing
-    out = tokenize_and_align({"tokens": [words, words], "tags": [[7, 8, 0, 0]] * 2}, tokenizer, 4, None)
-    # max_length 4 keeps [CLS] new york [SEP]; the zero-width word has no position either way.
-    assert out["unlabelled_words"] == [2, 2]
-    assert out["labels"][0] == [IGNORE_INDEX, 7, 8, IGNORE_INDEX]
+    out = tokenize_and_align({"tokens": [words], "tags": [[7, 8, 0, 0]]}, tokenizer, None, None)
+    assert out["unlabelled_words"] == [1]
+    assert out["word_index"][0] == [-1, 0, 1, 3, -1]  # [CLS] new york rocks [SEP]
+    assert out["word_labels"][0] == [7, 8, 0, 0]  # the empty word keeps its gold label
+
+
+def test_a_sentence_longer_than_max_length_becomes_windows_that_own_every_word_once(tokenizer):
+    words = ["New", "York", "\u200b", "rocks"] * 5
+    tags = [7, 8, 0, 0] * 5
+    out = tokenize_and_align(
+        {"tokens": [words], "tags": [tags], "sentence_id": [7]},
+        tokenizer,
+        max_length=6,
+        continuation_ids=None,
+        stride=2,
+    )
+    assert len(out["input_ids"]) > 1
+    assert all(len(ids) <= 6 for ids in out["input_ids"])
+    assert all(
+        ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id for ids in out["input_ids"]
+    )
+    assert set(out["sentence_id"]) == {7}
+    # The windows' owned words, in offset order, are the sentence: each word once, in order.
+    assert out["word_offset"] == sorted(out["word_offset"])
+    joined = [label for labels in out["word_labels"] for label in labels]
+    assert joined == tags
+    assert [sum(n for n in out["word_offset"][:1])] == [0]
+    for offset, labels, next_offset in zip(out["word_offset"], out["word_labels"], out["word_offset"][1:]):
+        assert offset + len(labels) == next_offset
+    # Every owned word that has a subword is trained on exactly once (its first subword).
+    trained = [label for labels in out["labels"] for label in labels if label != IGNORE_INDEX]
+    assert len(trained) == len(words) - 5  # the five zero-width words have no position
+    assert sum(out["unlabelled_words"]) == 5
+    assert set(out["n_windows"]) == {len(out["input_ids"])}
+
+
+def test_windows_overlap_by_the_stride_and_share_each_overlap_at_its_middle():
+    one_subword_each = [(i, i + 1) for i in range(10)]
+    windows = plan_windows(one_subword_each, budget=4, stride=2)
+    assert windows[0][:2] == (0, 4) and windows[1][0] == 2  # the second window repeats 2 words
+    owned = [range(own_first, own_last) for _, _, own_first, own_last in windows]
+    assert [w for r in owned for w in r] == list(range(10))
+    assert all(first <= own_first and own_last <= last for first, last, own_first, own_last in windows)
+
+
+def test_a_single_word_longer_than_the_budget_gets_a_window_of_its_own():
+    windows = plan_windows([(0, 1), (1, 9), (9, 10)], budget=4, stride=1)
+    assert (1, 2, 1, 2) in windows
+    assert [w for _, _, a, b in windows for w in range(a, b)] == [0, 1, 2]
 
 
 # --- collation -------------------------------------------------------------------------------
@@ -218,7 +265,15 @@ def test_dataloaders_yield_padded_batches_with_one_label_per_word(tiny_model_dir
     data = files_datamodule(tiny_model_dir, tmp_path)
     data.setup("fit")
     batch = next(iter(data.val_dataloader()))
-    assert set(batch) == {"input_ids", "attention_mask", "labels", "word_labels", "word_index", "sentence_id"}
+    assert set(batch) == {
+        "input_ids",
+        "attention_mask",
+        "labels",
+        "word_labels",
+        "word_index",
+        "sentence_id",
+        "word_offset",
+    }
     assert batch["sentence_id"].tolist() == [0, 1]  # each sentence's index in its split
     raw = read_conll(FIXTURES / "quirks.conll")
     words_per_sentence = [len(s) for s in raw["tokens"][:2]]
@@ -248,12 +303,23 @@ def test_tokenized_file_splits_are_cached_and_reused(tiny_model_dir, tmp_path):
     assert len(list((tmp_path / "lit_ner").glob("validation-*.arrow"))) == 2
 
 
-def test_words_cut_by_max_length_are_reported(tiny_model_dir, tmp_path):
-    data = files_datamodule(tiny_model_dir, tmp_path, max_length=4)
-    # [CLS] + 2 subwords + [SEP]: "empire state" keeps 2 of 5 words, "@ paul ##walk" 1 of 3
-    # ("@paulwalk" alone is 3 subwords), "microsoft hired" 2 of 4: 3 + 2 + 2 words are cut.
-    with pytest.warns(UserWarning, match=r"validation: 7 words in 3 sentences have no subword position"):
+def test_sentences_longer_than_max_length_are_windowed_reported_and_keep_every_word(
+    tiny_model_dir, tmp_path, caplog
+):
+    data = files_datamodule(tiny_model_dir, tmp_path, max_length=5, stride=1)
+    with caplog.at_level("INFO"):
         data.setup("validate")
+    assert re.search(r"validation: 3 sentences; 3 longer than 5 subword positions, each split", caplog.text)
+    validation = data.datasets["validation"]
+    assert all(len(ids) <= 5 for ids in validation["input_ids"])
+    by_sentence: dict[int, list] = {}
+    for sentence_id, offset, labels in zip(
+        validation["sentence_id"], validation["word_offset"], validation["word_labels"]
+    ):
+        by_sentence.setdefault(sentence_id, []).append((offset, labels))
+    tags = [[data.label_names.index(t) for t in s] for s in data.tags("validation")]
+    for sentence_id, pieces in by_sentence.items():
+        assert [label for _, labels in sorted(pieces) for label in labels] == tags[sentence_id]
 
 
 def test_wnut17_release_directory_gives_the_three_splits_in_wnut17_label_order(

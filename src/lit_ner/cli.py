@@ -21,7 +21,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lit_ner.data import NERDataModule
 from lit_ner.errors import LitNerError
-from lit_ner.metrics import entity_confusion, format_report
+from lit_ner.metrics import entity_confusion, format_report, join_windows
 from lit_ner.model import STAGE_SPLITS, TokenClassifier
 from lit_ner.plots import plot_entity_confusion, plot_per_type_f1
 
@@ -78,12 +78,16 @@ class LitNerCLI(LightningCLI):
         run_dir = self.run_dir
         if not self.trainer.is_global_zero:
             return
-        predicted = {s["sentence_id"]: s["tags"] for s in sentences}  # a repeated sentence: once
+        # A repeated sentence once, a long sentence's windows joined.
+        ids, predicted = join_windows(
+            [s["sentence_id"] for s in sentences],
+            [s["word_offset"] for s in sentences],
+            [s["tags"] for s in sentences],
+        )
         split = self.datamodule.hparams.predict_split
         words, gold = self.datamodule.words(split), self.datamodule.tags(split)
-        ids = sorted(predicted)
         path = run_dir / "predictions" / f"{split}.conll"
-        write_predictions(path, [words[i] for i in ids], [gold[i] for i in ids], [predicted[i] for i in ids])
+        write_predictions(path, [words[i] for i in ids], [gold[i] for i in ids], predicted)
         print(f"predictions: {path} (score them with: lit_ner evaluate {path})")
 
     def after_validate(self) -> None:

@@ -50,6 +50,18 @@ WNUT17_FILES = {
 }
 WNUT17_HUB_NAMES = {"leondz/wnut_17", "wnut_17"}
 SPLITS = ("train", "validation", "test")
+# What `tokenize_and_align` makes of each sentence (or window of a long sentence).
+EXAMPLE_COLUMNS = (
+    "input_ids",
+    "attention_mask",
+    "labels",
+    "word_labels",
+    "word_index",
+    "sentence_id",
+    "word_offset",
+    "unlabelled_words",
+    "n_windows",
+)
 
 Split = dict[str, list[list[Any]]]  # {"tokens": [[word]], "tags": [[tag]], "lines": [[line number]]}
 
@@ -210,37 +222,124 @@ def align_labels(
     return labels
 
 
+def plan_windows(
+    word_spans: Sequence[tuple[int, int]], budget: int, stride: int
+) -> list[tuple[int, int, int, int]]:
+    """Splits a sentence too long for the model into overlapping windows of whole words.
+
+    Args:
+        word_spans: per word, its `[start, end)` subword positions (without special tokens); a
+            word that tokenizes to nothing has `start == end`.
+        budget: subword positions a window may hold (the model's maximum minus special tokens).
+        stride: subword positions consecutive windows share, so that words near a window's edge
+            still see context.
+
+    Returns:
+        Per window `(first, last, own_first, own_last)`: the words `[first, last)` it holds and
+        the words `[own_first, own_last)` it is trained and scored on. The owned ranges cover
+        every word exactly once; an overlap is shared at its middle, so each owned word keeps
+        about `stride / 2` positions of context on either side. A single word longer than
+        `budget` gets a window of its own, cut to its first `budget` subwords (its label sits on
+        the first one).
+
+    >>> plan_windows([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], budget=3, stride=1)
+    [(0, 3, 0, 2), (2, 5, 2, 5)]
+    """
+    n = len(word_spans)
+    windows: list[list[int]] = []
+    first = 0
+    while True:
+        last = first + 1
+        while last < n and word_spans[last][1] - word_spans[first][0] <= budget:
+            last += 1
+        windows.append([first, last, first, last])
+        if last == n:
+            break
+        # The next window starts at the first word of the last `stride` positions (moving on by
+        # at least one word).
+        following = last
+        while following - 1 > first and word_spans[last - 1][1] - word_spans[following - 1][0] <= stride:
+            following -= 1
+        first = following
+    for previous, window in zip(windows, windows[1:]):
+        middle = (window[0] + previous[1]) // 2
+        previous[3] = window[2] = middle
+    return [tuple(window) for window in windows]  # type: ignore[misc]
+
+
 def tokenize_and_align(
     batch: dict[str, list],
     tokenizer: Any,
     max_length: int | None,
     continuation_ids: Sequence[int] | None,
+    stride: int = 128,
 ) -> dict[str, list]:
-    """`datasets.map(batched=True)` function: words -> subword ids and aligned labels.
+    """`datasets.map(batched=True)` function: sentences -> model inputs with aligned labels.
 
-    Besides the subword-level `labels`, keeps what word-level scoring needs: `word_labels` (every
-    word's label, those of words that got no subword included) and `word_index` (per subword
-    position, the index of the word it starts, else -1). Also counts, per sentence, the words
-    that got no subword position (cut by `max_length`, or turned into nothing by the tokenizer)
-    so that the DataModule can report them.
+    A sentence that fits in `max_length` subword positions (special tokens included) becomes one
+    example; a longer one becomes overlapping windows (`plan_windows`), so that no word is lost to
+    truncation. Each example keeps:
+    - `labels`: subword-level labels for the loss (the words the example owns, first subwords;
+      everything else -100);
+    - `word_labels`: the gold label of every word it owns, words without any subword included;
+    - `word_index`: per subword position, the index among the owned words of the word it starts,
+      else -1;
+    - `sentence_id` and `word_offset` (the sentence's index of the first owned word), so that
+      scoring can put a sentence's windows back together;
+    - `unlabelled_words`: owned words with no subword position (turned into nothing by the
+      tokenizer), which are scored as predicted `O`.
     """
-    encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
-    labels, word_index, unlabelled = [], [], []
+    max_length = max_length or tokenizer.model_max_length
+    sentence_ids = batch.get("sentence_id") or [-1] * len(batch["tokens"])
+    encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=False, verbose=False)
+    out: dict[str, list] = {name: [] for name in EXAMPLE_COLUMNS}
     for i, word_labels in enumerate(batch["tags"]):
+        ids = encoding["input_ids"][i]
         word_ids = encoding.word_ids(batch_index=i)
-        labels.append(align_labels(word_ids, word_labels, continuation_ids))
-        word_index.append(
-            [w if w is not None and w != previous else -1 for w, previous in zip(word_ids, [None, *word_ids])]
-        )
-        unlabelled.append(len(word_labels) - len({w for w in word_ids if w is not None}))
-    return {
-        "input_ids": encoding["input_ids"],
-        "attention_mask": encoding["attention_mask"],
-        "labels": labels,
-        "word_labels": batch["tags"],
-        "word_index": word_index,
-        "unlabelled_words": unlabelled,
-    }
+        content = [p for p, w in enumerate(word_ids) if w is not None]
+        if len(ids) <= max_length:
+            windows = [(0, len(word_labels), 0, len(word_labels))]
+            prefix, suffix = [], []
+        else:
+            # Specials (e.g. [CLS] ... [SEP]) surround the content: keep them around every window.
+            prefix, suffix = ids[: content[0]], ids[content[-1] + 1 :]
+            spans, position, by_word = [], 0, {}
+            for p in content:
+                by_word.setdefault(word_ids[p], [p - content[0], 0])[1] = p - content[0] + 1
+            for w in range(len(word_labels)):
+                start, position = by_word.get(w, (position, position))
+                spans.append((start, position))
+            budget = max_length - len(prefix) - len(suffix)
+            windows = plan_windows(spans, budget, min(stride, budget // 2))
+        for first, last, own_first, own_last in windows:
+            if len(windows) == 1:
+                window_ids, window_word_ids = ids, word_ids
+            else:
+                start = spans[first][0]
+                end = min(spans[last - 1][1], start + budget)
+                window_ids = prefix + ids[content[0] + start : content[0] + end] + suffix
+                window_word_ids = (
+                    [None] * len(prefix)
+                    + word_ids[content[0] + start : content[0] + end]
+                    + [None] * len(suffix)
+                )
+            # Context words outside the owned range are seen but neither trained on nor scored.
+            owned_ids = [w if w is not None and own_first <= w < own_last else None for w in window_word_ids]
+            labels = align_labels(owned_ids, word_labels, continuation_ids)
+            starts = [
+                w - own_first if w is not None and w != previous else -1
+                for w, previous in zip(owned_ids, [None, *owned_ids])
+            ]
+            out["input_ids"].append(window_ids)
+            out["attention_mask"].append([1] * len(window_ids))
+            out["labels"].append(labels)
+            out["word_labels"].append(word_labels[own_first:own_last])
+            out["word_index"].append(starts)
+            out["sentence_id"].append(sentence_ids[i])
+            out["word_offset"].append(own_first)
+            out["unlabelled_words"].append(own_last - own_first - sum(s >= 0 for s in starts))
+            out["n_windows"].append(len(windows))
+    return out
 
 
 @dataclass
@@ -277,8 +376,9 @@ class TokenClassificationCollator:
                 word_labels, word_index = example["word_labels"], example["word_index"]
                 batch["word_labels"][row, : len(word_labels)] = torch.tensor(word_labels)
                 batch["word_index"][row, : len(word_index)] = torch.tensor(word_index)
-        if "sentence_id" in examples[0]:
-            batch["sentence_id"] = torch.tensor([example["sentence_id"] for example in examples])
+        for name in ("sentence_id", "word_offset"):
+            if name in examples[0]:
+                batch[name] = torch.tensor([example[name] for example in examples])
         return batch
 
 
@@ -304,8 +404,11 @@ class NERDataModule(L.LightningDataModule):
             data set's ClassLabel names, WNUT-17's order for the WNUT-17 files, and otherwise
             `O` followed by the file tags sorted by type then B-/I-. Linked to the model.
         tokenizer_name_or_path: linked from `model.model_name_or_path`.
-        max_length: subword positions per sentence, special tokens included; defaults to the
-            tokenizer's maximum. Words cut off are counted and reported.
+        max_length: subword positions per example, special tokens included; defaults to the
+            tokenizer's maximum. A longer sentence is split into overlapping windows (counted and
+            reported), never truncated.
+        stride: subword positions that consecutive windows of a long sentence share; each word
+            is trained on and scored in the window where it sits farther from the edge.
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
         batch_size: training sentences per batch (per device under DDP).
         eval_batch_size: sentences per batch for validation, test and predict (default:
@@ -330,6 +433,7 @@ class NERDataModule(L.LightningDataModule):
         label_names: list[str] | None = None,
         tokenizer_name_or_path: str = "distilbert/distilbert-base-uncased",
         max_length: int | None = None,
+        stride: int = 128,
         label_all_tokens: bool = False,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
@@ -442,6 +546,19 @@ class NERDataModule(L.LightningDataModule):
                 raise LitNerError(f"tokenizer '{name}' has no fast version; word alignment needs word_ids()")
         return self._tokenizer
 
+    @property
+    def max_length(self) -> int:
+        """Subword positions per example: `max_length`, else the tokenizer's maximum."""
+        max_length = self.hparams.max_length or self.tokenizer.model_max_length
+        if max_length > 100_000:  # a tokenizer that does not know its model's limit
+            raise LitNerError(
+                f"tokenizer '{self.hparams.tokenizer_name_or_path}' states no maximum length; "
+                "set --data.max_length to the model's position limit"
+            )
+        if max_length < 3 or self.hparams.stride < 0:
+            raise LitNerError(f"max_length {max_length} and stride {self.hparams.stride}: too small to tag")
+        return max_length
+
     # Lightning hooks.
 
     def prepare_data(self) -> None:
@@ -470,14 +587,20 @@ class NERDataModule(L.LightningDataModule):
             index = {name: i for i, name in enumerate(self.label_names)}
             raw = self.raw[split]
             tags = [[index[tag] for tag in sentence] for sentence in raw["tags"]]
-            return datasets.Dataset.from_dict({"tokens": raw["tokens"], "tags": tags})
+            return datasets.Dataset.from_dict(
+                {"tokens": raw["tokens"], "tags": tags, "sentence_id": list(range(len(tags)))}
+            )
         hub = self._load_hub()
         if split not in hub:
             raise LitNerError(
                 f"data set '{self.hparams.dataset_name}' has no {split} split (it has {list(hub)})"
             )
         columns = {self.hparams.tokens_column: "tokens", self.hparams.tags_column: "tags"}
-        return hub[split].select_columns(list(columns)).rename_columns(columns)
+        dataset = hub[split].select_columns(list(columns)).rename_columns(columns)
+        # Each sentence's index rides along with it (and with its windows) into every batch: under
+        # DDP the sampler repeats sentences to give every process as many, and scoring counts
+        # each index once and joins a long sentence's windows back together.
+        return dataset.add_column("sentence_id", list(range(len(dataset))))
 
     def _tokenized(self, split: str) -> Any:
         from datasets.fingerprint import Hasher
@@ -485,18 +608,20 @@ class NERDataModule(L.LightningDataModule):
         hp = self.hparams
         raw = self._raw_split(split)
         continuation = continuation_label_ids(self.label_names) if hp.label_all_tokens else None
+        max_length = self.max_length
         align = partial(
             tokenize_and_align,
             tokenizer=self.tokenizer,
-            max_length=hp.max_length,
+            max_length=max_length,
             continuation_ids=continuation,
+            stride=hp.stride,
         )
         cache_kwargs: dict[str, Any] = {}
         if self.files:
             # In-memory data sets are not cached by `datasets`; key the cache on the data and on
             # everything that shapes the encoding, so any change re-tokenizes.
             fingerprint = Hasher.hash(
-                [raw["tokens"], raw["tags"], self.tokenizer, hp.max_length, continuation, "align-v2"]
+                [raw["tokens"], raw["tags"], self.tokenizer, max_length, hp.stride, continuation, "align-v3"]
             )
             import datasets
 
@@ -507,20 +632,32 @@ class NERDataModule(L.LightningDataModule):
                 "new_fingerprint": fingerprint,
             }
         tokenized = raw.map(align, batched=True, remove_columns=raw.column_names, **cache_kwargs)
+        self._report_alignment(split, tokenized, max_length)
+        return tokenized.remove_columns(["unlabelled_words", "n_windows"])
+
+    def _report_alignment(self, split: str, tokenized: Any, max_length: int) -> None:
+        """Says how many sentences were windowed and how many words have no subword: nothing is
+        cut or dropped silently."""
+        n_windows = tokenized["n_windows"]
+        n_sentences = len(n_windows) - sum(1 - 1 / n for n in n_windows)
+        windowed = [n for n in n_windows if n > 1]
+        message = f"{split}: {round(n_sentences)} sentences"
+        if windowed:
+            long_sentences = round(sum(1 / n for n in windowed))
+            message += (
+                f"; {long_sentences} longer than {max_length} subword positions, each split into "
+                f"overlapping windows ({len(windowed)} windows, stride {self.hparams.stride}): every "
+                "word is trained on and scored once"
+            )
+        rank_zero_info(message)
         unlabelled = sum(tokenized["unlabelled_words"])
         if unlabelled:
-            sentences = sum(1 for n in tokenized["unlabelled_words"] if n)
             rank_zero_warn(
-                f"{split}: {unlabelled} words in {sentences} sentences have no subword position "
-                "(cut at max_length, or empty after tokenization); they are not trained on, and are "
+                f"{split}: {unlabelled} word{'s' * (unlabelled != 1)} without any subword position (the "
+                "tokenizer turns them into nothing, e.g. zero-width or control characters); they are "
+                "not trained on, and are "
                 "scored as predicted 'O' (a miss where they belong to an entity)"
             )
-        rank_zero_info(f"{split}: {len(tokenized)} sentences")
-        # Each sentence's index rides along in its batch: under DDP the sampler repeats sentences
-        # to give every process as many, and the metric counts each index once.
-        return tokenized.remove_columns("unlabelled_words").add_column(
-            "sentence_id", list(range(len(tokenized)))
-        )
 
     def _dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
         hp = self.hparams

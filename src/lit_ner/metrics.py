@@ -302,19 +302,36 @@ def ner_scores(
     return scores_and_report(y_true, y_pred, mode)[0]
 
 
-def _once_per_sentence(sentence_ids: list[int], y_true: list, y_pred: list) -> tuple[list, list, list]:
-    """Keeps the first copy of each known sentence, in sentence order (unknown ids: all).
+def join_windows(
+    sentence_ids: Sequence[int], word_offsets: Sequence[int], *sequences: Sequence[list]
+) -> tuple[list[int], ...]:
+    """Puts sentences back together from the pieces they were scored in.
 
-    Returns the kept sentences' ids, gold and predicted tags."""
-    first: dict[int, int] = {}
+    A long sentence is scored in windows, each piece holding the words from its `word_offset` on;
+    a distributed sampler may also repeat a piece. Keeps the first copy of each `(sentence_id,
+    word_offset)` and concatenates each sentence's pieces in offset order, sentences in id
+    order; pieces with an unknown id (-1) are sentences of their own, kept after the others.
+
+    Returns:
+        The sentence ids, then each of `sequences` joined the same way.
+
+    >>> join_windows([3, 1, 3, 1], [2, 0, 0, 0], [["c"], ["x"], ["a", "b"], ["x"]])
+    ([1, 3], [['x'], ['a', 'b', 'c']])
+    """
+    pieces: dict[int, dict[int, int]] = {}
     unknown = []
-    for position, sentence_id in enumerate(sentence_ids):
+    for position, (sentence_id, offset) in enumerate(zip(sentence_ids, word_offsets)):
         if sentence_id < 0:
             unknown.append(position)
         else:
-            first.setdefault(sentence_id, position)
-    keep = [first[sentence_id] for sentence_id in sorted(first)] + unknown
-    return [sentence_ids[i] for i in keep], [y_true[i] for i in keep], [y_pred[i] for i in keep]
+            pieces.setdefault(sentence_id, {}).setdefault(offset, position)
+    ids = sorted(pieces) + [-1] * len(unknown)
+    order = [[pieces[i][offset] for offset in sorted(pieces[i])] for i in sorted(pieces)]
+    order += [[position] for position in unknown]
+    joined = [
+        [[item for p in positions for item in sequence[p]] for positions in order] for sequence in sequences
+    ]
+    return (ids, *joined)
 
 
 class NERMetrics(Metric):
@@ -324,7 +341,8 @@ class NERMetrics(Metric):
     gold id is `ignore_index` (special tokens, continuation subwords, padding) are not scored.
     The states are concatenated across processes under DDP, so `compute()` sees every sentence;
     given each sentence's index in its split (`sentence_ids`), it also scores each sentence once,
-    however often a distributed sampler repeated it.
+    however often a distributed sampler repeated it, and joins the windows of a long sentence
+    (`word_offsets`) into one before scoring.
 
     `compute()` returns the micro scores and accuracy, plus under `"report"` the per-type
     `classification_report` and under `"sentences"` the scored tag sequences.
@@ -352,17 +370,29 @@ class NERMetrics(Metric):
         self.add_state("target", default=[], dist_reduce_fx="cat")
         self.add_state("lengths", default=[], dist_reduce_fx="cat")  # scored positions per sentence
         self.add_state("sentence_ids", default=[], dist_reduce_fx="cat")  # -1: unknown, never merged
+        self.add_state("word_offsets", default=[], dist_reduce_fx="cat")  # where a window's words start
 
     def update(
-        self, preds: torch.Tensor, target: torch.Tensor, sentence_ids: torch.Tensor | None = None
+        self,
+        preds: torch.Tensor,
+        target: torch.Tensor,
+        sentence_ids: torch.Tensor | None = None,
+        word_offsets: torch.Tensor | None = None,
     ) -> None:
+        """Adds a batch of sentences, or of windows of sentences: `preds` and `target` are label
+        ids `(batch, length)`; `sentence_ids` each row's sentence index (to count a repeated
+        sentence once); `word_offsets` where in its sentence each row's words start (to join the
+        windows of a long sentence)."""
         mask = target != self.ignore_index  # (B, T)
         self.preds.append(preds[mask])
         self.target.append(target[mask])
         self.lengths.append(mask.sum(dim=1))
         if sentence_ids is None:
             sentence_ids = torch.full((target.size(0),), -1, device=target.device)
+        if word_offsets is None:
+            word_offsets = torch.zeros_like(sentence_ids)
         self.sentence_ids.append(sentence_ids)
+        self.word_offsets.append(word_offsets)
 
     def compute(self) -> dict:
         """Micro scores and accuracy, the per-type `"report"`, and under `"sentences"` the scored
@@ -377,6 +407,11 @@ class NERMetrics(Metric):
             names = self.label_names
             y_pred = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.preds).split(lengths)]
             y_true = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.target).split(lengths)]
-            ids, y_true, y_pred = _once_per_sentence(dim_zero_cat(self.sentence_ids).tolist(), y_true, y_pred)
+            ids, y_true, y_pred = join_windows(
+                dim_zero_cat(self.sentence_ids).tolist(),
+                dim_zero_cat(self.word_offsets).tolist(),
+                y_true,
+                y_pred,
+            )
         scores, report = scores_and_report(y_true, y_pred, self.mode)
         return {**scores, "report": report, "sentences": {"ids": ids, "y_true": y_true, "y_pred": y_pred}}

@@ -104,7 +104,12 @@ class TokenClassifier(L.LightningModule):
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch["labels"])
         self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].size(0), sync_dist=True)
-        metrics.update(self.word_predictions(logits, batch), batch["word_labels"], batch.get("sentence_id"))
+        metrics.update(
+            self.word_predictions(logits, batch),
+            batch["word_labels"],
+            batch.get("sentence_id"),
+            batch.get("word_offset"),
+        )
 
     def _split_words(self, stage: str) -> list[list[str]] | None:
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
@@ -164,14 +169,20 @@ class TokenClassifier(L.LightningModule):
         self._log_metrics("test", self.test_metrics)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> list[dict[str, Any]]:
-        """Per sentence, its id in the split and one predicted tag per word (the word's first
-        subword's prediction; `O` for a word that has no subword position)."""
+        """Per example (a sentence, or a window of a long one): its sentence's id in the split,
+        the index of its first word in that sentence, and one predicted tag per word it owns (the
+        word's first subword's prediction; `O` for a word that has no subword position)."""
         predictions = self.word_predictions(self(batch["input_ids"], batch["attention_mask"]), batch)
         n_words = (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist()
         sentence_ids = batch["sentence_id"].tolist() if "sentence_id" in batch else [-1] * len(n_words)
+        offsets = batch["word_offset"].tolist() if "word_offset" in batch else [0] * len(n_words)
         return [
-            {"sentence_id": sentence_id, "tags": [self.label_names[i] for i in row[:n].tolist()]}
-            for sentence_id, row, n in zip(sentence_ids, predictions, n_words)
+            {
+                "sentence_id": sentence_id,
+                "word_offset": offset,
+                "tags": [self.label_names[i] for i in row[:n].tolist()],
+            }
+            for sentence_id, offset, row, n in zip(sentence_ids, offsets, predictions, n_words)
         ]
 
     def configure_optimizers(self) -> dict[str, Any]:
