@@ -136,3 +136,57 @@ def test_a_word_without_any_subword_is_scored_as_a_miss_not_dropped(tiny_model_d
     metric.update(predicted, batch["word_labels"], batch["sentence_id"])
     scores = metric.compute()
     assert scores["recall"] == 0.5 and scores["precision"] == 1.0  # the unseen person is missed
+
+
+def test_a_600_word_sentence_is_trained_on_and_scored_word_by_word(tiny_model_dir, tmp_path):
+    from lit_ner.metrics import NERMetrics
+
+    # 600 words, ~800 subwords: the tiny model takes 128 positions, so the sentence needs windows;
+    # a "New York" every 37 words puts some entities across window edges.
+    words, tags = [], []
+    for i in range(600):
+        if i % 37 == 35:
+            words.append("New"), tags.append("B-location")
+        elif i % 37 == 36:
+            words.append("York"), tags.append("I-location")
+        else:
+            words.append(["the", "unbelievably", "rain", "photosynthesis"][i % 4]), tags.append("O")
+    path = tmp_path / "long.conll"
+    path.write_text("\n".join(f"{w}\t{t}" for w, t in zip(words, tags)) + "\n")
+    data = NERDataModule(
+        train_file=str(path),
+        validation_file=str(path),
+        tokenizer_name_or_path=tiny_model_dir,
+        cache_dir=str(tmp_path),
+        batch_size=2,
+        eval_batch_size=3,
+    )
+    data.setup("fit")
+    train = data.datasets["train"]
+    assert len(train) > 5 and all(len(ids) <= 128 for ids in train["input_ids"])
+    trained = sum(label != IGNORE_INDEX for labels in train["labels"] for label in labels)
+    assert trained == 600  # every word exactly once
+    held_apart = [o for o in train["word_offset"] if tags[o] == "I-location"]
+    assert held_apart, "no entity crosses an owned-range edge: the test would not pin the joining"
+
+    # Scoring joins the windows: a model right at every position it sees is right everywhere.
+    model = TokenClassifier(data.label_names, tiny_model_dir)
+    metric = NERMetrics(data.label_names)
+    for batch in data.val_dataloader():
+        logits = torch.nn.functional.one_hot(batch["labels"].clamp(min=0), len(data.label_names)).float()
+        metric.update(
+            model.word_predictions(logits, batch),
+            batch["word_labels"],
+            batch["sentence_id"],
+            batch["word_offset"],
+        )
+    scores = metric.compute()
+    assert scores["sentences"]["y_true"] == [tags] and scores["sentences"]["y_pred"] == [tags]
+    assert scores["f1"] == 1.0 and scores["report"]["location"]["support"] == 16
+
+    # And it trains and validates end to end, scoring 600 words.
+    fit_tiny(model, tmp_path, max_steps=3, data=data)
+    L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).validate(
+        model, datamodule=data
+    )
+    assert [len(s) for s in model.reports["val"]["sentences"]["y_pred"]] == [600]
