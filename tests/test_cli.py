@@ -105,7 +105,12 @@ def tiny_fit_args(tiny_model_dir, tmp_path, test_file=FIXTURES / "quirks.conll")
 
 def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, tmp_path, capsys):
     cli = cli_main(
-        [*tiny_fit_args(tiny_model_dir, tmp_path, FIXTURES / "sample.jsonl"), "--trainer.fast_dev_run=true"]
+        [
+            *tiny_fit_args(tiny_model_dir, tmp_path, FIXTURES / "sample.jsonl"),
+            "--trainer.fast_dev_run=true",
+            # sample.jsonl has types quirks.conll (train) lacks: name the whole label set
+            f"--data.label_names={json.dumps(WNUT17_LABELS)}",
+        ]
     )
     out = capsys.readouterr().out
     assert "test entity scores per type (seqeval, default mode):" in out

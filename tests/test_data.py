@@ -12,6 +12,7 @@ from lit_ner.data import (
     align_labels,
     bio_label_order,
     continuation_label_ids,
+    ill_formed_bio,
     plan_windows,
     read_conll,
     read_jsonl,
@@ -100,7 +101,7 @@ def test_jsonl_reader_reads_tokens_and_tags_and_ignores_other_fields():
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"tokens": ["a", "b"], "tags": ["O"]}', ":2: 2 tokens but 1 tags"),
+        ('{"tokens": ["a", "b"], "tags": ["O"]}', ':2: "tokens" has 2 items but "tags" has 1'),
         ("[1, 2]", ':2: expected an object with "tokens" and "tags"'),
         ('{"tokens": ["a"', ":2: not valid JSON"),
     ],
@@ -243,17 +244,36 @@ def test_collator_rounds_the_length_up_to_pad_to_multiple_of():
 
 def files_datamodule(tiny_model_dir, tmp_path, **kwargs):
     conll = str(FIXTURES / "quirks.conll")
-    options = dict(train_file=conll, validation_file=conll, test_file=str(FIXTURES / "sample.jsonl"))
+    options = dict(
+        train_file=conll,
+        validation_file=conll,
+        test_file=str(FIXTURES / "sample.jsonl"),
+        label_names=WNUT17_LABELS,  # the test file has types that train lacks
+    )
     options.update(kwargs)
     return NERDataModule(
         tokenizer_name_or_path=tiny_model_dir, cache_dir=str(tmp_path), batch_size=2, **options
     )
 
 
-def test_labels_from_files_are_the_union_of_all_splits_in_bio_order(tiny_model_dir, tmp_path):
-    data = files_datamodule(tiny_model_dir, tmp_path)
-    # WNUT-17's order, less the two tags no fixture sentence has.
-    assert data.label_names == [tag for tag in WNUT17_LABELS if tag not in {"I-corporation", "I-product"}]
+def test_labels_read_from_files_are_the_train_splits_tags_in_bio_order(tiny_model_dir, tmp_path):
+    data = files_datamodule(tiny_model_dir, tmp_path, test_file=None, label_names=None)
+    assert data.label_names == [
+        "O",
+        "B-corporation",
+        "B-location",
+        "I-location",
+        "B-person",
+        "I-person",
+        "B-product",
+    ]
+
+
+def test_an_evaluation_tag_that_train_lacks_is_an_error_naming_its_line(tiny_model_dir, tmp_path):
+    with pytest.raises(
+        LitNerError, match=r"sample.jsonl:1: tag 'B-creative-work' never occurs in the train split"
+    ):
+        files_datamodule(tiny_model_dir, tmp_path, label_names=None)
 
 
 def test_a_tag_outside_the_given_label_set_is_an_error_naming_its_line(tiny_model_dir, tmp_path):
@@ -417,3 +437,16 @@ def test_a_hub_data_set_without_classlabel_tags_asks_for_label_names(
         NERDataModule(
             dataset_name="someone/ner", tokens_column="words", tokenizer_name_or_path=tiny_model_dir
         ).label_names  # noqa: B018
+
+
+def test_ill_formed_bio_is_read_as_seqeval_reads_it_counted_and_reported(tiny_model_dir, tmp_path):
+    path = tmp_path / "odd.conll"
+    path.write_text("Bob\tI-person\nMarley\tI-person\nin\tO\nParis\tI-location\n\nhi\tO\n")
+    with pytest.warns(
+        UserWarning, match=r"odd.conll:1: 'I-person' continues no entity: 2 such I- tags in train"
+    ):
+        data = NERDataModule(
+            train_file=str(path), tokenizer_name_or_path=tiny_model_dir, cache_dir=str(tmp_path)
+        )
+    assert data.tags("train")[0] == ["I-person", "I-person", "O", "I-location"]  # kept as written
+    assert ill_formed_bio(["B-person", "I-person", "I-group", "O", "I-group"]) == [2, 4]

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
+from lit_ner.checkpoints import LAST, LastCheckpoint, SafeCheckpointIO, find_last_checkpoint, load_checkpoint
 from lit_ner.data import NERDataModule
 from lit_ner.errors import LitNerError
 from lit_ner.metrics import entity_confusion, format_report, join_windows
@@ -32,23 +35,61 @@ class LitNerCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
         parser.link_arguments("data.label_names", "model.label_names", apply_on="instantiate")
-        # Always keep the best checkpoint by validation entity F1 (and the last one, to resume).
+        # Always keep the best checkpoint by validation entity F1; `last_checkpoint` keeps
+        # last.ckpt (to resume from) current.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/f1",
                 "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": False,
                 "checkpoint.filename": "epoch={epoch}-val_f1={val/f1:.4f}",
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+        # And `last.ckpt` every N steps, so that a killed job resumes with `--ckpt_path last`.
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.add_argument(
             "--test_after_fit",
             type=bool,
             default=True,
             help="fit only: score the test split with the best checkpoint when training ends",
         )
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads the checkpoint's hyperparameters into the config before anything
+        # else: a missing, truncated or corrupt file is one clear line here, not a traceback.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in {"last", "best", "hpc", "registry"}:
+            load_checkpoint(ckpt_path)
+        super()._parse_ckpt_path()
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        # Checkpoints written atomically and loaded weights-only, unless the config names its own
+        # checkpoint IO.
+        plugins = config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            config = {**config, "plugins": [*plugins, SafeCheckpointIO()]}
+        return super()._instantiate_trainer(config, callbacks)
+
+    def before_fit(self) -> None:
+        """`--ckpt_path last` resumes from the newest `last.ckpt` of the logger's runs (a killed
+        job's), continuing in a new run directory so that no log of the killed run is lost; with
+        none yet (a job's first start), training starts afresh."""
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "last":
+            return
+        logger = self.trainer.logger
+        run_root = getattr(logger, "root_dir", None) if logger else self.trainer.default_root_dir
+        last = find_last_checkpoint(run_root) if run_root else None
+        if last is None:
+            rank_zero_info(f"--ckpt_path last: no {LAST} under {run_root} yet; training from the start")
+            config["ckpt_path"] = None
+        else:
+            rank_zero_info(f"--ckpt_path last: resuming from {last}")
+            config["ckpt_path"] = str(last)
 
     def after_fit(self) -> None:
         """Scores the best checkpoint on the test split and exports it in Hugging Face format."""
@@ -58,7 +99,7 @@ class LitNerCLI(LightningCLI):
             # Loads the best weights into `model` before testing, so the export below is them too.
             trainer.test(model, datamodule=data, ckpt_path=best or None)
         elif best:
-            checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+            checkpoint = load_checkpoint(best)
             model.load_state_dict(checkpoint["state_dict"])
         self._report("test")
         run_dir = self.run_dir  # a collective: every rank asks before rank 0 alone exports

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from lit_ner.errors import LitNerError
 from lit_ner.hub import hub_errors, resolve_name_or_path
@@ -69,6 +69,41 @@ Split = dict[str, list[list[Any]]]  # {"tokens": [[word]], "tags": [[tag]], "lin
 # --- reading files ---------------------------------------------------------------------------
 
 
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents (a BOM dropped); a missing file, a directory or bytes that
+    are not UTF-8 raise a `LitNerError` naming the file (and the line of the first bad byte)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LitNerError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise LitNerError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise LitNerError(
+            f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+
+
+def ill_formed_bio(tags: Sequence[str]) -> list[int]:
+    """Positions of I- tags that continue nothing: after `O`, at the start, or after a tag of
+    another type. seqeval's default mode (and conlleval) read each as the start of an entity;
+    its strict mode as no entity at all.
+
+    >>> ill_formed_bio(["O", "I-person", "I-person", "B-group", "I-person"])
+    [1, 4]
+    """
+    positions, previous = [], "O"
+    for position, tag in enumerate(tags):
+        if tag.startswith("I-") and (previous[:2] not in {"B-", "I-"} or previous[2:] != tag[2:]):
+            positions.append(position)
+        previous = tag
+    return positions
+
+
 def read_conll(path: str | Path, tag_column: int = -1) -> Split:
     """Reads a CoNLL-style file: one word per line, the token first and the tag last.
 
@@ -93,12 +128,7 @@ def read_conll(path: str | Path, tag_column: int = -1) -> Split:
                 split[key].append(sentence[key])
                 sentence[key] = []
 
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise LitNerError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise LitNerError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = read_text(path)
     # splitlines() would also split on \x1c-\x1e, \x85, \u2028, which tweets contain inside tokens.
     for line_no, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
@@ -134,12 +164,7 @@ def read_jsonl(path: str | Path) -> Split:
     """Reads JSON lines, one sentence each: `{"tokens": [str, ...], "tags": [str, ...]}`."""
     path = Path(path)
     split: Split = {"tokens": [], "tags": [], "lines": []}
-    try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
-    except FileNotFoundError:
-        raise LitNerError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise LitNerError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    lines = read_text(path).split("\n")
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -153,7 +178,9 @@ def read_jsonl(path: str | Path) -> Split:
         if not all(isinstance(x, list) and all(isinstance(s, str) for s in x) for x in (words, word_tags)):
             raise LitNerError(f'{path}:{line_no}: "tokens" and "tags" must be lists of strings')
         if len(words) != len(word_tags):
-            raise LitNerError(f"{path}:{line_no}: {len(words)} tokens but {len(word_tags)} tags")
+            raise LitNerError(
+                f'{path}:{line_no}: "tokens" has {len(words)} items but "tags" has {len(word_tags)}'
+            )
         if words:
             split["tokens"].append(words)
             split["tags"].append(word_tags)
@@ -166,6 +193,14 @@ def read_jsonl(path: str | Path) -> Split:
 def read_split_file(path: str | Path) -> Split:
     """Reads a split from a `.jsonl`/`.json` file or, for any other suffix, a CoNLL file."""
     return read_jsonl(path) if Path(path).suffix in {".jsonl", ".json"} else read_conll(path)
+
+
+def tags_at(split: Split, line_no: int) -> str:
+    """The tag read from a line of a split's file."""
+    for tags, lines in zip(split["tags"], split["lines"]):
+        if lines[0] <= line_no <= lines[-1] and line_no in lines:
+            return tags[lines.index(line_no)]
+    raise KeyError(line_no)
 
 
 def bio_label_order(tags: set[str]) -> list[str]:
@@ -382,6 +417,33 @@ class TokenClassificationCollator:
         return batch
 
 
+# --- sampling -------------------------------------------------------------------------------
+
+
+class ResumableSampler(DistributedSampler):
+    """The training order: shuffled by `(seed, epoch)`, split across processes under DDP (it is a
+    `DistributedSampler`, so Lightning uses it as it is), and able to start an epoch part-way.
+
+    Lightning's checkpoints keep the loop's position but not the sampler's, so a run resumed
+    mid-epoch would otherwise see a fresh shuffle; `resume_at(epoch, n)` makes the next pass over
+    `epoch` skip the `n` samples (per process) the interrupted run had already trained on.
+    """
+
+    def __init__(self, dataset: Any, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, samples_done: int) -> None:
+        self._resume = (epoch, samples_done)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        if self._resume is not None and self._resume[0] == self.epoch:
+            indices = indices[self._resume[1] :]
+        self._resume = None
+        return iter(indices)
+
+
 # --- the DataModule --------------------------------------------------------------------------
 
 
@@ -409,6 +471,8 @@ class NERDataModule(L.LightningDataModule):
             reported), never truncated.
         stride: subword positions that consecutive windows of a long sentence share; each word
             is trained on and scored in the window where it sits farther from the edge.
+        strict_bio: refuse files with ill-formed BIO (an I- tag after `O` or after another type)
+            instead of reading it as seqeval's default mode does (counted and reported).
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
         batch_size: training sentences per batch (per device under DDP).
         eval_batch_size: sentences per batch for validation, test and predict (default:
@@ -434,6 +498,7 @@ class NERDataModule(L.LightningDataModule):
         tokenizer_name_or_path: str = "distilbert/distilbert-base-uncased",
         max_length: int | None = None,
         stride: int = 128,
+        strict_bio: bool = False,
         label_all_tokens: bool = False,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
@@ -448,11 +513,14 @@ class NERDataModule(L.LightningDataModule):
         self.save_hyperparameters(ignore=["label_names"])
         self._tokenizer = None
         self._hub_dataset = None
+        self._seed: int | None = None
+        self._resume: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
         self.datasets: dict[str, Any] = {}
         self.files = self._resolve_files()
         # Files are small and their label set is needed before the model exists, so read now.
         self.raw: dict[str, Split] = {split: read_split_file(path) for split, path in self.files.items()}
         self._label_names = list(label_names) if label_names else None
+        self._labels_from_files = not label_names
         if self.files:
             self._check_tags()
 
@@ -513,15 +581,41 @@ class NERDataModule(L.LightningDataModule):
         return list(names)
 
     def _check_tags(self) -> None:
+        """Every tag must be a label; with labels read from the files, the evaluation splits may
+        hold no tag that train lacks (the model could never predict it); ill-formed BIO is
+        counted and reported, or refused with `strict_bio`."""
         known = set(self.label_names)
+        train_tags = None
+        if self._labels_from_files and "train" in self.raw:
+            train_tags = {tag for sentence in self.raw["train"]["tags"] for tag in sentence}
         for split, path in self.files.items():
             raw = self.raw[split]
+            ill_formed, first = 0, None
             for tags, lines in zip(raw["tags"], raw["lines"]):
                 for tag, line_no in zip(tags, lines):
                     if tag not in known:
                         raise LitNerError(
                             f"{path}:{line_no}: tag {tag!r} is not in the label set {self.label_names}"
                         )
+                    if train_tags is not None and tag not in train_tags:
+                        raise LitNerError(
+                            f"{path}:{line_no}: tag {tag!r} never occurs in the train split "
+                            f"({self.files['train']}), so the model could never predict it; "
+                            "set --data.label_names to train with it anyway"
+                        )
+                positions = ill_formed_bio(tags)
+                if positions and first is None:
+                    first = lines[positions[0]]
+                ill_formed += len(positions)
+            if not ill_formed:
+                continue
+            where = f"{path}:{first}: {tags_at(raw, first)!r} continues no entity"
+            if self.hparams.strict_bio:
+                raise LitNerError(f"{where} (ill-formed BIO, refused by --data.strict_bio)")
+            rank_zero_warn(
+                f"{where}: {ill_formed} such I- tags in {split}, read as the start of an entity "
+                "(seqeval's default mode and conlleval); --data.strict_bio refuses them"
+            )
 
     def _load_hub(self) -> Any:
         if self._hub_dataset is None:
@@ -659,20 +753,52 @@ class NERDataModule(L.LightningDataModule):
                 "scored as predicted 'O' (a miss where they belong to an entity)"
             )
 
-    def _dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
+    def _dataloader(self, split: str, sampler: ResumableSampler | None = None) -> DataLoader:
         hp = self.hparams
         batch_size = hp.batch_size if split == "train" else hp.eval_batch_size or hp.batch_size
         return DataLoader(
             self.datasets[split],
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             collate_fn=TokenClassificationCollator(self.tokenizer.pad_token_id, hp.pad_to_multiple_of),
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
+            # Its own generator (for worker seeds): creating an iterator then draws nothing from
+            # torch's global RNG, which stays dropout's alone and resumes exactly.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
+    @property
+    def seed(self) -> int:
+        """The shuffling seed: the run's (`seed_everything`), kept in checkpoints for resuming."""
+        if self._seed is None:
+            self._seed = torch.initial_seed() % 2**63
+        return self._seed
+
     def train_dataloader(self) -> DataLoader:
-        return self._dataloader("train", shuffle=True)
+        trainer = self.trainer
+        world_size, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        sampler = ResumableSampler(self.datasets["train"], world_size, rank, self.seed)
+        if self._resume is not None:
+            epoch, batches_done = self._resume
+            sampler.resume_at(epoch, batches_done * self.hparams.batch_size)
+            self._resume = None
+        return self._dataloader("train", sampler)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where training stands in the data, saved in every checkpoint: the shuffling seed, and
+        the epoch and number of batches (per process) trained on in it."""
+        state: dict[str, Any] = {"seed": self.seed}
+        trainer = self.trainer
+        if trainer is not None and trainer.state.fn == "fit":
+            state["epoch"] = trainer.current_epoch
+            state["batches_done"] = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._seed = state_dict.get("seed", self._seed)
+        if "epoch" in state_dict:
+            self._resume = (state_dict["epoch"], state_dict["batches_done"])
 
     def val_dataloader(self) -> DataLoader:
         return self._dataloader("validation")

@@ -9,9 +9,11 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from lit_ner.data import IGNORE_INDEX
+from lit_ner.errors import LitNerError
 from lit_ner.hub import hub_errors, resolve_name_or_path
 from lit_ner.metrics import NERMetrics, surface_scores
 
@@ -35,6 +37,37 @@ def load_token_classifier(model_name_or_path: str, label_names: Sequence[str]) -
     return model.train()
 
 
+def rng_states() -> dict[str, Any]:
+    """Every RNG training draws from, as values `torch.load(weights_only=True)` accepts."""
+    import random
+
+    import numpy as np
+
+    numpy_state = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
 class TokenClassifier(L.LightningModule):
     """Fine-tunes a transformer encoder for word-level NER.
 
@@ -51,6 +84,10 @@ class TokenClassifier(L.LightningModule):
         scoring_mode: seqeval's entity rules for `val/*` and `test/*`: `"default"` (lenient, as
             conlleval and the tutorial) or `"strict"` (IOB2: an I- that continues no B- of its
             type is no entity).
+        nonfinite_loss: what a NaN or infinite training loss does: `"stop"` ends training with
+            a message naming the step and batch (the checkpoints written so far stay as they
+            were); `"skip"` drops that batch's update, and the skipped batches are counted and
+            reported.
     """
 
     def __init__(
@@ -62,6 +99,7 @@ class TokenClassifier(L.LightningModule):
         warmup_steps: float = 0.0,
         adam_epsilon: float = 1e-8,
         scoring_mode: Literal["default", "strict"] = "default",
+        nonfinite_loss: Literal["stop", "skip"] = "stop",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -72,6 +110,7 @@ class TokenClassifier(L.LightningModule):
         self.test_metrics = NERMetrics(self.label_names, mode=scoring_mode)
         # Words no subword position reached are scored as predicted "O" (never dropped).
         self.outside_id = self.label_names.index("O") if "O" in self.label_names else 0
+        self.skipped_batches = 0  # non-finite losses skipped under nonfinite_loss="skip"
         # The last results of each stage ("scores", "report", "surface", "sentences"), for the
         # CLI to print and save.
         self.reports: dict[str, dict[str, Any]] = {}
@@ -83,11 +122,35 @@ class TokenClassifier(L.LightningModule):
         # In fp32 whatever the autocast precision: a bf16 log-softmax loses the small losses.
         return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch["labels"])
+        # Every process decides together: under DDP one process skipping or stopping alone would
+        # leave the others waiting in the gradient all-reduce.
+        if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
+            return self._nonfinite_loss(loss, batch, batch_idx)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].size(0))
         return loss
+
+    def _nonfinite_loss(self, loss: torch.Tensor, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        sentences = batch["sentence_id"].tolist() if "sentence_id" in batch else "unknown"
+        where = (
+            f"training loss is {loss.item()} (on some process) at step {self.global_step}, epoch "
+            f"{self.current_epoch}, batch {batch_idx} (train sentences {sentences})"
+        )
+        if self.hparams.nonfinite_loss == "stop":
+            raise LitNerError(
+                f"{where}: training stopped, the checkpoints written before it are intact; try a lower "
+                "--model.learning_rate, --trainer.precision 32-true, or --model.nonfinite_loss skip"
+            )
+        self.skipped_batches += 1
+        self.log("train/skipped_batches", float(self.skipped_batches), reduce_fx="max")
+        rank_zero_warn(f"{where}: batch skipped ({self.skipped_batches} so far)")
+        return None
+
+    def on_train_end(self) -> None:
+        if self.skipped_batches:
+            rank_zero_warn(f"{self.skipped_batches} training batches were skipped for a non-finite loss")
 
     def word_predictions(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Word-level predicted label ids, `(batch, n_words)`: each word gets its first subword's
@@ -155,6 +218,27 @@ class TokenClassifier(L.LightningModule):
                 "sentences": sentences,
             }
         metrics.reset()
+
+    # Resuming exactly: the RNG state travels in every checkpoint and is put back right before the
+    # first training batch after a restore, so dropout draws what the uninterrupted run drew.
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("label_names")
+        if saved is not None and list(saved) != self.label_names:
+            where = getattr(self._trainer, "ckpt_path", None) if self._trainer else None
+            raise LitNerError(
+                f"{where or 'checkpoint'}: its labels {list(saved)} differ from the data's "
+                f"{self.label_names}; use it with data of its label set (or pass --data.label_names)"
+            )
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if getattr(self, "_rng_states_to_restore", None) is not None:
+            set_rng_states(self._rng_states_to_restore)
+            self._rng_states_to_restore = None
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluation_step(batch, "val", self.val_metrics)

@@ -1,0 +1,39 @@
+"""Faults injected into real training runs through `--trainer.callbacks+=tests.faults.X`: a
+preempted node (SIGKILL, which nothing can catch) and a model whose loss goes non-finite."""
+
+import math
+import os
+import signal
+
+from lightning.pytorch.callbacks import Callback
+
+
+class KillAtStep(Callback):
+    """SIGKILLs its own training process when training reaches `step` optimizer steps."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class NaNLossAtStep(Callback):
+    """Makes the forward pass of the batch at `step` produce NaN logits (once, or from then on
+    with `forever`), as a diverging model or a bad fp16 overflow would."""
+
+    def __init__(self, step: int, forever: bool = False) -> None:
+        self.step = step
+        self.forever = forever
+        self._hook = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and self._hook is None:
+            head = pl_module.model.classifier
+            self._hook = head.register_forward_hook(lambda module, inputs, output: output * math.nan)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._hook is not None and not self.forever:
+            self._hook.remove()
+            self._hook = None
