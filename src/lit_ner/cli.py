@@ -9,7 +9,6 @@ model needs from the data are linked, never typed twice:
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_ner.checkpoints import LAST, LastCheckpoint, SafeCheckpointIO, find_last_checkpoint, load_checkpoint
-from lit_ner.data import NERDataModule
+from lit_ner.data import NERDataModule, write_atomically, write_conll
 from lit_ner.errors import LitNerError
 from lit_ner.metrics import entity_confusion, format_report, join_windows
 from lit_ner.model import STAGE_SPLITS, TokenClassifier
@@ -160,7 +159,7 @@ class LitNerCLI(LightningCLI):
         run_dir.mkdir(parents=True, exist_ok=True)
         saved = {name: results[name] for name in ("scores", "report", "surface")}
         report_path = run_dir / f"{stage}_report.json"
-        _write_atomically(report_path, json.dumps({"mode": mode, **saved}, indent=2) + "\n")
+        write_atomically(report_path, json.dumps({"mode": mode, **saved}, indent=2) + "\n")
         sentences = results["sentences"]
         split = STAGE_SPLITS[stage]
         if "words" in sentences:
@@ -191,21 +190,7 @@ def write_predictions(
 ) -> Path:
     """Writes `token<TAB>gold<TAB>predicted` lines, a blank line after each sentence: the file
     `lit_ner evaluate PATH` scores."""
-    lines = []
-    for sentence, gold, predicted in zip(words, y_true, y_pred):
-        lines.extend(f"{word}\t{g}\t{p}" for word, g, p in zip(sentence, gold, predicted))
-        lines.append("")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, "\n".join(lines) + "\n")
-    return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A kill mid-write leaves the previous file whole: write aside, then rename over it.
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    return write_conll(path, words, y_true, y_pred)
 
 
 def cli_main(args: list[str] | None = None) -> LitNerCLI:

@@ -160,6 +160,35 @@ def read_conll(path: str | Path, tag_column: int = -1) -> Split:
     return split
 
 
+def write_conll(
+    path: str | Path, words: Sequence[Sequence[str]], *tag_columns: Sequence[Sequence[str]]
+) -> Path:
+    """Writes `token<TAB>tag...` lines, a blank line after each sentence, as `read_conll` reads
+    them; atomically (written aside, then renamed over `path`), so a kill mid-write leaves any
+    previous file whole. A token or tag that the format cannot hold (a tab or line break in it,
+    or nothing but whitespace) raises a `ValueError`."""
+    lines = []
+    for sentence, *tags in zip(words, *tag_columns):
+        for word, *word_tags in zip(sentence, *tags):
+            for field in (word, *word_tags):
+                if not field.strip() or "\t" in field or "\n" in field:
+                    raise ValueError(f"{field!r} cannot be written as a CoNLL column")
+            lines.append("\t".join((word, *word_tags)))
+        lines.append("")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, "\n".join(lines) + "\n")
+    return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Writes a text file so that a kill mid-write leaves the previous file whole: written
+    beside it first, then renamed over it."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
 def read_jsonl(path: str | Path) -> Split:
     """Reads JSON lines, one sentence each: `{"tokens": [str, ...], "tags": [str, ...]}`."""
     path = Path(path)
@@ -181,6 +210,15 @@ def read_jsonl(path: str | Path) -> Split:
             raise LitNerError(
                 f'{path}:{line_no}: "tokens" has {len(words)} items but "tags" has {len(word_tags)}'
             )
+        for i, (word, tag) in enumerate(zip(words, word_tags)):
+            if not word.strip() or not tag.strip():
+                raise LitNerError(
+                    f"{path}:{line_no}: empty {'token' if not word.strip() else 'tag'} (item {i})"
+                )
+            if any(c in field for field in (word, tag) for c in "\t\n\r"):
+                raise LitNerError(
+                    f"{path}:{line_no}: item {i} holds a tab or line break, which no CoNLL column can"
+                )
         if words:
             split["tokens"].append(words)
             split["tags"].append(word_tags)
@@ -290,10 +328,14 @@ def plan_windows(
         windows.append([first, last, first, last])
         if last == n:
             break
-        # The next window starts at the first word of the last `stride` positions (moving on by
-        # at least one word).
+        # The next window starts at the first word of this one's last `stride` positions, later
+        # than this one starts and early enough to reach past where this one ends.
         following = last
-        while following - 1 > first and word_spans[last - 1][1] - word_spans[following - 1][0] <= stride:
+        while (
+            following - 1 > first
+            and word_spans[last - 1][1] - word_spans[following - 1][0] <= stride
+            and word_spans[last][1] - word_spans[following - 1][0] <= budget
+        ):
             following -= 1
         first = following
     for previous, window in zip(windows, windows[1:]):
@@ -332,7 +374,8 @@ def tokenize_and_align(
         ids = encoding["input_ids"][i]
         word_ids = encoding.word_ids(batch_index=i)
         content = [p for p, w in enumerate(word_ids) if w is not None]
-        if len(ids) <= max_length:
+        fits = len(ids) <= max_length
+        if fits:
             windows = [(0, len(word_labels), 0, len(word_labels))]
             prefix, suffix = [], []
         else:
@@ -347,7 +390,7 @@ def tokenize_and_align(
             budget = max_length - len(prefix) - len(suffix)
             windows = plan_windows(spans, budget, min(stride, budget // 2))
         for first, last, own_first, own_last in windows:
-            if len(windows) == 1:
+            if fits:
                 window_ids, window_word_ids = ids, word_ids
             else:
                 start = spans[first][0]
