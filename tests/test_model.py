@@ -190,3 +190,39 @@ def test_a_600_word_sentence_is_trained_on_and_scored_word_by_word(tiny_model_di
         model, datamodule=data
     )
     assert [len(s) for s in model.reports["val"]["sentences"]["y_pred"]] == [600]
+
+
+def test_an_export_interrupted_midway_leaves_the_previous_export_whole(
+    model, tokenizer, tmp_path, monkeypatch
+):
+    export = model.save_hf_model(tmp_path / "hf_model", tokenizer)
+    before = {path.name: path.read_bytes() for path in export.iterdir()}
+    assert "model.safetensors" in before
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # a kill while the tokenizer files are written
+
+    with torch.no_grad():
+        model.model.classifier.weight.add_(1.0)
+    monkeypatch.setattr(type(tokenizer), "save_pretrained", crash)
+    with pytest.raises(KeyboardInterrupt):
+        model.save_hf_model(tmp_path / "hf_model", tokenizer)
+    assert {path.name: path.read_bytes() for path in export.iterdir()} == before
+    monkeypatch.undo()
+    model.save_hf_model(tmp_path / "hf_model", tokenizer)  # the next export replaces it whole
+    assert (export / "model.safetensors").read_bytes() != before["model.safetensors"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hf_model"]
+
+
+def test_model_code_shipped_in_a_model_folder_never_runs_without_trust_remote_code(tmp_path):
+    from lit_ner.errors import LitNerError
+
+    marker = tmp_path / "code_ran"
+    (tmp_path / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "evil-net", "auto_map": {"AutoConfig": "modeling_evil.EvilConfig",'
+        ' "AutoModelForTokenClassification": "modeling_evil.EvilModel"}}'
+    )
+    with pytest.raises(LitNerError, match="trust_remote_code"):
+        TokenClassifier(label_names=WNUT17_LABELS, model_name_or_path=str(tmp_path))
+    assert not marker.exists()

@@ -33,6 +33,7 @@ EXPORT_DIRNAME = "hf_model"
 class LitNerCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
+        parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
         parser.link_arguments("data.label_names", "model.label_names", apply_on="instantiate")
         # Always keep the best checkpoint by validation entity F1; `last_checkpoint` keeps
         # last.ckpt (to resume from) current.

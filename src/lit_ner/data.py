@@ -524,6 +524,7 @@ class NERDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         predict_split: the split `predict` runs over.
         cache_dir: where tokenized file splits are cached (default: the datasets cache).
+        trust_remote_code: linked from `model.trust_remote_code`: run code a Hub tokenizer ships.
     """
 
     def __init__(
@@ -549,6 +550,7 @@ class NERDataModule(L.LightningDataModule):
         num_workers: int = 0,
         predict_split: str = "test",
         cache_dir: str | None = None,
+        trust_remote_code: bool = False,
     ) -> None:
         super().__init__()
         # label_names is resolved from the data and recorded once, in the model's hparams (the
@@ -678,7 +680,9 @@ class NERDataModule(L.LightningDataModule):
 
             name = self.hparams.tokenizer_name_or_path
             with hub_errors(f"tokenizer '{name}'"):
-                self._tokenizer = AutoTokenizer.from_pretrained(resolve_name_or_path(name))
+                self._tokenizer = AutoTokenizer.from_pretrained(
+                    resolve_name_or_path(name), trust_remote_code=self.hparams.trust_remote_code
+                )
             if not self._tokenizer.is_fast:
                 raise LitNerError(f"tokenizer '{name}' has no fast version; word alignment needs word_ids()")
         return self._tokenizer

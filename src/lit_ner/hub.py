@@ -72,5 +72,10 @@ def hub_errors(what: str) -> Iterator[None]:
             raise LitNerError(f"cannot reach the Hugging Face Hub to load {what}; {OFFLINE_HINT}") from exc
         if isinstance(exc, (OSError, ValueError)) or type(exc).__name__.endswith("NotFoundError"):
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "trust_remote_code" in str(exc):
+                first_line = (
+                    "it ships its own code, which lit_ner runs only with --model.trust_remote_code true "
+                    "(read the code first)"
+                )
             raise LitNerError(f"cannot load {what}: {first_line}") from exc
         raise

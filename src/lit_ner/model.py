@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,8 +21,13 @@ from lit_ner.metrics import NERMetrics, surface_scores
 STAGE_SPLITS = {"val": "validation", "test": "test"}
 
 
-def load_token_classifier(model_name_or_path: str, label_names: Sequence[str]) -> nn.Module:
-    """`AutoModelForTokenClassification` with a fresh head sized and named for `label_names`."""
+def load_token_classifier(
+    model_name_or_path: str, label_names: Sequence[str], trust_remote_code: bool = False
+) -> nn.Module:
+    """`AutoModelForTokenClassification` with a fresh head sized and named for `label_names`.
+
+    Weights load from safetensors where the folder has them; code shipped with a Hub model runs
+    only with `trust_remote_code`."""
     from transformers import AutoModelForTokenClassification
 
     id2label = dict(enumerate(label_names))
@@ -31,6 +37,7 @@ def load_token_classifier(model_name_or_path: str, label_names: Sequence[str]) -
             num_labels=len(label_names),
             id2label=id2label,
             label2id={label: i for i, label in id2label.items()},
+            trust_remote_code=trust_remote_code,
         )
     # from_pretrained returns the model in eval mode, and Lightning (>= 2.2) keeps each module's
     # mode as it finds it: without this, dropout would stay off for the whole of training.
@@ -88,6 +95,8 @@ class TokenClassifier(L.LightningModule):
             a message naming the step and batch (the checkpoints written so far stay as they
             were); `"skip"` drops that batch's update, and the skipped batches are counted and
             reported.
+        trust_remote_code: run modelling code that a Hub model ships (off: only transformers'
+            own architectures load). Linked to the data module's tokenizer loading.
     """
 
     def __init__(
@@ -100,11 +109,12 @@ class TokenClassifier(L.LightningModule):
         adam_epsilon: float = 1e-8,
         scoring_mode: Literal["default", "strict"] = "default",
         nonfinite_loss: Literal["stop", "skip"] = "stop",
+        trust_remote_code: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.label_names = list(label_names)
-        self.model = load_token_classifier(model_name_or_path, self.label_names)
+        self.model = load_token_classifier(model_name_or_path, self.label_names, trust_remote_code)
         # One metric instance per stage: their states must never mix.
         self.val_metrics = NERMetrics(self.label_names, mode=scoring_mode)
         self.test_metrics = NERMetrics(self.label_names, mode=scoring_mode)
@@ -293,8 +303,22 @@ class TokenClassifier(L.LightningModule):
 
     def save_hf_model(self, directory: str | Path, tokenizer: Any) -> Path:
         """Writes a Hugging Face model folder (safetensors, config with label maps, tokenizer)
-        that `transformers.pipeline("token-classification", model=directory)` loads."""
+        that `transformers.pipeline("token-classification", model=directory)` loads.
+
+        The folder is written beside `directory` and swapped in whole, so a kill mid-export
+        leaves the previous export (at `directory`, or for the instant of the swap at
+        `.<name>.old`, from where the next export restores it)."""
         directory = Path(directory)
-        self.model.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
+        partial = directory.with_name(f".{directory.name}.partial")
+        old = directory.with_name(f".{directory.name}.old")
+        if old.exists() and not directory.exists():
+            old.rename(directory)  # a kill between the two renames below
+        shutil.rmtree(partial, ignore_errors=True)
+        self.model.save_pretrained(partial)  # safetensors: transformers 5 writes nothing else
+        tokenizer.save_pretrained(partial)
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            directory.rename(old)
+        partial.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
         return directory

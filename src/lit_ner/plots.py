@@ -6,9 +6,14 @@ matplotlib comes with torchmetrics' `visual` extra.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lit_ner.metrics import MISSED, SPURIOUS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def plot_per_type_f1(report: dict[str, dict[str, float]], path: str | Path, title: str) -> Path:
@@ -33,8 +38,7 @@ def plot_per_type_f1(report: dict[str, dict[str, float]], path: str | Path, titl
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     path = Path(path)
-    figure.savefig(path, dpi=100)
-    return path
+    return _save(figure, path)
 
 
 def plot_entity_confusion(types: list[str], matrix: list[list[int]], path: str | Path, title: str) -> Path:
@@ -58,5 +62,13 @@ def plot_entity_confusion(types: list[str], matrix: list[list[int]], path: str |
     ax.set_ylabel("gold type (spurious: no gold entity of that span)")
     ax.set_title(title)
     path = Path(path)
-    figure.savefig(path, dpi=100)
+    return _save(figure, path)
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    # Drawn beside the destination and renamed over it: a kill mid-save leaves the old image.
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    figure.savefig(partial, dpi=100, format=path.suffix.lstrip(".") or "png")
+    os.replace(partial, path)
     return path
