@@ -168,3 +168,10 @@ def test_with_skip_a_nonfinite_loss_drops_that_batch_and_training_goes_on(tmp_pa
     weight = cli.model.model.classifier.weight
     assert optimizer.state[weight]["step"] == STEPS_PER_EPOCH - 1
     assert all(torch.isfinite(p).all() for p in cli.model.parameters())
+
+
+def test_ckpt_path_last_on_a_jobs_first_start_trains_from_the_start(tmp_path, tiny_model_dir, capsys):
+    # A preemptible job is always (re)started with --ckpt_path last; the first time there is none.
+    cli = fit_in_process(tmp_path, tiny_model_dir, "--ckpt_path=last")
+    assert cli.trainer.global_step == STEPS_PER_EPOCH
+    assert (tmp_path / "wnut/version_0/checkpoints" / LAST).is_file()

@@ -125,9 +125,8 @@ def checkpoint_dir(trainer: L.Trainer) -> str:
 
 
 def find_last_checkpoint(run_root: str | Path) -> Path | None:
-    """The newest `last.ckpt` under a logger's run root (`save_dir/name`), e.g.
-    `runs/wnut/version_3/checkpoints/last.ckpt`; None when there is none."""
-    candidates = list(Path(run_root).glob(f"*/checkpoints/{LAST}")) + list(
-        Path(run_root).glob(f"checkpoints/{LAST}")
-    )
+    """The newest `last.ckpt` in a checkpoint directory or under a logger's run root
+    (`save_dir/name`, e.g. `runs/wnut/version_3/checkpoints/last.ckpt`); None when there is none."""
+    root = Path(run_root)
+    candidates = [*root.glob(LAST), *root.glob(f"checkpoints/{LAST}"), *root.glob(f"*/checkpoints/{LAST}")]
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None

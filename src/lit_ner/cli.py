@@ -9,6 +9,7 @@ model needs from the data are linked, never typed twice:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,9 +82,17 @@ class LitNerCLI(LightningCLI):
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path") != "last":
             return
-        logger = self.trainer.logger
-        run_root = getattr(logger, "root_dir", None) if logger else self.trainer.default_root_dir
-        last = find_last_checkpoint(run_root) if run_root else None
+        trainer = self.trainer
+        callback = trainer.checkpoint_callback
+        if callback is not None and callback.dirpath:  # the config names the checkpoint directory
+            run_root = callback.dirpath
+        elif trainer.logger is not None:  # as ModelCheckpoint resolves it: save_dir/name/version
+            run_root = os.path.join(
+                trainer.logger.save_dir or trainer.default_root_dir, str(trainer.logger.name)
+            )
+        else:
+            run_root = trainer.default_root_dir
+        last = find_last_checkpoint(run_root)
         if last is None:
             rank_zero_info(f"--ckpt_path last: no {LAST} under {run_root} yet; training from the start")
             config["ckpt_path"] = None
