@@ -144,7 +144,7 @@ def test_a_nonfinite_loss_stops_training_naming_the_step_and_keeps_the_last_good
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith(
-        "lit_ner: error: training loss is nan (on some process) at step 3, epoch 0, batch 3"
+        "lit_ner: error: non-finite training loss at step 3, epoch 0, batch 3 (this process: loss nan"
     )
     assert "training stopped" in error
     last = torch.load(tmp_path / "wnut/version_0/checkpoints" / LAST, map_location="cpu", weights_only=True)
@@ -153,7 +153,7 @@ def test_a_nonfinite_loss_stops_training_naming_the_step_and_keeps_the_last_good
 
 
 def test_with_skip_a_nonfinite_loss_drops_that_batch_and_training_goes_on(tmp_path, tiny_model_dir):
-    with pytest.warns(UserWarning, match="1 training batches were skipped for a non-finite loss"):
+    with pytest.warns(UserWarning, match="1 training batch skipped for a non-finite loss"):
         cli = fit_in_process(
             tmp_path,
             tiny_model_dir,

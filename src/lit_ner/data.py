@@ -233,14 +233,6 @@ def read_split_file(path: str | Path) -> Split:
     return read_jsonl(path) if Path(path).suffix in {".jsonl", ".json"} else read_conll(path)
 
 
-def tags_at(split: Split, line_no: int) -> str:
-    """The tag read from a line of a split's file."""
-    for tags, lines in zip(split["tags"], split["lines"]):
-        if lines[0] <= line_no <= lines[-1] and line_no in lines:
-            return tags[lines.index(line_no)]
-    raise KeyError(line_no)
-
-
 def bio_label_order(tags: set[str]) -> list[str]:
     """A stable label order for tags read from files: `O`, then per type (sorted) B-, I-, E-, S-.
 
@@ -650,11 +642,11 @@ class NERDataModule(L.LightningDataModule):
                         )
                 positions = ill_formed_bio(tags)
                 if positions and first is None:
-                    first = lines[positions[0]]
+                    first = (lines[positions[0]], tags[positions[0]])
                 ill_formed += len(positions)
             if not ill_formed:
                 continue
-            where = f"{path}:{first}: {tags_at(raw, first)!r} continues no entity"
+            where = f"{path}:{first[0]}: {first[1]!r} continues no entity"
             if self.hparams.strict_bio:
                 raise LitNerError(f"{where} (ill-formed BIO, refused by --data.strict_bio)")
             rank_zero_warn(

@@ -145,8 +145,8 @@ class TokenClassifier(L.LightningModule):
     def _nonfinite_loss(self, loss: torch.Tensor, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         sentences = batch["sentence_id"].tolist() if "sentence_id" in batch else "unknown"
         where = (
-            f"training loss is {loss.item()} (on some process) at step {self.global_step}, epoch "
-            f"{self.current_epoch}, batch {batch_idx} (train sentences {sentences})"
+            f"non-finite training loss at step {self.global_step}, epoch {self.current_epoch}, batch "
+            f"{batch_idx} (this process: loss {loss.item()}, train sentences {sentences})"
         )
         if self.hparams.nonfinite_loss == "stop":
             raise LitNerError(
@@ -160,7 +160,8 @@ class TokenClassifier(L.LightningModule):
 
     def on_train_end(self) -> None:
         if self.skipped_batches:
-            rank_zero_warn(f"{self.skipped_batches} training batches were skipped for a non-finite loss")
+            n = self.skipped_batches
+            rank_zero_warn(f"{n} training batch{'es' * (n != 1)} skipped for a non-finite loss")
 
     def word_predictions(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Word-level predicted label ids, `(batch, n_words)`: each word gets its first subword's
