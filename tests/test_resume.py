@@ -175,3 +175,22 @@ def test_ckpt_path_last_on_a_jobs_first_start_trains_from_the_start(tmp_path, ti
     cli = fit_in_process(tmp_path, tiny_model_dir, "--ckpt_path=last")
     assert cli.trainer.global_step == STEPS_PER_EPOCH
     assert (tmp_path / "wnut/version_0/checkpoints" / LAST).is_file()
+
+
+def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    from lit_ner.checkpoints import SafeCheckpointIO, load_checkpoint
+
+    io = SafeCheckpointIO()
+    path = tmp_path / LAST
+    io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "global_step": 1}, path)
+
+    def killed_midway(obj, file, *args, **kwargs):
+        file.write(b"PK\x03\x04 half a zip archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["global_step"] == 1
+    assert io.load_checkpoint(path)["state_dict"]["w"].sum() == 0
