@@ -229,4 +229,9 @@ def main() -> None:
 
         evaluate_main(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["tag"]:
+        from lit_ner.inference import main as tag_main
+
+        tag_main(sys.argv[2:])
+        return
     cli_main()

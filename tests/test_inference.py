@@ -1,0 +1,171 @@
+"""`Tagger` / `lit_ner tag` give what `transformers.pipeline("token-classification")` gives, for
+every aggregation strategy, and tag long texts completely."""
+
+import json
+
+import pytest
+import torch
+
+from lit_ner.data import WNUT17_LABELS, read_conll
+from lit_ner.inference import AGGREGATION_STRATEGIES, Tagger, main
+
+SPECIAL_TEXTS = [
+    "Empire State Building = ESB . Pretty bad storm here last evening .",
+    "😀😀 visit https://t.co/x1Y2z and @paulwalk #NYC",
+    "東京 and Москва and القاهرة rock",
+    "spaces    between     words   ",
+    "",
+    "ﬁne café in Zürich naïve",
+    "a",
+]
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, tiny_model_dir):
+    """A random tiny DistilBERT token classifier with WNUT-17's labels: it predicts entities
+    everywhere, which exercises every aggregation path."""
+    from lit_ner.model import load_token_classifier
+
+    torch.manual_seed(1)
+    directory = tmp_path_factory.mktemp("export")
+    load_token_classifier(tiny_model_dir, WNUT17_LABELS).save_pretrained(directory)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def gazetteer_dir(tmp_path_factory, tiny_model_dir):
+    """A model that tags exactly "new york" as a location and everything else O, wherever it
+    stands: no transformer layers, no position embeddings, a classifier that matches the two
+    word embeddings. It makes window edges testable."""
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForTokenClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    config = DistilBertConfig(
+        vocab_size=tokenizer.vocab_size, dim=32, n_layers=0, n_heads=2, hidden_dim=64,
+        max_position_embeddings=128, id2label=dict(enumerate(WNUT17_LABELS)),
+        label2id={label: i for i, label in enumerate(WNUT17_LABELS)},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = DistilBertForTokenClassification(config).eval()
+    with torch.no_grad():
+        embeddings = model.distilbert.embeddings
+        embeddings.position_embeddings.weight.zero_()
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+        model.classifier.bias[0] = 5.0
+        for label, token in ((7, "new"), (8, "york")):
+            vector = embeddings.LayerNorm(
+                embeddings.word_embeddings.weight[tokenizer.convert_tokens_to_ids(token)]
+            )
+            model.classifier.weight[label] = vector
+            model.classifier.bias[label] = -20.0
+    directory = tmp_path_factory.mktemp("gazetteer")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+def assert_same_entities(ours, theirs):
+    assert len(ours) == len(theirs)
+    for mine, reference in zip(ours, theirs):
+        assert mine.keys() == reference.keys()
+        for key in mine:
+            if key == "score":
+                assert abs(float(mine[key]) - float(reference[key])) < 1e-4
+            else:
+                assert mine[key] == reference[key], key
+
+
+@pytest.mark.parametrize("strategy", AGGREGATION_STRATEGIES)
+def test_entities_equal_the_pipelines_on_emoji_urls_scripts_and_spaces(export_dir, strategy):
+    from transformers import pipeline
+
+    reference = pipeline("token-classification", model=export_dir)
+    tagger = Tagger.from_pretrained(export_dir, batch_size=3)
+    ours = tagger(SPECIAL_TEXTS, aggregation_strategy=strategy)
+    assert sum(len(entities) for entities in ours) > 20  # the random model tags a lot
+    for text, entities in zip(SPECIAL_TEXTS, ours):
+        assert_same_entities(entities, reference(text, aggregation_strategy=strategy) if text else [])
+
+
+@pytest.mark.parametrize("strategy", AGGREGATION_STRATEGIES)
+def test_entities_equal_the_pipelines_on_the_wnut17_test_sentences(export_dir, wnut17_dir, strategy):
+    from transformers import pipeline
+
+    texts = [" ".join(words) for words in read_conll(wnut17_dir / "emerging.test.annotated")["tokens"]]
+    reference = pipeline("token-classification", model=export_dir)
+    tagger = Tagger.from_pretrained(export_dir)
+    ours = tagger(texts, aggregation_strategy=strategy)
+    too_long = 0
+    for text, entities in zip(texts, ours):
+        if len(tagger.tokenizer(text).input_ids) <= 128:
+            assert_same_entities(entities, reference(text, aggregation_strategy=strategy))
+            continue
+        # The tiny model takes 128 positions and two test sentences need more: the pipeline cuts
+        # it (its truncation bug) and only agrees when given the same stride, which it refuses
+        # for "none".
+        too_long += 1
+        assert len(reference(text, aggregation_strategy=strategy)) < len(entities)
+        if strategy != "none":
+            assert_same_entities(
+                entities, reference(text, aggregation_strategy=strategy, stride=tagger.stride)
+            )
+    assert too_long == 2
+
+
+def test_a_5000_word_text_is_tagged_completely_with_entities_across_window_edges_whole(gazetteer_dir):
+    from transformers import pipeline
+
+    words = "the cat sat on a mat in new york today".split()
+    text = " ".join(words * 500)
+    expected = [(m, m + len("new york")) for m in range(len(text)) if text.startswith("new york", m)]
+    tagger = Tagger.from_pretrained(gazetteer_dir, stride=16)  # 126-token windows: ~50 of them
+    entities = tagger(text)
+    assert [(e["start"], e["end"]) for e in entities] == expected
+    assert {e["entity_group"] for e in entities} == {"location"} and {e["word"] for e in entities} == {
+        "new york"
+    }
+    # Some of them straddle a window edge: each window holds 126 tokens, text tokens are words here.
+    assert len(expected) == 500
+    # The pipeline without `stride` cuts the text at 128 positions and finds only the first 12.
+    assert (
+        len(pipeline("token-classification", model=gazetteer_dir, aggregation_strategy="simple")(text)) == 12
+    )
+    # With the same stride it agrees with lit_ner.
+    with_stride = pipeline(
+        "token-classification", model=gazetteer_dir, aggregation_strategy="simple", stride=16
+    )
+    assert_same_entities(entities, with_stride(text))
+
+
+def test_tag_writes_one_object_per_good_line_and_names_each_bad_line(export_dir, tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "Bob in Paris", "id": 1}\n\n{"text": 3}\n{bad\n{"text": "Apple", "id": 2}\n')
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model", export_dir, str(source), "--output", str(tmp_path / "out.jsonl")])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert f"{source}:2: empty line, skipped" in err
+    assert f'{source}:3: expected an object with a string "text", skipped' in err
+    assert f"{source}:4: not valid JSON" in err
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(o["id"], o["text"]) for o in out] == [(1, "Bob in Paris"), (2, "Apple")]
+    expected = Tagger.from_pretrained(export_dir)(["Bob in Paris", "Apple"])
+    assert [len(o["entities"]) for o in out] == [len(e) for e in expected]
+    assert all(
+        {"entity_group", "score", "word", "start", "end"} == set(e) for o in out for e in o["entities"]
+    )
+
+
+def test_tag_refuses_an_empty_file_in_one_line(export_dir, tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model", export_dir, str(tmp_path / "empty.txt")])
+    assert exit_.value.code == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"lit_ner: error: {tmp_path / 'empty.txt'}: empty file, no texts to tag"
+    )
