@@ -11,7 +11,7 @@ TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE),--config configs/off
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train
+.PHONY: help install test lint format train bench
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -28,12 +28,15 @@ test: install ## Run the test suite (WNUT17_DIR=... enables the tests on the rea
 	$(PYTHON) -m pytest
 
 lint: install ## ruff check and ruff format --check
-	$(PYTHON) -m ruff check src tests
-	$(PYTHON) -m ruff format --check src tests
+	$(PYTHON) -m ruff check src tests bench
+	$(PYTHON) -m ruff format --check src tests bench
 
 format: install ## Apply ruff's fixes and formatter
-	$(PYTHON) -m ruff check --fix src tests
-	$(PYTHON) -m ruff format src tests
+	$(PYTHON) -m ruff check --fix src tests bench
+	$(PYTHON) -m ruff format src tests bench
 
 train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds configs/offline.yaml; ARGS=... more flags)
 	$(PYTHON) -m lit_ner fit $(TRAIN_CONFIGS) $(ARGS)
+
+bench: install ## Benchmarks (needs WNUT17_DIR): tagging throughput vs the HF pipeline -> bench/results.json
+	$(PYTHON) bench/tagging.py

@@ -169,3 +169,27 @@ def test_tag_refuses_an_empty_file_in_one_line(export_dir, tmp_path, capsys):
         capsys.readouterr().err.strip()
         == f"lit_ner: error: {tmp_path / 'empty.txt'}: empty file, no texts to tag"
     )
+
+
+def test_a_lit_ner_checkpoint_tags_like_its_hugging_face_export(tiny_model_dir, tmp_path):
+    from lit_ner.cli import EXPORT_DIRNAME, cli_main
+
+    from .conftest import FIXTURES
+
+    conll = str(FIXTURES / "quirks.conll")
+    cli_main(
+        [
+            "fit", "--model.model_name_or_path", tiny_model_dir, f"--data.train_file={conll}",
+            f"--data.validation_file={conll}", f"--data.cache_dir={tmp_path}", "--trainer.max_steps=2",
+            "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )  # fmt: skip
+    from_checkpoint = Tagger.from_pretrained(tmp_path / "checkpoints" / "last.ckpt")
+    from_export = Tagger.from_pretrained(tmp_path / EXPORT_DIRNAME)
+    for strategy in AGGREGATION_STRATEGIES:
+        for ours, exported in zip(
+            from_checkpoint(SPECIAL_TEXTS, strategy), from_export(SPECIAL_TEXTS, strategy)
+        ):
+            assert_same_entities(ours, exported)
+    assert from_checkpoint.model.config.id2label == from_export.model.config.id2label

@@ -42,7 +42,7 @@ class Tagger:
         self,
         model: Any,
         tokenizer: Any,
-        batch_size: int = 64,
+        batch_size: int = 32,
         device: str | torch.device = "cpu",
         precision: Literal["32", "bf16"] = "32",
         stride: int | None = None,
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", help="write JSONL here instead of stdout (atomically)")
     parser.add_argument("--aggregation_strategy", choices=AGGREGATION_STRATEGIES, default="simple")
     parser.add_argument("--text_field", default="text", help="the JSONL field holding the text")
-    parser.add_argument("--batch_size", type=int, default=64, help="windows per forward pass")
+    parser.add_argument("--batch_size", type=int, default=32, help="windows per forward pass")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=["32", "bf16"], default="32")
     parser.add_argument("--stride", type=int, help="tokens shared by the windows of a long text")
