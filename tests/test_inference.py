@@ -193,3 +193,36 @@ def test_a_lit_ner_checkpoint_tags_like_its_hugging_face_export(tiny_model_dir, 
         ):
             assert_same_entities(ours, exported)
     assert from_checkpoint.model.config.id2label == from_export.model.config.id2label
+
+
+def test_export_writes_a_hugging_face_folder_with_a_model_card(tiny_model_dir, tmp_path, capsys):
+    from lit_ner.cli import EXPORT_DIRNAME, cli_main
+    from lit_ner.inference import export_main
+
+    from .conftest import FIXTURES
+
+    conll = str(FIXTURES / "quirks.conll")
+    cli_main(
+        [
+            "fit", "--model.model_name_or_path", tiny_model_dir, f"--data.train_file={conll}",
+            f"--data.validation_file={conll}", f"--data.test_file={conll}", f"--data.cache_dir={tmp_path}",
+            "--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )  # fmt: skip
+    run = tmp_path
+    best = next((run / "checkpoints").glob("epoch=*.ckpt"))
+    export_main([str(best), str(tmp_path / "exported")])
+    exported = tmp_path / "exported"
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= {
+        p.name for p in exported.iterdir()
+    }
+    card = (exported / "README.md").read_text()
+    test_f1 = json.loads((run / "test_report.json").read_text())["scores"]["f1"]
+    assert "pipeline_tag: token-classification" in card and "learning_rate: 2.0e-05" in card
+    assert f"{test_f1:.4f}" in card and "B-corporation" in card
+    # fit's own export of the best checkpoint carries the same card and tags the same.
+    assert (run / EXPORT_DIRNAME / "README.md").read_text() == card
+    ours = Tagger.from_pretrained(exported)(SPECIAL_TEXTS, "first")
+    for a, b in zip(ours, Tagger.from_pretrained(run / EXPORT_DIRNAME)(SPECIAL_TEXTS, "first")):
+        assert_same_entities(a, b)

@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lit_ner.checkpoints import LAST, LastCheckpoint, SafeCheckpointIO, find_last_checkpoint, load_checkpoint
 from lit_ner.data import NERDataModule, write_atomically, write_conll
 from lit_ner.errors import LitNerError
+from lit_ner.inference import model_card
 from lit_ner.metrics import entity_confusion, format_report, join_windows
 from lit_ner.model import STAGE_SPLITS, TokenClassifier
 from lit_ner.plots import plot_entity_confusion, plot_per_type_f1
@@ -114,7 +115,9 @@ class LitNerCLI(LightningCLI):
         run_dir = self.run_dir  # a collective: every rank asks before rank 0 alone exports
         if trainer.fast_dev_run or not trainer.is_global_zero:
             return
-        export_dir = model.save_hf_model(run_dir / EXPORT_DIRNAME, data.tokenizer)
+        test = model.reports.get("test")
+        card = model_card(dict(model.hparams), dict(data.hparams), test["scores"] if test else None)
+        export_dir = model.save_hf_model(run_dir / EXPORT_DIRNAME, data.tokenizer, card)
         print(f"\nbest checkpoint: {best or '(none saved)'}\nHugging Face export: {export_dir}")
 
     def after_predict(self) -> None:
@@ -233,5 +236,10 @@ def main() -> None:
         from lit_ner.inference import main as tag_main
 
         tag_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["export"]:
+        from lit_ner.inference import export_main
+
+        export_main(sys.argv[2:])
         return
     cli_main()

@@ -283,3 +283,102 @@ def to_json(entities: list[dict]) -> list[dict]:
     return [
         {key: value.item() if hasattr(value, "item") else value for key, value in e.items()} for e in entities
     ]
+
+
+def model_card(
+    model_hparams: dict[str, Any], data_hparams: dict[str, Any], scores: dict[str, Any] | None
+) -> str:
+    """A Hugging Face model card (README.md) for an export: what it was trained from and how,
+    its label set, its test scores when known, and how to use it."""
+    import yaml
+
+    base = str(model_hparams.get("model_name_or_path", "unknown"))
+    dataset = data_hparams.get("dataset_name")
+    front = {
+        "library_name": "transformers",
+        "pipeline_tag": "token-classification",
+        "tags": ["token-classification", "ner", "lit_ner"],
+        **({"base_model": base} if "/" in base and not base.startswith(("/", ".", "pkg://")) else {}),
+        **({"datasets": [dataset]} if dataset else {}),
+    }
+    config = {
+        "model": {k: v for k, v in model_hparams.items() if k != "label_names"},
+        "data": {k: v for k, v in data_hparams.items() if v is not None},
+    }
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).strip(),
+        "---",
+        "",
+        "# Token classifier fine-tuned with lit_ner",
+        "",
+        f"Base model: `{base}`. Labels (id order): {', '.join(model_hparams.get('label_names', []))}.",
+        "",
+        "## Training configuration",
+        "",
+        "```yaml",
+        yaml.safe_dump(config, sort_keys=False).strip(),
+        "```",
+        "",
+    ]
+    if scores:
+        names = [n for n in ("precision", "recall", "f1", "accuracy", "surface_f1") if n in scores]
+        mode = model_hparams.get("scoring_mode", "default")
+        lines += [
+            f"## Test scores (seqeval entity micro averages, {mode} mode)",
+            "",
+            "| " + " | ".join(names) + " |",
+            "|" + "---|" * len(names),
+            "| " + " | ".join(f"{scores[n]:.4f}" for n in names) + " |",
+            "",
+        ]
+    lines += [
+        "## Use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        'tagger = pipeline("token-classification", model="PATH_OR_REPO", aggregation_strategy="simple")',
+        "# or, batched and windowed for long texts: from lit_ner import Tagger; Tagger.from_pretrained(...)",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export_checkpoint(
+    checkpoint_path: str | Path, out_dir: str | Path, trust_remote_code: bool = False
+) -> Path:
+    """`lit_ner export`: a lit_ner checkpoint as a Hugging Face model folder with a model card
+    (test scores from the run's `test_report.json` when the checkpoint sits in a run directory)."""
+    import json
+
+    from lit_ner.checkpoints import load_checkpoint
+    from lit_ner.model import save_hf_model
+
+    model, tokenizer = _from_checkpoint(str(checkpoint_path), trust_remote_code)
+    checkpoint = load_checkpoint(checkpoint_path)
+    report = Path(checkpoint_path).resolve().parent.parent / "test_report.json"
+    scores = json.loads(report.read_text())["scores"] if report.is_file() else None
+    card = model_card(
+        checkpoint.get("hyper_parameters", {}), checkpoint.get("datamodule_hyper_parameters", {}), scores
+    )
+    return save_hf_model(model, tokenizer, out_dir, card)
+
+
+def export_main(argv: list[str] | None = None) -> None:
+    """`lit_ner export CKPT OUT_DIR`: writes a Hugging Face model folder from a checkpoint."""
+    import sys
+
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="lit_ner export", description=export_main.__doc__.split(": ", 1)[1])
+    parser.add_argument("checkpoint", help="a lit_ner .ckpt")
+    parser.add_argument("out_dir", help="the folder to write (replaced whole if it exists)")
+    parser.add_argument("--trust_remote_code", type=bool, default=False)
+    args = parser.parse_args(argv)
+    try:
+        out = export_checkpoint(args.checkpoint, args.out_dir, args.trust_remote_code)
+    except LitNerError as exc:
+        print(f"lit_ner: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"Hugging Face export: {out}")

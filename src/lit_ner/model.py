@@ -302,24 +302,32 @@ class TokenClassifier(L.LightningModule):
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def save_hf_model(self, directory: str | Path, tokenizer: Any) -> Path:
-        """Writes a Hugging Face model folder (safetensors, config with label maps, tokenizer)
-        that `transformers.pipeline("token-classification", model=directory)` loads.
+    def save_hf_model(self, directory: str | Path, tokenizer: Any, card: str | None = None) -> Path:
+        """Writes the model as a Hugging Face folder (see `save_hf_model`)."""
+        return save_hf_model(self.model, tokenizer, directory, card)
 
-        The folder is written beside `directory` and swapped in whole, so a kill mid-export
-        leaves the previous export (at `directory`, or for the instant of the swap at
-        `.<name>.old`, from where the next export restores it)."""
-        directory = Path(directory)
-        partial = directory.with_name(f".{directory.name}.partial")
-        old = directory.with_name(f".{directory.name}.old")
-        if old.exists() and not directory.exists():
-            old.rename(directory)  # a kill between the two renames below
-        shutil.rmtree(partial, ignore_errors=True)
-        self.model.save_pretrained(partial)  # safetensors: transformers 5 writes nothing else
-        tokenizer.save_pretrained(partial)
-        shutil.rmtree(old, ignore_errors=True)
-        if directory.exists():
-            directory.rename(old)
-        partial.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
-        return directory
+
+def save_hf_model(model: nn.Module, tokenizer: Any, directory: str | Path, card: str | None = None) -> Path:
+    """Writes a Hugging Face model folder (safetensors, config with label maps, tokenizer, and
+    `card` as its README.md) that `transformers.pipeline("token-classification", model=directory)`
+    loads.
+
+    The folder is written beside `directory` and swapped in whole, so a kill mid-export leaves
+    the previous export (at `directory`, or for the instant of the swap at `.<name>.old`, from
+    where the next export restores it)."""
+    directory = Path(directory)
+    partial = directory.with_name(f".{directory.name}.partial")
+    old = directory.with_name(f".{directory.name}.old")
+    if old.exists() and not directory.exists():
+        old.rename(directory)  # a kill between the two renames below
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)  # safetensors: transformers 5 writes nothing else
+    tokenizer.save_pretrained(partial)
+    if card is not None:
+        (partial / "README.md").write_text(card, encoding="utf-8")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    partial.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory
