@@ -318,3 +318,23 @@ def test_two_process_validation_equals_one_process_validation_of_the_same_checkp
     assert saved[2] == saved[1]  # scores, per-type report, surface forms, and the predictions file
     # Empire State Building, iPhone, Microsoft, Satya Nadella: each gold entity once.
     assert saved[1]["report"]["micro avg"]["support"] == 4
+
+
+def test_a_push_to_the_hub_without_a_network_is_one_line_after_training_and_keeps_the_export(
+    tiny_model_dir, tmp_path
+):
+    result = run_lit_ner(
+        *tiny_fit_args(tiny_model_dir, tmp_path),
+        "--trainer.max_epochs=1",
+        "--push_to_hub=someone/wnut-tagger",
+        env={"HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    export = tmp_path / "wnut" / "version_0" / EXPORT_DIRNAME
+    assert result.stderr.strip().splitlines()[-1] == (
+        "lit_ner: error: push to the Hub repo 'someone/wnut-tagger' failed (the Hub cannot be reached); "
+        f"the export stays at {export}"
+    )
+    assert (export / "model.safetensors").is_file() and (export / "README.md").is_file()
+    assert (tmp_path / "wnut" / "version_0" / "test_report.json").is_file()  # training and test ran first

@@ -24,6 +24,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
 from lit_ner.errors import LitNerError
+from lit_ner.hub import first_line
 
 LAST = "last.ckpt"
 
@@ -61,19 +62,14 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", weights_only: b
                 f"{path}: the checkpoint holds objects other than tensors and plain values; load it "
                 "with --weights_only false only if you trust where it came from"
             ) from None
-        raise LitNerError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
+        raise LitNerError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise LitNerError(
-            f"{path}: not a readable checkpoint, truncated or corrupt ({_first_line(exc)})"
+            f"{path}: not a readable checkpoint, truncated or corrupt ({first_line(exc)})"
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise LitNerError(f"{path}: not a Lightning checkpoint (no state_dict)")
     return checkpoint
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class LastCheckpoint(Callback):

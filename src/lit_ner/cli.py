@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lit_ner.checkpoints import LAST, LastCheckpoint, SafeCheckpointIO, find_last_checkpoint, load_checkpoint
 from lit_ner.data import NERDataModule, write_atomically, write_conll
 from lit_ner.errors import LitNerError
+from lit_ner.hub import first_line, is_unreachable
 from lit_ner.inference import model_card
 from lit_ner.metrics import entity_confusion, format_report, join_windows
 from lit_ner.model import STAGE_SPLITS, TokenClassifier
@@ -51,6 +52,13 @@ class LitNerCLI(LightningCLI):
         )
         # And `last.ckpt` every N steps, so that a killed job resumes with `--ckpt_path last`.
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.add_argument(
+            "--push_to_hub",
+            type=str | None,
+            default=None,
+            help="fit only: upload the Hugging Face export to this Hub repo id (user/name) after training",
+        )
+        parser.add_argument("--hub_private", type=bool, default=True, help="create the Hub repo private")
         parser.add_argument(
             "--test_after_fit",
             type=bool,
@@ -119,6 +127,13 @@ class LitNerCLI(LightningCLI):
         card = model_card(dict(model.hparams), dict(data.hparams), test["scores"] if test else None)
         export_dir = model.save_hf_model(run_dir / EXPORT_DIRNAME, data.tokenizer, card)
         print(f"\nbest checkpoint: {best or '(none saved)'}\nHugging Face export: {export_dir}")
+        repo_id = self.config[self.subcommand].get("push_to_hub")
+        if repo_id:
+            # After the export is on disk: a failed upload (no network, no token) loses nothing.
+            url = push_to_hub(
+                export_dir, repo_id, private=self.config[self.subcommand].get("hub_private", True)
+            )
+            print(f"pushed to the Hub: {url}")
 
     def after_predict(self) -> None:
         """Writes the predicted split as `predictions/<split>.conll` (token, gold, predicted)."""
@@ -193,6 +208,23 @@ class LitNerCLI(LightningCLI):
             if hasattr(logger, "log_image"):  # W&B (and other loggers that take images)
                 logger.log_image(key=f"{stage}/plots", images=[str(path) for path in images])
         print(f"report and plots: {report_path}, {images[0].name}, {images[1].name}")
+
+
+def push_to_hub(directory: str | Path, repo_id: str, private: bool = True) -> str:
+    """Uploads an export folder to a Hub model repo (created if needed); a `LitNerError` naming
+    the local copy when the Hub cannot be reached or refuses."""
+    from huggingface_hub import HfApi
+
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        commit = api.upload_folder(folder_path=str(directory), repo_id=repo_id, repo_type="model")
+    except Exception as exc:  # network, token, permission: all leave the export where it is
+        reason = "the Hub cannot be reached" if is_unreachable(exc) else first_line(exc)
+        raise LitNerError(
+            f"push to the Hub repo '{repo_id}' failed ({reason}); the export stays at {directory}"
+        ) from exc
+    return str(getattr(commit, "commit_url", commit))
 
 
 def write_predictions(

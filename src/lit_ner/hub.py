@@ -42,7 +42,7 @@ def resolve_name_or_path(name_or_path: str) -> str:
     return str(path)
 
 
-def _is_unreachable(exc: BaseException) -> bool:
+def is_unreachable(exc: BaseException) -> bool:
     """True when some exception in the chain says the Hub could not be reached."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
@@ -60,6 +60,12 @@ def _is_unreachable(exc: BaseException) -> bool:
     return False
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message, first line only (or its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @contextmanager
 def hub_errors(what: str) -> Iterator[None]:
     """Re-raises a failed Hub or local load of `what` as a one-line `LitNerError`."""
@@ -68,14 +74,14 @@ def hub_errors(what: str) -> Iterator[None]:
     except LitNerError:
         raise
     except Exception as exc:
-        if _is_unreachable(exc):
+        if is_unreachable(exc):
             raise LitNerError(f"cannot reach the Hugging Face Hub to load {what}; {OFFLINE_HINT}") from exc
         if isinstance(exc, (OSError, ValueError)) or type(exc).__name__.endswith("NotFoundError"):
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             if "trust_remote_code" in str(exc):
-                first_line = (
+                reason = (
                     "it ships its own code, which lit_ner runs only with --model.trust_remote_code true "
                     "(read the code first)"
                 )
-            raise LitNerError(f"cannot load {what}: {first_line}") from exc
+            raise LitNerError(f"cannot load {what}: {reason}") from exc
         raise
