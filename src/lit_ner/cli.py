@@ -23,7 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lit_ner.checkpoints import LAST, LastCheckpoint, SafeCheckpointIO, find_last_checkpoint, load_checkpoint
 from lit_ner.data import NERDataModule, write_atomically, write_conll
-from lit_ner.errors import LitNerError
+from lit_ner.errors import LitNerError, exit_with
 from lit_ner.hub import first_line, is_unreachable
 from lit_ner.inference import model_card
 from lit_ner.metrics import entity_confusion, format_report, join_windows
@@ -249,8 +249,7 @@ def cli_main(args: list[str] | None = None) -> LitNerCLI:
         # default_root_dir records the latest run.
         return LitNerCLI(TokenClassifier, NERDataModule, save_config_kwargs={"overwrite": True}, args=args)
     except LitNerError as exc:
-        print(f"lit_ner: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(exc)
 
 
 def main() -> None:

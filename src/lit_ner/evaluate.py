@@ -10,12 +10,11 @@ an error naming both files and lines.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from lit_ner.data import Split, read_conll
-from lit_ner.errors import LitNerError
+from lit_ner.errors import LitNerError, exit_with
 from lit_ner.metrics import MODES, format_report, scores_and_report, surface_scores
 
 SCORES = ("precision", "recall", "f1")
@@ -126,6 +125,5 @@ def main(argv: list[str] | None = None) -> None:
     try:
         results = evaluate_files(args.gold, args.pred, args.mode)
     except LitNerError as exc:
-        print(f"lit_ner: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(exc)
     print(json.dumps(results, indent=2) if args.json else format_results(results))

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import torch
 
-from lit_ner.errors import LitNerError
+from lit_ner.errors import LitNerError, exit_with
 from lit_ner.hub import hub_errors, resolve_name_or_path
 
 AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -261,8 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         entities = tagger.tag([record["text"] for _, record in records], args.aggregation_strategy)
     except LitNerError as exc:
-        print(f"lit_ner: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(exc)
     lines = [
         json.dumps({**record, "entities": to_json(text_entities)}, ensure_ascii=False)
         for (_, record), text_entities in zip(records, entities)
@@ -367,7 +366,6 @@ def export_checkpoint(
 
 def export_main(argv: list[str] | None = None) -> None:
     """`lit_ner export CKPT OUT_DIR`: writes a Hugging Face model folder from a checkpoint."""
-    import sys
 
     from jsonargparse import ArgumentParser
 
@@ -379,6 +377,5 @@ def export_main(argv: list[str] | None = None) -> None:
     try:
         out = export_checkpoint(args.checkpoint, args.out_dir, args.trust_remote_code)
     except LitNerError as exc:
-        print(f"lit_ner: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(exc)
     print(f"Hugging Face export: {out}")
