@@ -133,6 +133,19 @@ def test_predict_on_a_labelled_split_writes_token_gold_and_predicted_tags(tiny_m
     assert written["tokens"] == gold["tokens"] and written["tags"] == gold["tags"]
     predicted = read_conll(tmp_path / "predictions" / "test.conll")["tags"]
     assert [len(tags) for tags in predicted] == [len(tags) for tags in gold["tags"]]  # every word
+    # The JSONL: one object per sentence, in lit_ner tag's form, entities being the predicted spans.
+    from lit_ner.metrics import get_entities
+
+    records = [
+        json.loads(line) for line in (tmp_path / "predictions" / "test.jsonl").read_text().splitlines()
+    ]
+    assert [r["sentence_id"] for r in records] == list(range(len(gold["tokens"])))
+    for record, words, tags in zip(records, gold["tokens"], predicted):
+        assert record["text"] == " ".join(words)
+        assert len(record["entities"]) == len(get_entities(tags))
+        for entity in record["entities"]:
+            assert record["text"][entity["start"] : entity["end"]] == entity["word"]
+            assert 0.0 < entity["score"] <= 1.0
 
 
 def run_lit_ner(*args, env=None, cwd=REPO, timeout=600):
@@ -315,7 +328,24 @@ def test_two_process_validation_equals_one_process_validation_of_the_same_checkp
         assert result.returncode == 0, result.stderr[-3000:]
         saved[devices] = json.loads((root / "val_report.json").read_text())
         saved[devices]["predictions"] = (root / "predictions" / "validation.conll").read_text()
-    assert saved[2] == saved[1]  # scores, per-type report, surface forms, and the predictions file
+        predict = run_lit_ner(
+            "predict",
+            *tiny_fit_args(tiny_model_dir, tmp_path)[1:],
+            f"--ckpt_path={checkpoint}",
+            "--data.eval_batch_size=1",
+            "--trainer.accelerator=cpu",
+            f"--trainer.devices={devices}",
+            "--trainer.strategy=ddp" if devices > 1 else "--trainer.strategy=auto",
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={root}",
+        )
+        assert predict.returncode == 0, predict.stderr[-3000:]
+        saved[devices]["predict"] = [
+            (root / "predictions" / f"test.{ext}").read_text() for ext in ("conll", "jsonl")
+        ]
+    # Scores, per-type report, surface forms, and the predictions files: each sentence once.
+    assert saved[2] == saved[1]
+    assert len(saved[1]["predict"][1].splitlines()) == len(read_conll(FIXTURES / "quirks.conll")["tokens"])
     # Empire State Building, iPhone, Microsoft, Satya Nadella: each gold entity once.
     assert saved[1]["report"]["micro avg"]["support"] == 4
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -25,8 +24,8 @@ from lit_ner.checkpoints import LAST, LastCheckpoint, SafeCheckpointIO, find_las
 from lit_ner.data import NERDataModule, write_atomically, write_conll
 from lit_ner.errors import LitNerError, exit_with
 from lit_ner.hub import first_line, is_unreachable
-from lit_ner.inference import model_card
-from lit_ner.metrics import entity_confusion, format_report, join_windows
+from lit_ner.inference import PredictionWriter, model_card
+from lit_ner.metrics import entity_confusion, format_report
 from lit_ner.model import STAGE_SPLITS, TokenClassifier
 from lit_ner.plots import plot_entity_confusion, plot_per_type_f1
 
@@ -52,6 +51,8 @@ class LitNerCLI(LightningCLI):
         )
         # And `last.ckpt` every N steps, so that a killed job resumes with `--ckpt_path last`.
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        # `predict` writes predictions/<split>.conll and .jsonl, each sentence once under DDP.
+        parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
         parser.add_argument(
             "--push_to_hub",
             type=str | None,
@@ -134,29 +135,6 @@ class LitNerCLI(LightningCLI):
                 export_dir, repo_id, private=self.config[self.subcommand].get("hub_private", True)
             )
             print(f"pushed to the Hub: {url}")
-
-    def after_predict(self) -> None:
-        """Writes the predicted split as `predictions/<split>.conll` (token, gold, predicted)."""
-        batches = self.trainer.predict_loop.predictions or []
-        sentences = [sentence for batch in batches for sentence in batch]
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            gathered: list[Any] = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(gathered, sentences)
-            sentences = [sentence for part in gathered for sentence in part]
-        run_dir = self.run_dir
-        if not self.trainer.is_global_zero:
-            return
-        # A repeated sentence once, a long sentence's windows joined.
-        ids, predicted = join_windows(
-            [s["sentence_id"] for s in sentences],
-            [s["word_offset"] for s in sentences],
-            [s["tags"] for s in sentences],
-        )
-        split = self.datamodule.hparams.predict_split
-        words, gold = self.datamodule.words(split), self.datamodule.tags(split)
-        path = run_dir / "predictions" / f"{split}.conll"
-        write_predictions(path, [words[i] for i in ids], [gold[i] for i in ids], predicted)
-        print(f"predictions: {path} (score them with: lit_ner evaluate {path})")
 
     def after_validate(self) -> None:
         self._report("val")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 
 from lit_ner.errors import LitNerError, exit_with
 from lit_ner.hub import hub_errors, resolve_name_or_path
@@ -379,3 +380,89 @@ def export_main(argv: list[str] | None = None) -> None:
     except LitNerError as exc:
         exit_with(exc)
     print(f"Hugging Face export: {out}")
+
+
+class PredictionWriter(BasePredictionWriter):
+    """`predict`'s output: the predicted split as `predictions/<split>.conll` (token, gold,
+    predicted; what `lit_ner evaluate` scores) and `predictions/<split>.jsonl`, one object per
+    sentence in `lit_ner tag`'s form: `{"sentence_id", "text", "entities": [{"entity_group",
+    "score", "word", "start", "end"}]}`, the text being the words joined by single spaces and
+    each entity a BIO span of words (seqeval's default reading) with its words' mean probability.
+
+    Under DDP every process's predictions are gathered first; rank 0 writes each sentence once
+    (the sampler's repeats dropped, a long sentence's windows joined).
+
+    Args:
+        output_dir: where `predictions/` goes (default: the run directory).
+    """
+
+    def __init__(self, output_dir: str | None = None) -> None:
+        super().__init__(write_interval="epoch")
+        self.output_dir = output_dir
+
+    def write_on_epoch_end(self, trainer: Any, pl_module: Any, predictions: Any, batch_indices: Any) -> None:
+        import json
+
+        from lit_ner.data import write_atomically, write_conll
+        from lit_ner.metrics import join_windows
+
+        pieces = [piece for batch in predictions for piece in batch]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, pieces)
+            pieces = [piece for part in gathered for piece in part]
+        run_dir = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
+        if not trainer.is_global_zero:
+            return
+        ids, tags, scores = join_windows(
+            [p["sentence_id"] for p in pieces],
+            [p["word_offset"] for p in pieces],
+            [p["tags"] for p in pieces],
+            [p["scores"] for p in pieces],
+        )
+        data = trainer.datamodule
+        split = data.hparams.predict_split
+        words, gold = data.words(split), data.tags(split)
+        conll = write_conll(
+            run_dir / "predictions" / f"{split}.conll", [words[i] for i in ids], [gold[i] for i in ids], tags
+        )
+        lines = [
+            json.dumps(sentence_record(i, words[i], sentence_tags, sentence_scores), ensure_ascii=False)
+            for i, sentence_tags, sentence_scores in zip(ids, tags, scores)
+        ]
+        jsonl = run_dir / "predictions" / f"{split}.jsonl"
+        write_atomically(jsonl, "".join(line + "\n" for line in lines))
+        print(f"predictions: {conll} (score them with: lit_ner evaluate {conll}) and {jsonl}")
+
+
+def sentence_record(
+    sentence_id: int, words: Sequence[str], tags: Sequence[str], scores: Sequence[float]
+) -> dict:
+    """One sentence's predictions as `lit_ner tag` writes a text's: character offsets into the
+    words joined by single spaces.
+
+    >>> record = sentence_record(0, ["Hi", "New", "York"], ["O", "B-location", "I-location"], [0.9, 0.8, 0.6])
+    >>> record["text"], record["entities"]
+    ('Hi New York', [{'entity_group': 'location', 'score': 0.7, 'word': 'New York', 'start': 3, 'end': 11}])
+    """
+    from lit_ner.metrics import get_entities
+
+    starts, position = [], 0
+    for word in words:
+        starts.append(position)
+        position += len(word) + 1
+    text = " ".join(words)
+    entities = []
+    for type_, first, last in sorted(get_entities(list(tags)), key=lambda entity: entity[1]):
+        start, end = starts[first], starts[last] + len(words[last])
+        score = sum(scores[first : last + 1]) / (last - first + 1)
+        entities.append(
+            {
+                "entity_group": type_,
+                "score": round(score, 6),
+                "word": text[start:end],
+                "start": start,
+                "end": end,
+            }
+        )
+    return {"sentence_id": sentence_id, "text": text, "entities": entities}

@@ -265,9 +265,16 @@ class TokenClassifier(L.LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> list[dict[str, Any]]:
         """Per example (a sentence, or a window of a long one): its sentence's id in the split,
-        the index of its first word in that sentence, and one predicted tag per word it owns (the
-        word's first subword's prediction; `O` for a word that has no subword position)."""
-        predictions = self.word_predictions(self(batch["input_ids"], batch["attention_mask"]), batch)
+        the index of its first word in that sentence, and per word it owns the predicted tag (the
+        word's first subword's; `O` for a word that has no subword position) and that tag's
+        probability (0 for a word without a subword)."""
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        predictions = self.word_predictions(logits, batch)
+        # The predicted tag's probability at each word's first subword, gathered like the tags.
+        token_scores = logits.float().softmax(dim=-1).amax(dim=-1)
+        scores = torch.zeros(predictions.shape, dtype=torch.float32, device=logits.device)
+        starts = batch["word_index"] >= 0
+        scores[starts.nonzero(as_tuple=True)[0], batch["word_index"][starts]] = token_scores[starts]
         n_words = (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist()
         sentence_ids = batch["sentence_id"].tolist() if "sentence_id" in batch else [-1] * len(n_words)
         offsets = batch["word_offset"].tolist() if "word_offset" in batch else [0] * len(n_words)
@@ -276,8 +283,11 @@ class TokenClassifier(L.LightningModule):
                 "sentence_id": sentence_id,
                 "word_offset": offset,
                 "tags": [self.label_names[i] for i in row[:n].tolist()],
+                "scores": row_scores[:n].tolist(),
             }
-            for sentence_id, offset, row, n in zip(sentence_ids, offsets, predictions, n_words)
+            for sentence_id, offset, row, row_scores, n in zip(
+                sentence_ids, offsets, predictions, scores, n_words
+            )
         ]
 
     def configure_optimizers(self) -> dict[str, Any]:
