@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--wnut17_dir", default=os.environ.get("WNUT17_DIR"))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--key", default="tagging", help="where in the JSON file the results go")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer, pipeline
@@ -88,7 +89,7 @@ def main() -> None:
     )
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
-    results["tagging"] = result
+    results[args.key] = result
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

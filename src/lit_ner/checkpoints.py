@@ -109,7 +109,8 @@ class LastCheckpoint(Callback):
         if trainer.fast_dev_run or trainer.sanity_checking or trainer.global_step == self._last_saved_step:
             return
         self._last_saved_step = trainer.global_step
-        trainer.save_checkpoint(Path(checkpoint_dir(trainer)) / LAST)
+        # The full state (optimizer, loops, callbacks), not weights only: it is what resumes.
+        trainer.save_checkpoint(Path(checkpoint_dir(trainer)) / LAST, weights_only=False)
 
 
 def checkpoint_dir(trainer: L.Trainer) -> str:

@@ -93,6 +93,16 @@ class Tagger:
         return self.tag(list(texts), aggregation_strategy)
 
     def tag(self, texts: Sequence[str], aggregation_strategy: Aggregation = "simple") -> list[list[dict]]:
+        """The entities of each text. Texts go through in chunks (sorted by length within each),
+        so that memory stays bounded however many there are."""
+        chunk = 64 * self.batch_size
+        return [
+            entities
+            for start in range(0, len(texts), chunk)
+            for entities in self._tag(texts[start : start + chunk], aggregation_strategy)
+        ]
+
+    def _tag(self, texts: Sequence[str], aggregation_strategy: Aggregation) -> list[list[dict]]:
         if aggregation_strategy not in AGGREGATION_STRATEGIES:
             raise LitNerError(f"aggregation_strategy must be one of {AGGREGATION_STRATEGIES}")
         # "simple" stands in for "none" here only to get the windowing parameters past the
@@ -104,8 +114,7 @@ class Tagger:
         if aggregation_strategy == "none":
             postprocess_params = self.pipeline._sanitize_parameters(aggregation_strategy="none")[2]
         windows = [
-            [window for window in self.pipeline.preprocess(text, **preprocess_params)] if text else []
-            for text in texts
+            list(self.pipeline.preprocess(text, **preprocess_params)) if text else [] for text in texts
         ]
         outputs = self._forward([window for text_windows in windows for window in text_windows])
         results, position = [], 0
