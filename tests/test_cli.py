@@ -314,8 +314,7 @@ def test_two_process_validation_equals_one_process_validation_of_the_same_checkp
     for devices in (1, 2):
         # 3 validation sentences, 1 per batch: with 2 processes the sampler repeats one.
         root = tmp_path / f"validate{devices}"
-        result = run_lit_ner(
-            "validate",
+        args = [
             *tiny_fit_args(tiny_model_dir, tmp_path)[1:],
             f"--ckpt_path={checkpoint}",
             "--data.eval_batch_size=1",
@@ -324,21 +323,12 @@ def test_two_process_validation_equals_one_process_validation_of_the_same_checkp
             "--trainer.strategy=ddp" if devices > 1 else "--trainer.strategy=auto",
             "--trainer.logger=false",
             f"--trainer.default_root_dir={root}",
-        )
+        ]
+        result = run_lit_ner("validate", *args)
         assert result.returncode == 0, result.stderr[-3000:]
         saved[devices] = json.loads((root / "val_report.json").read_text())
         saved[devices]["predictions"] = (root / "predictions" / "validation.conll").read_text()
-        predict = run_lit_ner(
-            "predict",
-            *tiny_fit_args(tiny_model_dir, tmp_path)[1:],
-            f"--ckpt_path={checkpoint}",
-            "--data.eval_batch_size=1",
-            "--trainer.accelerator=cpu",
-            f"--trainer.devices={devices}",
-            "--trainer.strategy=ddp" if devices > 1 else "--trainer.strategy=auto",
-            "--trainer.logger=false",
-            f"--trainer.default_root_dir={root}",
-        )
+        predict = run_lit_ner("predict", *args)
         assert predict.returncode == 0, predict.stderr[-3000:]
         saved[devices]["predict"] = [
             (root / "predictions" / f"test.{ext}").read_text() for ext in ("conll", "jsonl")
