@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +51,24 @@ class SafeCheckpointIO(TorchCheckpointIO):
 def load_checkpoint(path: str | Path, map_location: Any = "cpu", weights_only: bool = True) -> dict[str, Any]:
     """`torch.load` of a Lightning checkpoint, with a `LitNerError` naming the file when it is
     missing, truncated, corrupt, or holds objects that `weights_only` refuses."""
+    with checkpoint_errors(path):
+        checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only)
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise LitNerError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return checkpoint
+
+
+@contextmanager
+def checkpoint_errors(path: str | Path) -> Iterator[None]:
+    """Checks that `path` looks like a checkpoint before the body reads it, and turns what a
+    `torch.load` of it raises into one `LitNerError` line naming the file."""
     path = Path(path)
     if not path.is_file():
         raise LitNerError(f"{path}: no such checkpoint")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive, its index at the very end
         raise LitNerError(f"{path}: not a checkpoint, or a truncated one (no zip archive index at its end)")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only)
+        yield
     except pickle.UnpicklingError as exc:
         if "weights_only" in str(exc).lower():
             raise LitNerError(
@@ -67,9 +80,6 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", weights_only: b
         raise LitNerError(
             f"{path}: not a readable checkpoint, truncated or corrupt ({first_line(exc)})"
         ) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise LitNerError(f"{path}: not a Lightning checkpoint (no state_dict)")
-    return checkpoint
 
 
 class LastCheckpoint(Callback):

@@ -20,7 +20,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from lit_ner.checkpoints import LAST, LastCheckpoint, SafeCheckpointIO, find_last_checkpoint, load_checkpoint
+from lit_ner.checkpoints import (
+    LAST,
+    LastCheckpoint,
+    SafeCheckpointIO,
+    checkpoint_errors,
+    find_last_checkpoint,
+    load_checkpoint,
+)
 from lit_ner.data import NERDataModule, write_atomically, write_conll
 from lit_ner.errors import LitNerError, exit_with
 from lit_ner.hub import first_line, is_unreachable
@@ -73,7 +80,9 @@ class LitNerCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in {"last", "best", "hpc", "registry"}:
-            load_checkpoint(ckpt_path)
+            with checkpoint_errors(ckpt_path):  # checked first, read once (by LightningCLI)
+                super()._parse_ckpt_path()
+            return
         super()._parse_ckpt_path()
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:

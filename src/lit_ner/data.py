@@ -771,16 +771,15 @@ class NERDataModule(L.LightningDataModule):
     def _report_alignment(self, split: str, tokenized: Any, max_length: int) -> None:
         """Says how many sentences were windowed and how many words have no subword: nothing is
         cut or dropped silently."""
-        n_windows = tokenized["n_windows"]
-        n_sentences = len(n_windows) - sum(1 - 1 / n for n in n_windows)
-        windowed = [n for n in n_windows if n > 1]
-        message = f"{split}: {round(n_sentences)} sentences"
-        if windowed:
-            long_sentences = round(sum(1 / n for n in windowed))
+        # A sentence's first example is the one that starts at its word 0.
+        firsts = [n for n, offset in zip(tokenized["n_windows"], tokenized["word_offset"]) if offset == 0]
+        message = f"{split}: {len(firsts)} sentences"
+        long_sentences = [n for n in firsts if n > 1]
+        if long_sentences:
             message += (
-                f"; {long_sentences} longer than {max_length} subword positions, each split into "
-                f"overlapping windows ({len(windowed)} windows, stride {self.hparams.stride}): every "
-                "word is trained on and scored once"
+                f"; {len(long_sentences)} longer than {max_length} subword positions, each split into "
+                f"overlapping windows ({sum(long_sentences)} windows, stride {self.hparams.stride}): "
+                "every word is trained on and scored once"
             )
         rank_zero_info(message)
         unlabelled = sum(tokenized["unlabelled_words"])

@@ -140,44 +140,43 @@ class Tagger:
             else []
         )
         pad = {"input_ids": self.tokenizer.pad_token_id, "attention_mask": 0, "token_type_ids": 0}
+        masks = [window["attention_mask"][0].bool() for window in windows]
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             width = max(lengths[i] for i in batch)
             inputs = {key: torch.full((len(batch), width), pad[key], dtype=torch.long) for key in model_keys}
             for row, i in enumerate(batch):
                 for key in model_keys:
-                    values = windows[i][key][0][windows[i]["attention_mask"][0].bool()]
-                    inputs[key][row, : len(values)] = values
+                    inputs[key][row, : lengths[i]] = windows[i][key][0][masks[i]]
             with autocast:
                 batch_logits = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
             batch_logits = batch_logits.float().cpu()
             for row, i in enumerate(batch):
                 # Back to the window's own (possibly padded) length: its padding positions are
                 # special tokens, which the post-processing skips.
-                full = torch.zeros(1, windows[i]["input_ids"].shape[1], batch_logits.shape[-1])
-                full[0, windows[i]["attention_mask"][0].bool()] = batch_logits[row, : lengths[i]]
+                full = torch.zeros(1, masks[i].numel(), batch_logits.shape[-1])
+                full[0, masks[i]] = batch_logits[row, : lengths[i]]
                 logits[i] = full
-        outputs = []
-        for window, window_logits in zip(windows, logits):
-            output = {key: value for key, value in window.items() if key != "special_tokens_mask"}
-            output.update(
-                logits=window_logits,
-                special_tokens_mask=window["special_tokens_mask"],
-                offset_mapping=window.get("offset_mapping"),
-                word_ids=window.get("word_ids"),
-                word_to_chars_map=window.get("word_to_chars_map"),
-            )
-            outputs.append(output)
-        return outputs
+        # What the pipeline's `_forward` returns: the window's inputs plus the logits, with the
+        # optional keys present.
+        optional = ("offset_mapping", "word_ids", "word_to_chars_map")
+        return [
+            {**window, **{key: window.get(key) for key in optional}, "logits": window_logits}
+            for window, window_logits in zip(windows, logits)
+        ]
 
 
-def _from_checkpoint(path: str, trust_remote_code: bool) -> tuple[Any, Any]:
+def _from_checkpoint(
+    path: str, trust_remote_code: bool, checkpoint: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """The Hugging Face model and tokenizer of a lit_ner checkpoint (read from `path` unless
+    already loaded)."""
     from transformers import AutoTokenizer
 
     from lit_ner.checkpoints import load_checkpoint
     from lit_ner.model import load_token_classifier
 
-    checkpoint = load_checkpoint(path)
+    checkpoint = checkpoint if checkpoint is not None else load_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters", {})
     if "label_names" not in hparams or "model_name_or_path" not in hparams:
         raise LitNerError(f"{path}: not a lit_ner checkpoint (no label_names/model_name_or_path)")
@@ -213,6 +212,8 @@ def read_texts(
     lines = read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
+    if not lines:
+        raise LitNerError(f"{path}: empty file, no texts to tag")
     jsonl = path.suffix in {".jsonl", ".json"}
     records, problems = [], []
     for line_no, line in enumerate(lines, start=1):
@@ -233,8 +234,6 @@ def read_texts(
             continue
         text = record.pop(text_field)
         records.append((line_no, {"text": text, **record}))
-    if not lines:
-        raise LitNerError(f"{path}: empty file, no texts to tag")
     return records, problems
 
 
@@ -364,8 +363,8 @@ def export_checkpoint(
     from lit_ner.checkpoints import load_checkpoint
     from lit_ner.model import save_hf_model
 
-    model, tokenizer = _from_checkpoint(str(checkpoint_path), trust_remote_code)
     checkpoint = load_checkpoint(checkpoint_path)
+    model, tokenizer = _from_checkpoint(str(checkpoint_path), trust_remote_code, checkpoint)
     report = Path(checkpoint_path).resolve().parent.parent / "test_report.json"
     scores = json.loads(report.read_text())["scores"] if report.is_file() else None
     card = model_card(
