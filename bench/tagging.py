@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--wnut17_dir", default=os.environ.get("WNUT17_DIR"))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3, help="passes per engine; the fastest counts")
     parser.add_argument("--key", default="tagging", help="where in the JSON file the results go")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,7 +30,7 @@ def main() -> None:
 
     from lit_ner.data import WNUT17_LABELS, read_conll
     from lit_ner.hub import resolve_name_or_path
-    from lit_ner.inference import Tagger
+    from lit_ner.inference import Tagger, bf16_is_native
     from lit_ner.model import load_token_classifier
 
     if not args.wnut17_dir:
@@ -47,9 +48,18 @@ def main() -> None:
 
     reference = pipeline("token-classification", model=model_dir, aggregation_strategy="simple")
     reference(texts[0])  # warm up
-    start = time.perf_counter()
-    theirs = [reference(text) for text in texts]
-    pipeline_s = time.perf_counter() - start
+
+    def fastest(tag):
+        """The outputs and the best time of `repeats` passes: this shared CPU's timings vary by
+        +-15% from pass to pass, and the best pass is the one least disturbed."""
+        seconds = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            outputs = tag()
+            seconds.append(time.perf_counter() - start)
+        return outputs, min(seconds)
+
+    theirs, pipeline_s = fastest(lambda: [reference(text) for text in texts])
 
     def same_entities(a, b, scores=True):
         keys = ("entity_group", "word", "start", "end")
@@ -69,9 +79,7 @@ def main() -> None:
     for precision in ("32", "bf16"):
         tagger = Tagger.from_pretrained(model_dir, batch_size=args.batch_size, precision=precision)
         tagger(texts[:64])  # warm up
-        start = time.perf_counter()
-        ours = tagger(texts, aggregation_strategy="simple")
-        seconds = time.perf_counter() - start
+        ours, seconds = fastest(lambda: tagger(texts, aggregation_strategy="simple"))
         result[f"lit_ner_{precision}"] = {
             "texts_per_s": round(len(texts) / seconds, 1),
             "speedup_over_pipeline": round(pipeline_s / seconds, 2),
@@ -84,6 +92,9 @@ def main() -> None:
         }
     result.update(
         batch_size=args.batch_size,
+        repeats=args.repeats,
+        # What `Tagger`'s default precision ("auto") picks on this machine.
+        auto_precision="bf16" if bf16_is_native(torch.device("cpu")) else "32",
         torch_threads=torch.get_num_threads(),
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
     )

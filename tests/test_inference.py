@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from lit_ner.data import WNUT17_LABELS, read_conll
-from lit_ner.inference import AGGREGATION_STRATEGIES, Tagger, main
+from lit_ner.errors import LitNerError
+from lit_ner.inference import AGGREGATION_STRATEGIES, Tagger, bf16_is_native, main
 
 SPECIAL_TEXTS = [
     "Empire State Building = ESB . Pretty bad storm here last evening .",
@@ -84,7 +85,7 @@ def test_entities_equal_the_pipelines_on_emoji_urls_scripts_and_spaces(export_di
     from transformers import pipeline
 
     reference = pipeline("token-classification", model=export_dir)
-    tagger = Tagger.from_pretrained(export_dir, batch_size=3)
+    tagger = Tagger.from_pretrained(export_dir, batch_size=3, precision="32")
     ours = tagger(SPECIAL_TEXTS, aggregation_strategy=strategy)
     assert sum(len(entities) for entities in ours) > 20  # the random model tags a lot
     for text, entities in zip(SPECIAL_TEXTS, ours):
@@ -97,7 +98,7 @@ def test_entities_equal_the_pipelines_on_the_wnut17_test_sentences(export_dir, w
 
     texts = [" ".join(words) for words in read_conll(wnut17_dir / "emerging.test.annotated")["tokens"]]
     reference = pipeline("token-classification", model=export_dir)
-    tagger = Tagger.from_pretrained(export_dir)
+    tagger = Tagger.from_pretrained(export_dir, precision="32")
     ours = tagger(texts, aggregation_strategy=strategy)
     too_long = 0
     for text, entities in zip(texts, ours):
@@ -122,7 +123,8 @@ def test_a_5000_word_text_is_tagged_completely_with_entities_across_window_edges
     words = "the cat sat on a mat in new york today".split()
     text = " ".join(words * 500)
     expected = [(m, m + len("new york")) for m in range(len(text)) if text.startswith("new york", m)]
-    tagger = Tagger.from_pretrained(gazetteer_dir, stride=16)  # 126-token windows: ~50 of them
+    # 126-token windows: ~50 of them.
+    tagger = Tagger.from_pretrained(gazetteer_dir, stride=16, precision="32")
     entities = tagger(text)
     assert [(e["start"], e["end"]) for e in entities] == expected
     assert {e["entity_group"] for e in entities} == {"location"} and {e["word"] for e in entities} == {
@@ -185,8 +187,9 @@ def test_a_lit_ner_checkpoint_tags_like_its_hugging_face_export(tiny_model_dir, 
             "--trainer.enable_progress_bar=false",
         ]
     )  # fmt: skip
-    from_checkpoint = Tagger.from_pretrained(tmp_path / "checkpoints" / "last.ckpt")
-    from_export = Tagger.from_pretrained(tmp_path / EXPORT_DIRNAME)
+    # In fp32: the same weights give the same scores to 1e-6, whatever kernels each load picks.
+    from_checkpoint = Tagger.from_pretrained(tmp_path / "checkpoints" / "last.ckpt", precision="32")
+    from_export = Tagger.from_pretrained(tmp_path / EXPORT_DIRNAME, precision="32")
     for strategy in AGGREGATION_STRATEGIES:
         for ours, exported in zip(
             from_checkpoint(SPECIAL_TEXTS, strategy), from_export(SPECIAL_TEXTS, strategy)
@@ -223,6 +226,15 @@ def test_export_writes_a_hugging_face_folder_with_a_model_card(tiny_model_dir, t
     assert f"{test_f1:.4f}" in card and "B-corporation" in card
     # fit's own export of the best checkpoint carries the same card and tags the same.
     assert (run / EXPORT_DIRNAME / "README.md").read_text() == card
-    ours = Tagger.from_pretrained(exported)(SPECIAL_TEXTS, "first")
-    for a, b in zip(ours, Tagger.from_pretrained(run / EXPORT_DIRNAME)(SPECIAL_TEXTS, "first")):
+    ours = Tagger.from_pretrained(exported, precision="32")(SPECIAL_TEXTS, "first")
+    theirs = Tagger.from_pretrained(run / EXPORT_DIRNAME, precision="32")(SPECIAL_TEXTS, "first")
+    for a, b in zip(ours, theirs):
         assert_same_entities(a, b)
+
+
+def test_precision_auto_takes_bf16_only_where_the_device_multiplies_in_bf16(export_dir):
+    cpu = Tagger.from_pretrained(export_dir)
+    assert cpu.precision == ("bf16" if bf16_is_native(torch.device("cpu")) else "32")
+    assert Tagger.from_pretrained(export_dir, precision="32").precision == "32"
+    with pytest.raises(LitNerError, match="precision must be"):
+        Tagger.from_pretrained(export_dir, precision="16")
