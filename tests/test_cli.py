@@ -17,6 +17,7 @@ from .conftest import FIXTURES, REPO
 
 WNUT_CONFIG = str(REPO / "configs" / "wnut.yaml")
 OFFLINE_CONFIG = str(REPO / "configs" / "offline.yaml")
+DDP_CONFIG = str(REPO / "configs" / "ddp.yaml")
 LIT_NER = str(Path(sys.executable).parent / "lit_ner")  # the installed console script
 
 
@@ -47,6 +48,15 @@ def test_offline_overlay_swaps_in_the_packaged_encoder_local_data_and_its_recipe
     assert config["data"]["dataset_name"] is None
     assert config["trainer"]["max_epochs"] == 6
     assert config["data"]["batch_size"] == 16  # untouched keys come from wnut.yaml
+
+
+def test_ddp_overlay_runs_one_bf16_process_per_device_and_leaves_the_recipe_alone(capsys):
+    config = print_config(capsys, "--config", WNUT_CONFIG, "--config", DDP_CONFIG)
+    trainer = config["trainer"]
+    assert trainer["strategy"] == "ddp" and trainer["devices"] == "auto" and trainer["num_nodes"] == 1
+    assert trainer["precision"] == "bf16-mixed"
+    # The learning rate and per-device batch stay the recipe's: scaling them is the user's call.
+    assert config["model"]["learning_rate"] == 2e-5 and config["data"]["batch_size"] == 16
 
 
 def test_help_documents_each_option_from_the_init_docstrings(capsys):

@@ -294,14 +294,17 @@ def test_dataloaders_yield_padded_batches_with_one_label_per_word(tiny_model_dir
         "sentence_id",
         "word_offset",
     }
-    assert batch["sentence_id"].tolist() == [0, 1]  # each sentence's index in its split
+    # Each sentence's index in its split; evaluation batches come longest first.
+    ids = batch["sentence_id"].tolist()
+    lengths = [len(data.datasets["validation"][i]["input_ids"]) for i in range(3)]
+    assert ids == sorted(range(3), key=lambda i: -lengths[i])[:2]
     raw = read_conll(FIXTURES / "quirks.conll")
-    words_per_sentence = [len(s) for s in raw["tokens"][:2]]
+    words_per_sentence = [len(raw["tokens"][i]) for i in ids]
     assert (batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist() == words_per_sentence
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
     # Word-level scoring: every word's gold label, padded, and where each word starts.
     assert (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist() == words_per_sentence
-    for row, tags in enumerate(raw["tags"][:2]):
+    for row, tags in enumerate(raw["tags"][i] for i in ids):
         assert [data.label_names[i] for i in batch["word_labels"][row, : len(tags)].tolist()] == tags
         starts = batch["word_index"][row]
         assert starts[starts >= 0].tolist() == list(range(len(tags)))  # each word starts once, in order

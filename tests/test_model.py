@@ -77,6 +77,33 @@ def test_weight_decay_spares_biases_and_layernorm_weights(model, tmp_path):
     assert len(decay) + len(no_decay) == len(list(model.model.parameters()))
 
 
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_the_fused_adamw_steps_with_gradients_clipped_in_fp32_and_bf16(model, tmp_path, precision):
+    norms = []
+
+    class GradientNorm(L.Callback):
+        # After the step, before the next zero_grad: the gradients the update used, clipped.
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+            norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+
+    trainer = L.Trainer(
+        max_steps=2,
+        precision=precision,
+        gradient_clip_val=1e-3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[GradientNorm()],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=tiny_data(model, tmp_path))
+    assert trainer.optimizers[0].defaults["fused"]
+    assert len(norms) == 2 and all(norm == pytest.approx(1e-3, rel=1e-3) for norm in norms)
+
+
 def test_learning_rate_warms_up_linearly_then_decays_to_zero(tiny_model_dir, tmp_path):
     model = TokenClassifier(
         label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, learning_rate=1e-3, warmup_steps=0.3
@@ -226,3 +253,17 @@ def test_model_code_shipped_in_a_model_folder_never_runs_without_trust_remote_co
     with pytest.raises(LitNerError, match="trust_remote_code"):
         TokenClassifier(label_names=WNUT17_LABELS, model_name_or_path=str(tmp_path))
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_compile_keeps_the_outputs_and_the_parameter_names_of_the_plain_model(tiny_model_dir):
+    model = TokenClassifier(label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, compile=True).eval()
+    input_ids = torch.randint(1000, 2000, (3, 11))
+    with torch.no_grad():
+        plain = model(input_ids, torch.ones_like(input_ids))
+    names = list(model.state_dict())
+    model.configure_model()  # what Lightning calls before fitting or evaluating
+    assert model.model._compiled_call_impl is not None
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids, torch.ones_like(input_ids)), plain)
+    assert list(model.state_dict()) == names  # checkpoints and exports as without compile

@@ -424,7 +424,9 @@ class TokenClassificationCollator:
     pad_token_id: int
     pad_to_multiple_of: int | None = None
 
-    def __call__(self, examples: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: list[dict[str, Any]] | dict[str, list[Any]]) -> dict[str, torch.Tensor]:
+        if isinstance(examples, dict):  # a whole batch fetched at once: columns, not rows
+            examples = [dict(zip(examples, row)) for row in zip(*examples.values())]
         length = max(len(example["input_ids"]) for example in examples)
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
@@ -455,28 +457,114 @@ class TokenClassificationCollator:
 # --- sampling -------------------------------------------------------------------------------
 
 
-class ResumableSampler(DistributedSampler):
-    """The training order: shuffled by `(seed, epoch)`, split across processes under DDP (it is a
-    `DistributedSampler`, so Lightning uses it as it is), and able to start an epoch part-way.
+def batch_sizes(n_sentences: int, n_batches: int, batch_size: int) -> list[int]:
+    """Sizes of `n_batches` batches that hold `n_sentences` exactly once: as many full batches as
+    possible, the rest shared evenly (each at least 1). With one process this is the usual
+    `batch_size`-sized batches and a smaller last one; under DDP it fills the few extra batches
+    that give every process as many, instead of repeating sentences. (Only with `batch_size` 1
+    can the sentences outnumber the places: then some batches hold 2.)"""
+    if n_sentences < n_batches:
+        raise ValueError(f"{n_sentences} sentences cannot fill {n_batches} batches")
+    if n_sentences >= n_batches * batch_size:
+        return [n_sentences // n_batches + (i < n_sentences % n_batches) for i in range(n_batches)]
+    full = min(n_batches, (n_sentences - n_batches) // (batch_size - 1))
+    rest, n_rest = n_sentences - full * batch_size, n_batches - full
+    return [batch_size] * full + [rest // n_rest + (i < rest % n_rest) for i in range(n_rest)]
+
+
+class LengthGroupedSampler(DistributedSampler):
+    """The training batches of one process (yields lists of example indices).
+
+    Every epoch: shuffle by `(seed, epoch)`; with `group_by_length`, cut the order into chunks of
+    `group_size` optimizer steps and sort each chunk by length, so a batch holds sentences of
+    similar length and pads little; cut into batches (every sentence exactly once across all
+    processes: no sentence repeated, none dropped); give each process one batch of every step
+    (neighbours in length, so no process waits on a longer batch), and shuffle the steps, the
+    longest first so that running out of memory shows at once. Every process gets the same number
+    of batches. It is a `DistributedSampler`, so Lightning keeps it under DDP.
 
     Lightning's checkpoints keep the loop's position but not the sampler's, so a run resumed
-    mid-epoch would otherwise see a fresh shuffle; `resume_at(epoch, n)` makes the next pass over
-    `epoch` skip the `n` samples (per process) the interrupted run had already trained on.
+    mid-epoch would otherwise see a fresh order; `resume_at(epoch, n)` makes the next pass over
+    `epoch` skip the `n` batches the interrupted run had already trained on.
     """
 
-    def __init__(self, dataset: Any, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        group_by_length: bool = True,
+        group_size: int = 50,
+    ) -> None:
+        super().__init__(lengths, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.group_by_length = group_by_length
+        self.group_size = group_size
+        if len(self.lengths) < num_replicas:
+            raise LitNerError(
+                f"{len(self.lengths)} training sentences cannot give each of {num_replicas} processes a batch"
+            )
+        self.steps = -(-len(self.lengths) // (batch_size * num_replicas))
+        if self.steps * num_replicas > len(self.lengths):  # only with batch_size 1: fewer, fuller steps
+            self.steps = len(self.lengths) // num_replicas
         self._resume: tuple[int, int] | None = None
 
-    def resume_at(self, epoch: int, samples_done: int) -> None:
-        self._resume = (epoch, samples_done)
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        self._resume = (epoch, batches_done)
+
+    def steps_of_epoch(self, epoch: int) -> list[list[list[int]]]:
+        """All processes' batches of an epoch, by optimizer step: `[step][rank] -> indices`."""
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        width = self.num_replicas
+        if self.group_by_length:
+            chunk = self.group_size * self.batch_size * width
+            order = [
+                i
+                for start in range(0, len(order), chunk)
+                for i in sorted(order[start : start + chunk], key=lambda i: -self.lengths[i])
+            ]
+        batches, position = [], 0
+        for size in batch_sizes(len(order), self.steps * width, self.batch_size):
+            batches.append(order[position : position + size])
+            position += size
+        steps = [batches[k * width : (k + 1) * width] for k in range(self.steps)]
+        steps = [steps[k] for k in torch.randperm(len(steps), generator=generator).tolist()]
+        if self.group_by_length:
+            longest = max(range(len(steps)), key=lambda k: max(self.lengths[i] for i in steps[k][0]))
+            steps.insert(0, steps.pop(longest))
+        return steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        # A generator: the order is drawn at the first batch, not when the DataLoader makes its
+        # iterator. Lightning may make that iterator before `set_epoch` (a mid-epoch resume does).
+        batches = [step[self.rank] for step in self.steps_of_epoch(self.epoch)]
+        if self._resume is not None and self._resume[0] == self.epoch:
+            batches = batches[self._resume[1] :]
+        self._resume = None
+        yield from batches
+
+    def __len__(self) -> int:
+        return self.steps
+
+
+class SortedSampler(DistributedSampler):
+    """Validation, test and predict order: longest first, so that each batch pads little. Under
+    DDP each process takes every `num_replicas`-th sentence of that order; the few repeated to
+    give every process as many (the shortest) are scored and written once, by sentence id."""
+
+    def __init__(self, lengths: Sequence[int], num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(lengths, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.lengths = list(lengths)
 
     def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__())
-        if self._resume is not None and self._resume[0] == self.epoch:
-            indices = indices[self._resume[1] :]
-        self._resume = None
-        return iter(indices)
+        order = sorted(range(len(self.lengths)), key=lambda i: -self.lengths[i])
+        # The shortest sentences repeated, to give every process as many.
+        order += [order[-1 - k % len(order)] for k in range(self.total_size - len(order))]
+        return iter(order[self.rank : self.total_size : self.num_replicas])
 
 
 # --- the DataModule --------------------------------------------------------------------------
@@ -510,6 +598,11 @@ class NERDataModule(L.LightningDataModule):
             instead of reading it as seqeval's default mode does (counted and reported).
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
         batch_size: training sentences per batch (per device under DDP).
+        group_by_length: batch training sentences of similar length together (shuffled chunks
+            sorted by length, batches shuffled; see `LengthGroupedSampler`), which cuts padding;
+            off: random batches. Validation, test and predict batches are always sorted by length.
+        group_size: optimizer steps per length-sorted chunk; larger pads less but makes the
+            batches of a chunk less random.
         eval_batch_size: sentences per batch for validation, test and predict (default:
             `batch_size`).
         pad_to_multiple_of: round each batch's padded length up to a multiple of this.
@@ -537,6 +630,8 @@ class NERDataModule(L.LightningDataModule):
         strict_bio: bool = False,
         label_all_tokens: bool = False,
         batch_size: int = 16,
+        group_by_length: bool = True,
+        group_size: int = 50,
         eval_batch_size: int | None = None,
         pad_to_multiple_of: int | None = None,
         num_workers: int = 0,
@@ -551,8 +646,10 @@ class NERDataModule(L.LightningDataModule):
         self._tokenizer = None
         self._hub_dataset = None
         self._seed: int | None = None
-        self._resume: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
+        # (epoch, batches done, processes) from a checkpoint
+        self._resume: tuple[int, int, int] | None = None
         self.datasets: dict[str, Any] = {}
+        self._example_lengths: dict[str, list[int]] = {}
         self.files = self._resolve_files()
         # Files are small and their label set is needed before the model exists, so read now.
         self.raw: dict[str, Split] = {split: read_split_file(path) for split, path in self.files.items()}
@@ -791,19 +888,30 @@ class NERDataModule(L.LightningDataModule):
                 "scored as predicted 'O' (a miss where they belong to an entity)"
             )
 
-    def _dataloader(self, split: str, sampler: ResumableSampler | None = None) -> DataLoader:
+    def _lengths(self, split: str) -> list[int]:
+        """Each example's number of subword positions (for grouping and sorting by length)."""
+        import pyarrow.compute as pc
+
+        if split not in self._example_lengths:
+            input_ids = self.datasets[split].with_format("arrow")["input_ids"]
+            self._example_lengths[split] = pc.list_value_length(input_ids).to_pylist()
+        return self._example_lengths[split]
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+
+    def _dataloader(self, split: str, **loader: Any) -> DataLoader:
         hp = self.hparams
-        batch_size = hp.batch_size if split == "train" else hp.eval_batch_size or hp.batch_size
         return DataLoader(
             self.datasets[split],
-            batch_size=batch_size,
-            sampler=sampler,
             collate_fn=TokenClassificationCollator(self.tokenizer.pad_token_id, hp.pad_to_multiple_of),
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
             # Its own generator (for worker seeds): creating an iterator then draws nothing from
             # torch's global RNG, which stays dropout's alone and resumes exactly.
             generator=torch.Generator().manual_seed(self.seed),
+            **loader,
         )
 
     @property
@@ -814,14 +922,43 @@ class NERDataModule(L.LightningDataModule):
         return self._seed
 
     def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        world_size, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
-        sampler = ResumableSampler(self.datasets["train"], world_size, rank, self.seed)
+        hp = self.hparams
+        world_size, rank = self._world()
+        sampler = LengthGroupedSampler(
+            self._lengths("train"),
+            hp.batch_size,
+            world_size,
+            rank,
+            self.seed,
+            group_by_length=hp.group_by_length,
+            group_size=hp.group_size,
+        )
+        if world_size > 1:
+            rank_zero_info(
+                f"effective batch: {hp.batch_size} sentences x {world_size} processes = "
+                f"{hp.batch_size * world_size} per optimizer step ({len(sampler)} steps per epoch)"
+            )
         if self._resume is not None:
-            epoch, batches_done = self._resume
-            sampler.resume_at(epoch, batches_done * self.hparams.batch_size)
+            epoch, batches_done, saved_world_size = self._resume
+            if saved_world_size == world_size:
+                sampler.resume_at(epoch, batches_done)
+            else:
+                # The batches were cut for another number of processes: which sentences the
+                # interrupted run trained on cannot be told apart in the new layout.
+                rank_zero_warn(
+                    f"resumed with {world_size} processes where the checkpoint had {saved_world_size}: "
+                    f"the rest of epoch {epoch} is drawn from the new batch layout, so some of its "
+                    "sentences may be trained on twice or not at all in this epoch"
+                )
             self._resume = None
-        return self._dataloader("train", sampler)
+        # The sampler yields whole batches (batch_size=None): the DataLoader fetches each with one
+        # `dataset[indices]` and hands its columns to the collator.
+        return self._dataloader("train", sampler=sampler, batch_size=None)
+
+    def _eval_dataloader(self, split: str) -> DataLoader:
+        hp = self.hparams
+        sampler = SortedSampler(self._lengths(split), *self._world())
+        return self._dataloader(split, sampler=sampler, batch_size=hp.eval_batch_size or hp.batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         """Where training stands in the data, saved in every checkpoint: the shuffling seed, and
@@ -831,21 +968,22 @@ class NERDataModule(L.LightningDataModule):
         if trainer is not None and trainer.state.fn == "fit":
             state["epoch"] = trainer.current_epoch
             state["batches_done"] = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            state["world_size"] = trainer.world_size
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._seed = state_dict.get("seed", self._seed)
         if "epoch" in state_dict:
-            self._resume = (state_dict["epoch"], state_dict["batches_done"])
+            self._resume = (state_dict["epoch"], state_dict["batches_done"], state_dict.get("world_size", 1))
 
     def val_dataloader(self) -> DataLoader:
-        return self._dataloader("validation")
+        return self._eval_dataloader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._dataloader("test")
+        return self._eval_dataloader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._dataloader(self.hparams.predict_split)
+        return self._eval_dataloader(self.hparams.predict_split)
 
     def words(self, split: str) -> list[list[str]]:
         """The words of each sentence of a split, in sentence-id order."""
