@@ -19,10 +19,10 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet $(TORCH)
-	$(PYTHON) -m pip install --quiet -e ".[dev,offline]"
+	$(PYTHON) -m pip install --quiet -e ".[dev,offline,bench]"
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner editable with its dev and offline extras
+install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner editable with its dev, offline and bench extras
 
 test: install ## Run the test suite (WNUT17_DIR=... enables the tests on the real data)
 	$(PYTHON) -m pytest
@@ -38,5 +38,6 @@ format: install ## Apply ruff's fixes and formatter
 train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds configs/offline.yaml; ARGS=... more flags)
 	$(PYTHON) -m lit_ner fit $(TRAIN_CONFIGS) $(ARGS)
 
-bench: install ## Benchmarks (needs WNUT17_DIR): tagging throughput vs the HF pipeline -> bench/results.json
+bench: install ## Benchmarks (needs WNUT17_DIR): training vs the HF Trainer, tagging vs the HF pipeline -> bench/results.json
+	$(PYTHON) bench/training.py
 	$(PYTHON) bench/tagging.py

@@ -1,11 +1,12 @@
 """Training throughput: lit_ner against the Hugging Face Trainer on the same work.
 
-Usage: python bench/training.py [--wnut17_dir DIR] [--out bench/results.json] [--runs NAME ...]
+Usage: python bench/training.py [--wnut17_dir DIR] [--out bench/results.json] [--runs NAME ...] [--repeats 3]
 
 Every engine trains the packaged all-MiniLM-L6-v2 on the full WNUT-17 train split for one epoch:
 batch 16, lr 1e-4 with 10% linear warm-up then linear decay, weight decay 0.01, gradient norm
 clipped at 1.0, seed 42. Then it validates on the full validation split. Each engine runs in its
-own process (so peak memory is its own), one after the other on the same machine:
+own process (so peak memory is its own), one after the other on the same machine, in `--repeats`
+interleaved passes; each engine's fastest pass counts (this machine's timings vary by ~10%):
 
 - hf_tutorial: the Trainer as the tutorial writes it (random batches, fp32);
 - hf_group_by_length: with `train_sampling_strategy="group_by_length"`;
@@ -161,15 +162,18 @@ def run_hf(name: str, wnut17_dir: Path) -> dict:
     meter = Meter()
     collator = DataCollatorForTokenClassification(tokenizer=tokenizer)
 
+    training = [True]  # until the epoch ends: the training batches, not the evaluation's
+
     def counting_collator(features):
         batch = collator(features)
-        if model.training:  # the training epoch's batches only
+        if training[0]:
             meter.count(batch["attention_mask"])
         return batch
 
     class StopClock(TrainerCallback):
         def on_epoch_end(self, args, state, control, **kwargs):
             meter.stop()
+            training[0] = False
 
     torch.manual_seed(RECIPE["seed"])  # the same fresh head as lit_ner's
     model = AutoModelForTokenClassification.from_pretrained(
@@ -291,6 +295,7 @@ def main() -> None:
     parser.add_argument("--wnut17_dir", default=os.environ.get("WNUT17_DIR"))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     parser.add_argument("--runs", nargs="+", default=RUNS, choices=RUNS + COMPILE_RUNS)
+    parser.add_argument("--repeats", type=int, default=3, help="passes per engine; the fastest counts")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child_out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -301,17 +306,32 @@ def main() -> None:
         return child(args.child, wnut17_dir, Path(args.child_out))
 
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    passes: dict[str, list[dict]] = {name: [] for name in args.runs}
+    # Passes interleave the engines, so a slow spell of this shared machine hits them alike.
+    for repeat in range(args.repeats):
+        for name in args.runs:
+            child_out = Path(f"/tmp/lit_ner_bench_{name}.json")
+            command = [sys.executable, __file__, "--wnut17_dir", str(wnut17_dir), "--child", name]
+            print(f"-- {name} (pass {repeat + 1} of {args.repeats})", flush=True)
+            subprocess.run([*command, "--child_out", str(child_out)], check=True)
+            result = json.loads(child_out.read_text())
+            peak = peaks["bf16" if "bf16" in name else "fp32"]
+            result["model_flops_fraction_of_peak"] = round(result.pop("model_flops_per_s") / peak, 3)
+            passes[name].append(result)
+            print(json.dumps(result), flush=True)
     runs = {}
-    for name in args.runs:
-        child_out = Path(f"/tmp/lit_ner_bench_{name}.json")
-        command = [sys.executable, __file__, "--wnut17_dir", str(wnut17_dir), "--child", name]
-        print(f"-- {name}", flush=True)
-        subprocess.run([*command, "--child_out", str(child_out)], check=True)
-        result = json.loads(child_out.read_text())
-        peak = peaks["bf16" if "bf16" in name else "fp32"]
-        result["model_flops_fraction_of_peak"] = round(result.pop("model_flops_per_s") / peak, 3)
-        runs[name] = result
-        print(json.dumps(result), flush=True)
+    for name, results_of_name in passes.items():
+        # The fastest pass is the one least disturbed (timings here vary by ~10% pass to pass);
+        # the scores are the same in every pass (seeded, deterministic on CPU).
+        best = max(results_of_name, key=lambda r: r["train_samples_per_s"])
+        runs[name] = {
+            **best,
+            "validate_s": min(r["validate_s"] for r in results_of_name),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in results_of_name),
+            "train_samples_per_s_passes": [r["train_samples_per_s"] for r in results_of_name],
+            "validate_s_passes": [r["validate_s"] for r in results_of_name],
+            "val_f1_passes": [r["val_f1"] for r in results_of_name],
+        }
 
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
@@ -328,6 +348,7 @@ def main() -> None:
 
     results["training"] = {
         "recipe": {**RECIPE, "encoder": ENCODER, "epochs": 1, "max_grad_norm": 1.0},
+        "repeats": args.repeats,
         "matmul_peak_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()},
         "runs": runs,
         "speedups": {
