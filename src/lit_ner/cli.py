@@ -17,7 +17,8 @@ from typing import Any
 
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_ner.checkpoints import (
@@ -37,6 +38,20 @@ from lit_ner.model import STAGE_SPLITS, TokenClassifier
 from lit_ner.plots import plot_entity_confusion, plot_per_type_f1
 
 EXPORT_DIRNAME = "hf_model"
+
+
+class LoggerSaveConfigCallback(SaveConfigCallback):
+    """Writes `config.yaml` as LightningCLI does, and logs the whole resolved config (every value,
+    with the label names the data module linked to the model) to the run's loggers, so that a W&B
+    run shows the exact configuration that produced it."""
+
+    def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        import yaml
+
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        config.setdefault("model", {})["label_names"] = list(pl_module.label_names)
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": config})
 
 
 class LitNerCLI(LightningCLI):
@@ -137,6 +152,15 @@ class LitNerCLI(LightningCLI):
         card = model_card(dict(model.hparams), dict(data.hparams), test["scores"] if test else None)
         export_dir = model.save_hf_model(run_dir / EXPORT_DIRNAME, data.tokenizer, card)
         print(f"\nbest checkpoint: {best or '(none saved)'}\nHugging Face export: {export_dir}")
+        best_score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        summary = {"best_checkpoint": best, "export": str(export_dir)}
+        if best_score is not None:
+            summary["best/val_f1"] = float(best_score)
+        if test:
+            summary.update({f"test/{name}": value for name, value in test["scores"].items()})
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):  # the run's summary: what its table of runs shows
+                logger.experiment.summary.update(summary)
         repo_id = self.config[self.subcommand].get("push_to_hub")
         if repo_id:
             # After the export is on disk: a failed upload (no network, no token) loses nothing.
@@ -234,7 +258,13 @@ def cli_main(args: list[str] | None = None) -> LitNerCLI:
     try:
         # Versioned logger directories never collide; without a logger, config.yaml in
         # default_root_dir records the latest run.
-        return LitNerCLI(TokenClassifier, NERDataModule, save_config_kwargs={"overwrite": True}, args=args)
+        return LitNerCLI(
+            TokenClassifier,
+            NERDataModule,
+            save_config_callback=LoggerSaveConfigCallback,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
     except LitNerError as exc:
         exit_with(exc)
 
