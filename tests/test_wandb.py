@@ -1,6 +1,8 @@
 """A fit logged to W&B in offline mode (no network: W&B's own offline mode, no mocks) leaves a run
 that `wandb sync` would upload, holding the resolved config, every validation F1 and the summary."""
 
+import json
+
 import pytest
 
 from lit_ner.data import read_conll
@@ -45,6 +47,24 @@ def test_an_offline_wandb_run_holds_the_config_each_epochs_val_f1_and_the_summar
     assert sum("test/f1" in row for row in run["history"]) == 1
     # The per-type F1 and confusion-matrix images, as one W&B image group.
     assert any(row.get("test/plots/count") == 2 for row in run["history"])
+
+    # The learning rate per step: warm-up free, it decays linearly from 1e-3 towards 0.
+    lrs = [row["train/lr"] for row in run["history"] if "train/lr" in row]
+    assert lrs[0] == pytest.approx(1e-3) and lrs == sorted(lrs, reverse=True) and len(set(lrs)) == len(lrs)
+
+    # Each validation (3) and the test: the per-type report and the sample predictions as tables.
+    run_dir = wandb_file.parent
+    for stage, count in (("val", 3), ("test", 1)):
+        for table in ("per_type", "samples"):
+            paths = [row[f"{stage}/{table}/path"] for row in run["history"] if f"{stage}/{table}/path" in row]
+            assert len(paths) == count, (stage, table)
+            logged = json.loads((run_dir / "files" / paths[-1]).read_text())
+            if table == "per_type":
+                assert logged["columns"] == ["type", "precision", "recall", "f1", "support"]
+                assert {row[0] for row in logged["data"]} >= {"micro avg", "macro avg"}
+            else:
+                words = read_conll(FIXTURES / "quirks.conll")["tokens"]
+                assert [row[0] for row in logged["data"]] == [" ".join(w) for w in words[:20]]
 
     summary = run["summary"]
     assert summary["best/val_f1"] == pytest.approx(max(val_f1))

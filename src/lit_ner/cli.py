@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins import CheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
@@ -54,6 +54,70 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
             logger.log_hyperparams({"config": config})
 
 
+class WandbTables(Callback):
+    """W&B tables, logged by rank 0 after every validation and test when a `WandbLogger` is in
+    use (nothing otherwise): the per-type report, and for a fixed set of sentences (the split's
+    first `sample_sentences`) the text, the gold and predicted entities and how they differ, so
+    that the dashboard shows what the model learnt sentence by sentence, epoch after epoch.
+
+    Args:
+        sample_sentences: how many sentences the sample-predictions table shows.
+    """
+
+    def __init__(self, sample_sentences: int = 20) -> None:
+        self.sample_sentences = sample_sentences
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        self._log_tables(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: Any, pl_module: Any) -> None:
+        self._log_tables(trainer, pl_module, "test")
+
+    def _log_tables(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        results = pl_module.reports.get(stage)
+        if not loggers or not results or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        from seqeval.metrics.sequence_labeling import get_entities
+
+        report = [
+            [type_, row["precision"], row["recall"], row["f1"], int(row["support"])]
+            for type_, row in results["report"].items()
+        ]
+        sentences = results["sentences"]
+        samples = []
+        for words, gold, predicted in list(
+            zip(sentences.get("words", []), sentences["y_true"], sentences["y_pred"])
+        )[: self.sample_sentences]:
+            spans = [
+                {(" ".join(words[start : end + 1]), type_) for type_, start, end in get_entities(tags)}
+                for tags in (gold, predicted)
+            ]
+
+            def listed(entities: set[tuple[str, str]]) -> str:
+                return "; ".join(f"{text} ({type_})" for text, type_ in sorted(entities))
+
+            samples.append(
+                [
+                    " ".join(words),
+                    listed(spans[0]),
+                    listed(spans[1]),
+                    listed(spans[0] - spans[1]),  # missed
+                    listed(spans[1] - spans[0]),  # spurious
+                ]
+            )
+        for logger in loggers:
+            logger.log_table(
+                f"{stage}/per_type", columns=["type", "precision", "recall", "f1", "support"], data=report
+            )
+            if samples:
+                logger.log_table(
+                    f"{stage}/samples",
+                    columns=["text", "gold", "predicted", "missed", "spurious"],
+                    data=samples,
+                )
+
+
 class LitNerCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
@@ -75,6 +139,8 @@ class LitNerCLI(LightningCLI):
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         # `predict` writes predictions/<split>.conll and .jsonl, each sentence once under DDP.
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        # With a WandbLogger: the per-type report and sample predictions as W&B tables.
+        parser.add_lightning_class_args(WandbTables, "wandb_tables")
         parser.add_argument(
             "--push_to_hub",
             type=str | None,

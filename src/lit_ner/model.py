@@ -160,6 +160,8 @@ class TokenClassifier(L.LightningModule):
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             return self._nonfinite_loss(loss, batch, batch_idx)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].size(0))
+        # The learning rate this step trains with (what the scheduler set after the last step).
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True)
         return loss
 
     def _nonfinite_loss(self, loss: torch.Tensor, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
