@@ -237,6 +237,11 @@ def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipel
     # The export is the best checkpoint, in Hugging Face format, with WNUT-17's label names.
     export_dir = run_dir / EXPORT_DIRNAME
     assert f"Hugging Face export: {export_dir}" in result.stdout
+    # The closing block: best validation F1, test scores, where everything is.
+    block = result.stdout[result.stdout.index("lit_ner fit: done") :]
+    assert f"best val/f1: {max(float(row['val/f1']) for row in val_rows):.4f}" in block
+    assert f"test f1: {float(test_rows[0]['test/f1']):.4f}" in block
+    assert f"run directory: {run_dir}" in block and "best checkpoint: " in block
     best = next(p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("epoch="))
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
     exported = AutoModelForTokenClassification.from_pretrained(export_dir).eval()

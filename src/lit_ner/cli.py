@@ -217,8 +217,23 @@ class LitNerCLI(LightningCLI):
         test = model.reports.get("test")
         card = model_card(dict(model.hparams), dict(data.hparams), test["scores"] if test else None)
         export_dir = model.save_hf_model(run_dir / EXPORT_DIRNAME, data.tokenizer, card)
-        print(f"\nbest checkpoint: {best or '(none saved)'}\nHugging Face export: {export_dir}")
         best_score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        # The run in one block at the very end, where a terminal's last screen shows it.
+        lines = ["", "lit_ner fit: done"]
+        if best_score is not None:
+            lines.append(f"  best val/f1: {float(best_score):.4f}")
+        if test:
+            scores = test["scores"]
+            lines.append(
+                f"  test f1: {scores['f1']:.4f} (precision {scores['precision']:.4f}, recall "
+                f"{scores['recall']:.4f}, accuracy {scores['accuracy']:.4f})"
+            )
+        lines += [
+            f"  run directory: {run_dir}",
+            f"  best checkpoint: {best or '(none saved)'}",
+            f"  Hugging Face export: {export_dir}",
+        ]
+        print("\n".join(lines))
         summary = {"best_checkpoint": best, "export": str(export_dir)}
         if best_score is not None:
             summary["best/val_f1"] = float(best_score)
