@@ -93,10 +93,6 @@ class WandbTables(Callback):
                 {(" ".join(words[start : end + 1]), type_) for type_, start, end in get_entities(tags)}
                 for tags in (gold, predicted)
             ]
-
-            def listed(entities: set[tuple[str, str]]) -> str:
-                return "; ".join(f"{text} ({type_})" for text, type_ in sorted(entities))
-
             samples.append(
                 [
                     " ".join(words),
@@ -116,6 +112,11 @@ class WandbTables(Callback):
                     columns=["text", "gold", "predicted", "missed", "spurious"],
                     data=samples,
                 )
+
+
+def listed(entities: set[tuple[str, str]]) -> str:
+    """Entities as `text (type); ...`, sorted: one cell of the sample-predictions table."""
+    return "; ".join(f"{text} ({type_})" for text, type_ in sorted(entities))
 
 
 class LitNerCLI(LightningCLI):
