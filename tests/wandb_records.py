@@ -50,8 +50,10 @@ def _items(items):
 
 
 def read_run(path):
-    """`{"config": {...}, "history": [row, ...], "summary": {...}}` of one offline run."""
-    run = {"config": {}, "history": [], "summary": {}}
+    """`{"config": {...}, "history": [row, ...], "summary": {...}, "artifacts": [...]}` of one
+    offline run; each artifact `{"name", "type", "aliases", "metadata", "files"}`, its files
+    `{path: (size, local copy waiting in W&B's staging folder)}`."""
+    run = {"config": {}, "history": [], "summary": {}, "artifacts": []}
     for record in read_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "config":
@@ -60,4 +62,17 @@ def read_run(path):
             run["history"].append(_items(record.history.item))
         elif kind == "summary":
             run["summary"].update(_items(record.summary.update))
+        elif kind == "artifact":
+            artifact = record.artifact
+            run["artifacts"].append(
+                {
+                    "name": artifact.name,
+                    "type": artifact.type,
+                    "aliases": list(artifact.aliases),
+                    "metadata": json.loads(artifact.metadata or "{}"),
+                    "files": {
+                        entry.path: (entry.size, entry.local_path) for entry in artifact.manifest.contents
+                    },
+                }
+            )
     return run

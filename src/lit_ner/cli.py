@@ -8,15 +8,19 @@ model needs from the data are linked, never typed twice:
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import sys
+import tempfile
+import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins import CheckpointIO
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
@@ -54,69 +58,196 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
             logger.log_hyperparams({"config": config})
 
 
-class WandbTables(Callback):
-    """W&B tables, logged by rank 0 after every validation and test when a `WandbLogger` is in
-    use (nothing otherwise): the per-type report, and for a fixed set of sentences (the split's
-    first `sample_sentences`) the text, the gold and predicted entities and how they differ, so
-    that the dashboard shows what the model learnt sentence by sentence, epoch after epoch.
+class WandbReports(Callback):
+    """What a W&B dashboard shows of each validation and test, logged by rank 0 when a
+    `WandbLogger` is in use (nothing otherwise): the per-type report as a table; for a fixed set
+    of sentences (the split's first `sample_sentences`) the text, the gold and predicted entities
+    and how they differ, as a table; and the per-type F1 and entity confusion-matrix images. So the
+    dashboard shows what the model learnt sentence by sentence and type by type, epoch after epoch.
 
     Args:
         sample_sentences: how many sentences the sample-predictions table shows.
+        images: log the per-type F1 and confusion-matrix images (drawn with matplotlib, ~0.5 s).
     """
 
-    def __init__(self, sample_sentences: int = 20) -> None:
+    def __init__(self, sample_sentences: int = 20, images: bool = True) -> None:
         self.sample_sentences = sample_sentences
+        self.images = images
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        self._log_tables(trainer, pl_module, "val")
+        self._log(trainer, pl_module, "val")
 
     def on_test_end(self, trainer: Any, pl_module: Any) -> None:
-        self._log_tables(trainer, pl_module, "test")
+        self._log(trainer, pl_module, "test")
 
-    def _log_tables(self, trainer: Any, pl_module: Any, stage: str) -> None:
+    def _log(self, trainer: Any, pl_module: Any, stage: str) -> None:
         loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
         results = pl_module.reports.get(stage)
         if not loggers or not results or trainer.sanity_checking or not trainer.is_global_zero:
             return
-        from seqeval.metrics.sequence_labeling import get_entities
-
         report = [
             [type_, row["precision"], row["recall"], row["f1"], int(row["support"])]
             for type_, row in results["report"].items()
         ]
-        sentences = results["sentences"]
-        samples = []
-        for words, gold, predicted in list(
-            zip(sentences.get("words", []), sentences["y_true"], sentences["y_pred"])
-        )[: self.sample_sentences]:
-            spans = [
-                {(" ".join(words[start : end + 1]), type_) for type_, start, end in get_entities(tags)}
-                for tags in (gold, predicted)
-            ]
-            samples.append(
-                [
-                    " ".join(words),
-                    listed(spans[0]),
-                    listed(spans[1]),
-                    listed(spans[0] - spans[1]),  # missed
-                    listed(spans[1] - spans[0]),  # spurious
-                ]
-            )
+        samples = sample_predictions(results["sentences"], self.sample_sentences)
+        if samples:
+            import wandb
+
+            samples = [[text, wandb.Html(html_, inject=False), *rest] for text, html_, *rest in samples]
         for logger in loggers:
             logger.log_table(
                 f"{stage}/per_type", columns=["type", "precision", "recall", "f1", "support"], data=report
             )
             if samples:
-                logger.log_table(
-                    f"{stage}/samples",
-                    columns=["text", "gold", "predicted", "missed", "spurious"],
-                    data=samples,
+                logger.log_table(f"{stage}/samples", columns=SAMPLE_COLUMNS, data=samples)
+        if self.images:
+            # W&B copies an image into the run when it is logged, so a scratch folder will do.
+            with tempfile.TemporaryDirectory(prefix="lit_ner_plots_") as scratch:
+                images = draw_plots(results, Path(scratch), stage, pl_module.hparams.scoring_mode)
+                for logger in loggers:
+                    for name, path in zip(("per_type_f1", "confusion"), images):
+                        logger.log_image(key=f"{stage}/{name}", images=[str(path)])
+
+
+class Throughput(Callback):
+    """Training throughput, logged every step as `train/sentences_per_s` (on the progress bar
+    too): sentences over the wall time of the last `window` batches, data loading included,
+    counted across all processes. Restarted each epoch, so validation time never counts.
+
+    Args:
+        window: how many batches the rate is averaged over.
+    """
+
+    def __init__(self, window: int = 20) -> None:
+        self.window = window
+        self._marks: deque[tuple[float, int]] = deque(maxlen=window + 1)
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._marks.clear()
+        self._marks.append((time.perf_counter(), 0))
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not self._marks:  # resumed mid-epoch: the epoch start was skipped
+            self.on_train_epoch_start(trainer, pl_module)
+            return
+        self._marks.append((time.perf_counter(), int(batch["input_ids"].size(0))))
+        elapsed = self._marks[-1][0] - self._marks[0][0]
+        sentences = sum(count for _, count in list(self._marks)[1:])
+        if elapsed > 0:
+            rate = sentences / elapsed * trainer.world_size
+            pl_module.log("train/sentences_per_s", rate, on_step=True, on_epoch=False, prog_bar=True)
+
+
+class NERProgressBar(RichProgressBar):
+    """Lightning's rich progress bar showing what a run is watched for, formatted to read at a
+    glance: training loss, learning rate, sentences/s and the last validation entity F1 (every
+    logged value stays in the loggers; Lightning's plain bar would show them all)."""
+
+    SHOWN = {
+        "train/loss": ("loss", "{:.3f}"),
+        "train/lr": ("lr", "{:.2e}"),
+        "train/sentences_per_s": ("sent/s", "{:.0f}"),
+        "val/f1": ("val_f1", "{:.4f}"),
+    }
+
+    def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        shown = {
+            short: template.format(float(metrics[key]))
+            for key, (short, template) in self.SHOWN.items()
+            if key in metrics
+        }
+        if "v_num" in metrics:  # the run's version (or W&B id): which folder this is
+            shown["v_num"] = str(metrics["v_num"])
+        return shown
+
+
+SAMPLE_COLUMNS = ["text", "differences", "gold", "predicted", "missed", "spurious"]
+
+
+def sample_predictions(sentences: dict[str, Any], count: int) -> list[list[str]]:
+    """Rows of the sample-predictions table (`SAMPLE_COLUMNS`) for the first `count` sentences:
+    the text, the differences highlighted (HTML), then the gold, predicted, missed and spurious
+    entities as `text (type)`, exact spans as seqeval matches them."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    rows = []
+    for words, gold, predicted in list(
+        zip(sentences.get("words", []), sentences["y_true"], sentences["y_pred"])
+    )[:count]:
+        gold_spans, predicted_spans = (set(get_entities(tags)) for tags in (gold, predicted))
+
+        def listed(spans: set[tuple[str, int, int]]) -> str:
+            return "; ".join(
+                f"{' '.join(words[start : end + 1])} ({type_})"
+                for type_, start, end in sorted(spans, key=lambda span: (span[1], span[0]))
+            )
+
+        rows.append(
+            [
+                " ".join(words),
+                highlighted(words, gold_spans, predicted_spans),
+                listed(gold_spans),
+                listed(predicted_spans),
+                listed(gold_spans - predicted_spans),
+                listed(predicted_spans - gold_spans),
+            ]
+        )
+    return rows
+
+
+# Background colours of the highlighted differences: found, missed (gold only), spurious.
+FOUND, MISSED_COLOUR, SPURIOUS_COLOUR = "#c7e9c0", "#fdd49e", "#fcbba1"
+
+
+def highlighted(
+    words: Sequence[str], gold: set[tuple[str, int, int]], predicted: set[tuple[str, int, int]]
+) -> str:
+    """The sentence twice, as HTML: the gold line marks entities found (green) and missed
+    (orange), the predicted line entities found (green) and spurious (red), each with its type.
+    Spans are `(type, first word, last word)`; within one line they never overlap (BIO)."""
+
+    def line(spans: set[tuple[str, int, int]], other: set[tuple[str, int, int]], colour: str) -> str:
+        starts = {start: (type_, end) for type_, start, end in spans}
+        parts, i = [], 0
+        while i < len(words):
+            if i in starts:
+                type_, end = starts[i]
+                background = FOUND if (type_, i, end) in other else colour
+                text = html.escape(" ".join(words[i : end + 1]))
+                parts.append(
+                    f'<span style="background:{background};padding:1px 3px;border-radius:3px">'
+                    f"{text} <sub>{html.escape(type_)}</sub></span>"
                 )
+                i = end + 1
+            else:
+                parts.append(html.escape(words[i]))
+                i += 1
+        return " ".join(parts)
+
+    return (
+        '<div style="font-family:sans-serif;line-height:1.9">'
+        f"<div><b>gold</b> {line(gold, predicted, MISSED_COLOUR)}</div>"
+        f"<div><b>predicted</b> {line(predicted, gold, SPURIOUS_COLOUR)}</div></div>"
+    )
 
 
-def listed(entities: set[tuple[str, str]]) -> str:
-    """Entities as `text (type); ...`, sorted: one cell of the sample-predictions table."""
-    return "; ".join(f"{text} ({type_})" for text, type_ in sorted(entities))
+def draw_plots(results: dict[str, Any], directory: Path, stage: str, mode: str) -> list[Path]:
+    """`<stage>_per_type_f1.png` and `<stage>_confusion.png` of one stage's results."""
+    split = STAGE_SPLITS[stage]
+    sentences = results["sentences"]
+    return [
+        plot_per_type_f1(
+            results["report"], directory / f"{stage}_per_type_f1.png", f"{split}: per-type scores"
+        ),
+        plot_entity_confusion(
+            *entity_confusion(sentences["y_true"], sentences["y_pred"], mode),
+            directory / f"{stage}_confusion.png",
+            f"{split}: entity types (exact spans)",
+        ),
+    ]
 
 
 class LitNerCLI(LightningCLI):
@@ -140,8 +271,10 @@ class LitNerCLI(LightningCLI):
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         # `predict` writes predictions/<split>.conll and .jsonl, each sentence once under DDP.
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
-        # With a WandbLogger: the per-type report and sample predictions as W&B tables.
-        parser.add_lightning_class_args(WandbTables, "wandb_tables")
+        # With a WandbLogger: per-type and sample-prediction tables, and plots, each validation.
+        parser.add_lightning_class_args(WandbReports, "wandb_reports")
+        # Sentences per second, logged and shown on the progress bar.
+        parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_argument(
             "--push_to_hub",
             type=str | None,
@@ -167,6 +300,23 @@ class LitNerCLI(LightningCLI):
             return
         super()._parse_ckpt_path()
 
+    def before_instantiate_classes(self) -> None:
+        # Lightning refuses WandbLogger(offline=True, log_model=True) (it predates W&B's offline
+        # artifacts); W&B's own offline mode logs artifacts for `wandb sync` to upload. So the
+        # flag becomes WANDB_MODE=offline, set before any DDP process is started.
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = config.trainer.logger
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            init_args = getattr(logger, "init_args", None)
+            if (
+                str(getattr(logger, "class_path", "")).endswith("WandbLogger")
+                and init_args is not None
+                and init_args.get("offline")
+                and init_args.get("log_model")
+            ):
+                init_args.offline = False
+                os.environ["WANDB_MODE"] = "offline"
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         # Checkpoints written atomically and loaded weights-only, unless the config names its own
         # checkpoint IO.
@@ -174,6 +324,14 @@ class LitNerCLI(LightningCLI):
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             config = {**config, "plugins": [*plugins, SafeCheckpointIO()]}
+        # lit_ner's rich progress bar (and with it Lightning's rich model summary), unless the
+        # progress bar is off or the config names its own.
+        named = config.get("callbacks") or []
+        named = [*(named if isinstance(named, list) else [named]), *callbacks]
+        if config.get("enable_progress_bar", True) is not False and not any(
+            isinstance(callback, ProgressBar) for callback in named
+        ):
+            callbacks = [*callbacks, NERProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
@@ -241,8 +399,8 @@ class LitNerCLI(LightningCLI):
         if test:
             summary.update({f"test/{name}": value for name, value in test["scores"].items()})
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):  # the run's summary: what its table of runs shows
-                logger.experiment.summary.update(summary)
+            if isinstance(logger, WandbLogger):
+                log_wandb_run_end(logger, summary, export_dir, test["scores"] if test else None)
         repo_id = self.config[self.subcommand].get("push_to_hub")
         if repo_id:
             # After the export is on disk: a failed upload (no network, no token) loses nothing.
@@ -287,20 +445,30 @@ class LitNerCLI(LightningCLI):
             path = run_dir / "predictions" / f"{split}.conll"
             write_predictions(path, sentences["words"], sentences["y_true"], sentences["y_pred"])
             print(f"predictions: {path} (score them again with: lit_ner evaluate {path})")
-        images = [
-            plot_per_type_f1(
-                results["report"], run_dir / f"{stage}_per_type_f1.png", f"{split}: per-type scores"
-            ),
-            plot_entity_confusion(
-                *entity_confusion(sentences["y_true"], sentences["y_pred"], mode),
-                run_dir / f"{stage}_confusion.png",
-                f"{split}: entity types (exact spans)",
-            ),
-        ]
-        for logger in self.trainer.loggers:
-            if hasattr(logger, "log_image"):  # W&B (and other loggers that take images)
-                logger.log_image(key=f"{stage}/plots", images=[str(path) for path in images])
+        images = draw_plots(results, run_dir, stage, mode)
         print(f"report and plots: {report_path}, {images[0].name}, {images[1].name}")
+
+
+def log_wandb_run_end(
+    logger: WandbLogger, summary: dict[str, Any], export_dir: Path, test_scores: dict[str, float] | None
+) -> None:
+    """The W&B run's summary (what its table of runs shows), and with `log_model` the Hugging Face
+    export as a `model` artifact beside Lightning's checkpoint artifact: in offline mode both wait
+    in the run (and W&B's staging folder, `WANDB_DATA_DIR`) for `wandb sync`."""
+    run = logger.experiment
+    run.summary.update(summary)
+    if not logger._log_model:  # Lightning keeps the flag private; the checkpoint follows it too
+        return
+    import wandb
+
+    artifact = wandb.Artifact(
+        name=f"hf_model-{run.id}",
+        type="model",
+        description="lit_ner's Hugging Face export of the best checkpoint (transformers format)",
+        metadata={"best_checkpoint": summary["best_checkpoint"], "test": test_scores or {}},
+    )
+    artifact.add_dir(str(export_dir), policy=logger.add_file_policy)
+    run.log_artifact(artifact, aliases=["latest", "best"])
 
 
 def push_to_hub(directory: str | Path, repo_id: str, private: bool = True) -> str:

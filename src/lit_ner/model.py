@@ -120,6 +120,10 @@ class TokenClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.label_names = list(label_names)
         self.model = load_token_classifier(model_name_or_path, self.label_names, trust_remote_code)
+        # A batch of 16 sentences x 32 tokens, about a WNUT-17 batch: the model summary shows the
+        # FLOPs of one forward of it, and each layer's input and output shapes.
+        example = torch.ones(16, 32, dtype=torch.long)
+        self.example_input_array = (example, example)
         # One metric instance per stage: their states must never mix.
         self.val_metrics = NERMetrics(self.label_names, mode=scoring_mode)
         self.test_metrics = NERMetrics(self.label_names, mode=scoring_mode)
