@@ -114,6 +114,15 @@ def test_an_offline_wandb_run_holds_all_a_dashboard_needs(tiny_model_dir, tmp_pa
     assert summary["export"].endswith("hf_model") and summary["best_checkpoint"].endswith(".ckpt")
     assert models["model"]["metadata"]["original_filename"] == Path(summary["best_checkpoint"]).name
 
+    # The run's own folder (W&B's save_dir is shared by every run): save_dir/<project>/<run id>.
+    run_folder = tmp_path / "lit_ner" / wandb_file.stem.removeprefix("run-")
+    assert Path(summary["export"]) == run_folder / "hf_model"
+    assert Path(summary["best_checkpoint"]).parent == run_folder / "checkpoints"
+    assert {"config.yaml", "test_report.json", "predictions", "hf_model"} <= {
+        p.name for p in run_folder.iterdir()
+    }
+    assert not (tmp_path / "config.yaml").exists() and not (tmp_path / "hf_model").exists()
+
     # The terminal: a model summary with the forward's FLOPs, then the closing block.
     assert "Total FLOPs" in result.stdout and "Total FLOPs: 0 " not in result.stdout
     assert result.stdout.rstrip().splitlines()[-6] == "lit_ner fit: done"

@@ -49,6 +49,26 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
     with the label names the data module linked to the model) to the run's loggers, so that a W&B
     run shows the exact configuration that produced it."""
 
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        # Lightning's own setup, writing into the run's directory (`run_directory`) rather than
+        # `trainer.log_dir`, which for W&B is the folder every run shares.
+        if self.already_saved:
+            return
+        directory = run_directory(trainer) if self.save_to_log_dir else None
+        if trainer.is_global_zero:
+            if directory is not None:
+                directory.mkdir(parents=True, exist_ok=True)
+                self.parser.save(
+                    self.config,
+                    str(directory / self.config_filename),
+                    skip_none=False,
+                    overwrite=self.overwrite,
+                    multifile=self.multifile,
+                )
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
     def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
         import yaml
 
@@ -417,8 +437,8 @@ class LitNerCLI(LightningCLI):
 
     @property
     def run_dir(self) -> Path:
-        """The logger's version directory, else `trainer.default_root_dir` (a DDP collective)."""
-        return Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        """The run's directory (`run_directory`; a DDP collective)."""
+        return run_directory(self.trainer)
 
     def _report(self, stage: str) -> None:
         """Prints the stage's per-type report and writes, in the run directory, the report as
@@ -447,6 +467,21 @@ class LitNerCLI(LightningCLI):
             print(f"predictions: {path} (score them again with: lit_ner evaluate {path})")
         images = draw_plots(results, run_dir, stage, mode)
         print(f"report and plots: {report_path}, {images[0].name}, {images[1].name}")
+
+
+def run_directory(trainer: Any) -> Path:
+    """Where a run's config, reports, predictions and export go (a DDP collective): the logger's
+    version directory, `trainer.default_root_dir` without a logger. W&B's logger gives its shared
+    `save_dir` as log directory, so there it is `save_dir/<project>/<run id>`, the folder that
+    Lightning keeps the run's checkpoints in."""
+    log_dir = trainer.log_dir  # broadcast from rank 0
+    logger = trainer.logger
+    if isinstance(logger, WandbLogger):
+        directory = os.path.join(
+            logger.save_dir or trainer.default_root_dir, str(logger.name), str(logger.version)
+        )
+        return Path(trainer.strategy.broadcast(directory))
+    return Path(log_dir or trainer.default_root_dir)
 
 
 def log_wandb_run_end(

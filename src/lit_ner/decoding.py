@@ -1,0 +1,152 @@
+"""From per-word label scores to a label sequence: greedy argmax, Viterbi under valid-BIO
+constraints, and a linear-chain CRF.
+
+Everything here works on word-level sequences, `(batch, words, labels)` scores with a
+`(batch, words)` mask of the real words (a prefix of each row), which is where lit_ner trains its
+labels: each word's first subword.
+
+Valid BIO (IOB2): `I-X` may only follow `B-X` or `I-X`, and may not start a sentence. Argmax
+decoding breaks this whenever the classifier's best label for a word is `I-X` after `O` or after
+another type; seqeval's default mode then reads the stray `I-X` as an entity of its own, a false
+positive. Viterbi over the log-probabilities with those transitions forbidden returns the most
+probable sequence that is valid, with no learned weights: it only changes the words where argmax
+broke the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+# A finite "impossible": -inf would turn 0 * -inf into NaN in masked sums.
+IMPOSSIBLE = -1.0e4
+
+DECODINGS = ("argmax", "valid_bio")
+
+
+def bio_constraints(label_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(start, transitions)` penalties for valid BIO: `start[j]` is `IMPOSSIBLE` where label `j`
+    may not open a sentence (`I-X`), `transitions[i, j]` where `j` may not follow `i` (`I-X`
+    after anything but `B-X` or `I-X`), 0 elsewhere. Labels without a `B-`/`I-` prefix (`O`)
+    may go anywhere."""
+    n = len(label_names)
+    start = torch.zeros(n)
+    transitions = torch.zeros(n, n)
+    for j, label in enumerate(label_names):
+        if not label.startswith("I-"):
+            continue
+        type_ = label[2:]
+        start[j] = IMPOSSIBLE
+        for i, previous in enumerate(label_names):
+            if previous not in (f"B-{type_}", f"I-{type_}"):
+                transitions[i, j] = IMPOSSIBLE
+    return start, transitions
+
+
+def viterbi_decode(
+    scores: torch.Tensor,
+    mask: torch.Tensor,
+    transitions: torch.Tensor,
+    start: torch.Tensor | None = None,
+    end: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The best label sequence of each row, `(batch, words)`: the argmax over label sequences of
+    `start[y_0] + sum_t scores[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_last]`, over
+    each row's masked-in prefix (positions past it repeat the row's last label; ignore them).
+
+    Args:
+        scores: `(batch, words, labels)` per-word label scores (log-probabilities, or a CRF's
+            emissions).
+        mask: `(batch, words)` bool, True on each row's real words (a prefix).
+        transitions: `(labels, labels)` score of moving from label `i` to label `j`.
+        start, end: `(labels,)` scores of opening and closing a sentence with each label.
+    """
+    batch, length, n = scores.shape
+    scores = scores.float()
+    transitions = transitions.to(scores)
+    if length == 0:
+        return torch.zeros(batch, 0, dtype=torch.long, device=scores.device)
+    score = scores[:, 0] + (start.to(scores) if start is not None else 0)
+    keep = torch.arange(n, device=scores.device).expand(batch, n)
+    backpointers = []
+    for t in range(1, length):
+        best, previous = (score.unsqueeze(2) + transitions).max(dim=1)  # (batch, labels)
+        here = mask[:, t].unsqueeze(1)
+        score = torch.where(here, best + scores[:, t], score)
+        backpointers.append(torch.where(here, previous, keep))  # past a row's end: stay put
+    if end is not None:
+        score = score + end.to(scores)
+    label = score.argmax(dim=1)
+    path = [label]
+    for previous in reversed(backpointers):
+        label = previous.gather(1, label.unsqueeze(1)).squeeze(1)
+        path.append(label)
+    return torch.stack(path[::-1], dim=1)
+
+
+class CRF(nn.Module):
+    """A linear-chain conditional random field over word-level emissions: learned start, end and
+    transition scores, trained by the sequence's negative log-likelihood (forward algorithm) and
+    decoded by Viterbi. With `label_names`, transitions that break BIO are fixed at
+    `IMPOSSIBLE`, so the CRF learns only among valid sequences and never decodes an invalid one.
+
+    Args:
+        num_labels: the number of labels.
+        label_names: the labels in id order, to forbid invalid BIO transitions (None: allow all).
+    """
+
+    def __init__(self, num_labels: int, label_names: Sequence[str] | None = None) -> None:
+        super().__init__()
+        self.transitions = nn.Parameter(torch.zeros(num_labels, num_labels))
+        self.start = nn.Parameter(torch.zeros(num_labels))
+        self.end = nn.Parameter(torch.zeros(num_labels))
+        start, transitions = bio_constraints(label_names) if label_names else (None, None)
+        # Fixed, not learned, and not saved: rebuilt from the label names.
+        self.register_buffer(
+            "start_constraint", start if start is not None else torch.zeros(num_labels), persistent=False
+        )
+        self.register_buffer(
+            "transition_constraint",
+            transitions if transitions is not None else torch.zeros(num_labels, num_labels),
+            persistent=False,
+        )
+
+    def scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(start, transitions, end)` with the constraints applied."""
+        return self.start + self.start_constraint, self.transitions + self.transition_constraint, self.end
+
+    def neg_log_likelihood(
+        self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean over the batch's words of `-log p(tags | emissions)` (per word, so that the loss
+        is on the scale of token cross-entropy whatever the sentence lengths). Rows with no word
+        count nothing."""
+        emissions = emissions.float()
+        start, transitions, end = self.scores()
+        mask = mask.bool()
+        tags = tags.masked_fill(~mask, 0)
+        lengths = mask.sum(dim=1)
+        rows = lengths > 0
+        emissions, tags, mask, lengths = emissions[rows], tags[rows], mask[rows], lengths[rows]
+        if emissions.shape[0] == 0:
+            return emissions.sum() * 0.0
+        # The gold sequence's score.
+        emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (batch, words)
+        gold = start[tags[:, 0]] + (emitted * mask).sum(dim=1)
+        moves = transitions[tags[:, :-1], tags[:, 1:]]  # (batch, words - 1)
+        gold = gold + (moves * mask[:, 1:]).sum(dim=1)
+        gold = gold + end[tags.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)]
+        # log Z by the forward algorithm.
+        alpha = start + emissions[:, 0]
+        for t in range(1, emissions.shape[1]):
+            step = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, t]
+            alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
+        log_z = torch.logsumexp(alpha + end, dim=1)
+        return (log_z - gold).sum() / lengths.sum()
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The most probable label sequence of each row (Viterbi), `(batch, words)`."""
+        start, transitions, end = self.scores()
+        return viterbi_decode(emissions, mask.bool(), transitions, start, end)

@@ -1,0 +1,141 @@
+"""Decoding: Viterbi returns the best (valid) sequence, found here by trying every sequence; the
+CRF's likelihood is a probability over all sequences, checked the same way."""
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lit_ner.data import WNUT17_LABELS
+from lit_ner.decoding import CRF, IMPOSSIBLE, bio_constraints, viterbi_decode
+
+LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
+
+
+def is_valid_bio(tags):
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            return False
+        previous = tag
+    return True
+
+
+def sequence_score(scores, tags, transitions, start, end):
+    total = start[tags[0]] + end[tags[-1]] + sum(scores[t, y] for t, y in enumerate(tags))
+    return total + sum(transitions[a, b] for a, b in zip(tags, tags[1:]))
+
+
+def test_bio_constraints_forbid_exactly_the_invalid_transitions():
+    start, transitions = bio_constraints(WNUT17_LABELS)
+    for j, label in enumerate(WNUT17_LABELS):
+        assert (start[j] == IMPOSSIBLE) == label.startswith("I-")
+        for i, previous in enumerate(WNUT17_LABELS):
+            # Valid after a sentence that ends with `previous` (a lone I-X opens as B-X would).
+            context = ["B-" + previous[2:], previous] if previous.startswith("I-") else [previous]
+            assert (transitions[i, j] == IMPOSSIBLE) == (not is_valid_bio([*context, label])), (
+                previous,
+                label,
+            )
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.integers(0, 5), min_size=1, max_size=4), seed=st.integers(0, 10_000))
+def test_valid_bio_viterbi_returns_the_most_probable_valid_sequence(lengths, seed):
+    generator = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    log_probs = torch.randn(len(lengths), width, len(LABELS), generator=generator).log_softmax(-1)
+    mask = torch.arange(width) < torch.tensor(lengths).unsqueeze(1)
+    start, transitions = bio_constraints(LABELS)
+    decoded = viterbi_decode(log_probs, mask, transitions, start)
+    for row, length in enumerate(lengths):
+        if length == 0:
+            continue
+        best = max(
+            (
+                tags
+                for tags in itertools.product(range(len(LABELS)), repeat=length)
+                if is_valid_bio([LABELS[i] for i in tags])
+            ),
+            key=lambda tags: sum(log_probs[row, t, y] for t, y in enumerate(tags)),
+        )
+        assert decoded[row, :length].tolist() == list(best)
+
+
+def test_valid_bio_viterbi_keeps_a_valid_argmax_and_repairs_a_stray_inside_tag():
+    def log_probs(rows):
+        return torch.tensor(rows).log()
+
+    start, transitions = bio_constraints(LABELS)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    # Already valid: nothing changes.
+    valid = log_probs(
+        [[[0.1, 0.7, 0.1, 0.05, 0.05], [0.1, 0.1, 0.7, 0.05, 0.05], [0.8, 0.05, 0.05, 0.05, 0.05]]]
+    )
+    assert viterbi_decode(valid, mask, transitions, start)[0].tolist() == [1, 2, 0]
+    # argmax O, I-person, O: the stray I-person becomes the best valid choice, here B-person.
+    stray = log_probs(
+        [[[0.9, 0.02, 0.04, 0.02, 0.02], [0.3, 0.25, 0.4, 0.03, 0.02], [0.9, 0.02, 0.04, 0.02, 0.02]]]
+    )
+    assert stray[0].argmax(-1).tolist() == [0, 2, 0]
+    assert viterbi_decode(stray, mask, transitions, start)[0].tolist() == [0, 0, 0]
+    stray_b = log_probs(
+        [[[0.9, 0.02, 0.04, 0.02, 0.02], [0.25, 0.3, 0.4, 0.03, 0.02], [0.9, 0.02, 0.04, 0.02, 0.02]]]
+    )
+    assert viterbi_decode(stray_b, mask, transitions, start)[0].tolist() == [0, 1, 0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.integers(0, 4), min_size=1, max_size=3), seed=st.integers(0, 10_000))
+def test_the_crf_likelihood_is_normalised_over_every_valid_sequence_and_decodes_the_best(lengths, seed):
+    torch.manual_seed(seed)
+    crf = CRF(len(LABELS), LABELS)
+    with torch.no_grad():
+        for parameter in crf.parameters():
+            parameter.normal_()
+    width = max(lengths)
+    emissions = torch.randn(len(lengths), width, len(LABELS))
+    mask = torch.arange(width) < torch.tensor(lengths).unsqueeze(1)
+    start, transitions, end = (tensor.detach() for tensor in crf.scores())
+    decoded = crf.decode(emissions, mask)
+    for row, length in enumerate(lengths):
+        if length == 0:
+            continue
+        sequences = [
+            tags
+            for tags in itertools.product(range(len(LABELS)), repeat=length)
+            if is_valid_bio([LABELS[i] for i in tags])
+        ]
+        scores = torch.tensor(
+            [sequence_score(emissions[row], tags, transitions, start, end) for tags in sequences]
+        )
+        # p(tags) summed over all valid sequences is 1, so -log p(tags) is log Z - score(tags).
+        tags = sequences[seed % len(sequences)]
+        one = emissions[row : row + 1, :length]
+        nll = crf.neg_log_likelihood(one, torch.tensor([tags]), torch.ones(1, length, dtype=torch.bool))
+        assert float(nll.detach()) * length == pytest.approx(
+            float(torch.logsumexp(scores, 0) - scores[sequences.index(tags)]), rel=1e-4, abs=1e-4
+        )
+        assert decoded[row, :length].tolist() == list(sequences[int(scores.argmax())])
+
+
+def test_the_crf_learns_a_transition_the_emissions_cannot_show():
+    # Emissions say nothing about which type follows B-person; only transitions can learn that
+    # the next word is always I-person.
+    torch.manual_seed(0)
+    crf = CRF(len(LABELS), LABELS)
+    optimizer = torch.optim.Adam(crf.parameters(), lr=0.1)
+    tags = torch.tensor([[1, 2, 0, 3, 4]] * 8)
+    emissions = torch.zeros(8, 5, len(LABELS))
+    emissions[:, 0, 1] = emissions[:, 3, 3] = 2.0  # the B- words are visible, the I- words not
+    mask = torch.ones(8, 5, dtype=torch.bool)
+    first = float(crf.neg_log_likelihood(emissions, tags, mask))
+    for _ in range(100):
+        optimizer.zero_grad()
+        loss = crf.neg_log_likelihood(emissions, tags, mask)
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < 0.2 * first
+    assert crf.decode(emissions, mask)[0].tolist() == [1, 2, 0, 3, 4]
