@@ -131,11 +131,109 @@ def test_the_crf_learns_a_transition_the_emissions_cannot_show():
     emissions = torch.zeros(8, 5, len(LABELS))
     emissions[:, 0, 1] = emissions[:, 3, 3] = 2.0  # the B- words are visible, the I- words not
     mask = torch.ones(8, 5, dtype=torch.bool)
-    first = float(crf.neg_log_likelihood(emissions, tags, mask))
+    first = crf.neg_log_likelihood(emissions, tags, mask).item()
     for _ in range(100):
         optimizer.zero_grad()
         loss = crf.neg_log_likelihood(emissions, tags, mask)
         loss.backward()
         optimizer.step()
-    assert float(loss) < 0.2 * first
+    assert loss.item() < 0.2 * first
     assert crf.decode(emissions, mask)[0].tolist() == [1, 2, 0, 3, 4]
+
+
+def write_corpus(path, sentences=40, seed=0):
+    """Short sentences of a small vocabulary with random valid BIO tags."""
+    import random
+
+    rng = random.Random(seed)
+    vocabulary = [
+        "new",
+        "york",
+        "apple",
+        "paris",
+        "tweet",
+        "love",
+        "the",
+        "game",
+        "@user",
+        "#tag",
+        "rocks",
+        "today",
+    ]
+    types = ["person", "location", "corporation", "product", "group", "creative-work"]
+    lines = []
+    for _ in range(sentences):
+        previous = "O"
+        for _ in range(rng.randint(3, 9)):
+            roll = rng.random()
+            if roll < 0.6:
+                tag = "O"
+            elif roll < 0.8 or previous == "O":
+                tag = "B-" + rng.choice(types)
+            else:
+                tag = "I-" + previous[2:]
+            lines.append(f"{rng.choice(vocabulary)}\t{tag}")
+            previous = tag
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "model_args", [["--model.decoding=valid_bio"], ["--model.head=crf"]], ids=["valid_bio", "crf"]
+)
+def test_a_models_decoding_is_the_same_in_test_predict_and_tag(tiny_model_dir, tmp_path, model_args):
+    import json
+
+    from lit_ner.cli import EXPORT_DIRNAME, cli_main
+    from lit_ner.data import WNUT17_LABELS, ill_formed_bio, read_conll
+    from lit_ner.inference import Tagger
+
+    corpus = str(write_corpus(tmp_path / "corpus.conll"))
+    common = [
+        "--model.model_name_or_path", tiny_model_dir, f"--data.train_file={corpus}",
+        f"--data.validation_file={corpus}", f"--data.test_file={corpus}", f"--data.cache_dir={tmp_path}",
+        "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false", f"--data.label_names={json.dumps(WNUT17_LABELS)}",
+        "--data.batch_size=4",
+    ]  # fmt: skip
+    # Two small steps: the tiny model stays near random, so argmax would break BIO all over.
+    cli_main(["fit", *common, *model_args, "--trainer.max_steps=2", "--model.learning_rate=1e-5"])
+    checkpoint = str(tmp_path / "checkpoints" / "last.ckpt")
+    tested = read_conll(tmp_path / "predictions" / "test.conll")["tags"]
+    assert not any(ill_formed_bio(tags) for tags in tested)  # valid BIO, every sentence
+
+    # The export says how to decode it; the CRF's scores go with it.
+    config = json.loads((tmp_path / EXPORT_DIRNAME / "config.json").read_text())
+    head_is_crf = "--model.head=crf" in model_args
+    assert config["lit_ner_decoding"] == ("crf" if head_is_crf else "valid_bio")
+    assert ("crf_transitions" in config) == head_is_crf
+    if head_is_crf:
+        assert len(config["crf_transitions"]) == 13 and any(any(row) for row in config["crf_transitions"])
+
+    # predict (from the checkpoint: its hyperparameters carry the decoding) writes the same tags,
+    # and each sentence's entities in tag's form.
+    cli_main(["predict", *common, "--data.predict_split=test", f"--ckpt_path={checkpoint}"])
+    assert read_conll(tmp_path / "predictions" / "test.conll")["tags"] == tested
+    records = [
+        json.loads(line) for line in (tmp_path / "predictions" / "test.jsonl").read_text().splitlines()
+    ]
+    assert sum(len(record["entities"]) for record in records) > 10
+
+    # lit_ner tag, from the export and from the checkpoint, finds those entities in the text.
+    for source in (tmp_path / EXPORT_DIRNAME, checkpoint):
+        tagger = Tagger.from_pretrained(source, precision="32")
+        assert tagger.decoding == config["lit_ner_decoding"]
+        for record, entities in zip(records, tagger([record["text"] for record in records])):
+            assert [(e["entity_group"], e["word"], e["start"], e["end"]) for e in entities] == [
+                (e["entity_group"], e["word"], e["start"], e["end"]) for e in record["entities"]
+            ]
+            assert [e["score"] for e in entities] == pytest.approx(
+                [e["score"] for e in record["entities"]], abs=1e-4
+            )
+
+    if not head_is_crf:
+        # The same checkpoint decoded by argmax breaks BIO somewhere: the constraint did work.
+        cli_main(["test", *common, "--model.decoding=argmax", f"--ckpt_path={checkpoint}"])
+        argmax = read_conll(tmp_path / "predictions" / "test.conll")["tags"]
+        assert any(ill_formed_bio(tags) for tags in argmax)

@@ -155,3 +155,66 @@ def test_the_text_report_has_the_entity_and_the_surface_form_tables(tmp_path):
     assert "entities (seqeval, default mode); token accuracy 0.8333" in result.stdout
     assert "unique surface forms (WNUT-17 shared task" in result.stdout
     assert result.stdout.count("overall (micro)") == 2
+
+
+def test_bootstrap_intervals_are_the_quantiles_of_each_f1_recomputed_on_resampled_sentences(
+    wnut17_dir, tmp_path
+):
+    import numpy as np
+
+    from lit_ner.evaluate import evaluate_tags
+    from lit_ner.metrics import bootstrap_draws
+
+    test_file = wnut17_dir / "emerging.test.annotated"
+    submission = rebuild_submission(
+        test_file, FIXTURES / "wnut17_test_spinningbytes.tsv", tmp_path / "spinningbytes.txt"
+    )
+    samples = 25
+    results = evaluate_files(test_file, submission, bootstrap=samples, seed=7, confidence=0.9)
+    gold, pred = read_aligned(test_file, submission)
+    # The slow way: score every resample of the sentences from scratch.
+    resampled = []
+    for draw in bootstrap_draws(len(gold["tags"]), samples, seed=7):
+        resampled.append(
+            evaluate_tags(
+                [gold["tokens"][n] for n in draw],
+                [gold["tags"][n] for n in draw],
+                [pred["tags"][n] for n in draw],
+            )
+        )
+    boot = results["bootstrap"]
+    assert (boot["samples"], boot["seed"], boot["confidence"]) == (samples, 7, 0.9)
+    for key in ("f1", "surface_f1"):
+        values = [r["overall"][key] for r in resampled]
+        assert boot["overall"][key] == pytest.approx(np.quantile(values, [0.05, 0.95]).tolist(), abs=1e-12)
+        low, high = boot["overall"][key]
+        assert low < results["overall"][key] < high  # SpinningBytes' 0.4078 and 0.3933 inside
+        for type_ in results["per_type"]:
+            values = [r["per_type"].get(type_, {key: 0.0})[key] for r in resampled]
+            assert boot["per_type"][type_][key] == pytest.approx(
+                np.quantile(values, [0.05, 0.95]).tolist(), abs=1e-12
+            )
+
+
+def test_bootstrap_is_reproducible_by_seed_and_printed_beside_each_f1(tmp_path):
+    gold, pred = write(tmp_path / "gold", GOLD), write(tmp_path / "pred", PRED)
+    perfect = evaluate_files(gold, gold, bootstrap=200)["bootstrap"]
+    assert perfect["overall"] == {"f1": [1.0, 1.0], "surface_f1": [1.0, 1.0]}
+    assert evaluate_files(gold, pred, bootstrap=200, seed=3) == evaluate_files(
+        gold, pred, bootstrap=200, seed=3
+    )
+    result = subprocess.run(
+        [LIT_NER, "evaluate", str(gold), str(pred), "--bootstrap", "200"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "F1 with 95% confidence intervals (bootstrap: 200 resamples of the sentences, seed 0)"
+        in result.stdout
+    )
+    overall = evaluate_files(gold, pred, bootstrap=200)
+    low, high = overall["bootstrap"]["overall"]["f1"]
+    assert f"{overall['overall']['f1']:.4f} [{low:.4f}, {high:.4f}]" in result.stdout
+    bad = subprocess.run(
+        [LIT_NER, "evaluate", str(gold), "--bootstrap", "-1"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

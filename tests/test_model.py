@@ -267,3 +267,77 @@ def test_compile_keeps_the_outputs_and_the_parameter_names_of_the_plain_model(ti
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids, torch.ones_like(input_ids)), plain)
     assert list(model.state_dict()) == names  # checkpoints and exports as without compile
+
+
+def test_inverse_frequency_weights_balance_the_labels_of_the_training_words():
+    from lit_ner.model import label_weights
+
+    labels = ["O", "B-person", "I-person", "B-location", "I-location"]
+    tags = [["O", "O", "O", "B-person"], ["O", "B-person", "I-person"]]  # 7 words
+    inverse = label_weights(labels, tags, "inverse")
+    # N / (labels x count): O 7/20, B-person 7/10, I-person 7/5; labels never seen weigh 1.
+    assert inverse.tolist() == pytest.approx([0.35, 0.7, 1.4, 1.0, 1.0])
+    assert label_weights(labels, tags, "inverse_sqrt").tolist() == pytest.approx(
+        [0.35**0.5, 0.7**0.5, 1.4**0.5, 1.0, 1.0]
+    )
+
+
+def test_the_training_loss_is_weighted_and_smoothed_and_the_evaluation_loss_is_not(tiny_model_dir, tmp_path):
+    weights = [float(i + 1) for i in range(13)]
+    model = TokenClassifier(
+        label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, class_weights=weights,
+        o_weight=0.5, label_smoothing=0.1,
+    )  # fmt: skip
+    fit_tiny(model, tmp_path, max_steps=1)  # setup("fit") puts the weights in place
+    expected_weights = torch.tensor(weights)
+    expected_weights[0] *= 0.5  # O
+    assert model.class_weight.tolist() == pytest.approx(expected_weights.tolist())
+    logits = torch.randn(2, 5, 13)
+    labels = torch.tensor(
+        [[IGNORE_INDEX, 0, 9, 10, IGNORE_INDEX], [IGNORE_INDEX, 7, 0, IGNORE_INDEX, IGNORE_INDEX]]
+    )
+    flat_logits, flat_labels = logits.flatten(0, 1), labels.flatten()
+    trained = nn.functional.cross_entropy(
+        flat_logits, flat_labels, weight=expected_weights, ignore_index=IGNORE_INDEX, label_smoothing=0.1
+    )
+    assert model._loss(logits, labels, training=True).item() == pytest.approx(trained.item(), rel=1e-6)
+    plain = nn.functional.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX)
+    assert model._loss(logits, labels).item() == pytest.approx(plain.item(), rel=1e-6)
+
+
+def test_frequency_weights_come_from_the_training_split_when_fitting(tiny_model_dir, tmp_path):
+    from lit_ner.data import read_conll
+    from lit_ner.model import label_weights
+
+    model = TokenClassifier(
+        label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, class_weights="inverse_sqrt"
+    )
+    assert model.class_weight is None  # nothing to weigh with before the data is known
+    fit_tiny(model, tmp_path, max_steps=1)
+    tags = read_conll(FIXTURES / "quirks.conll")["tags"]
+    assert model.class_weight.tolist() == pytest.approx(
+        label_weights(WNUT17_LABELS, tags, "inverse_sqrt").tolist()
+    )
+
+
+def test_loss_options_that_do_not_fit_the_head_or_the_labels_are_one_clear_error(tiny_model_dir):
+    from lit_ner.errors import LitNerError
+
+    with pytest.raises(LitNerError, match="CRF head trains on the sequence likelihood"):
+        TokenClassifier(
+            label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, head="crf", label_smoothing=0.1
+        )
+    with pytest.raises(LitNerError, match="has 2 weights for 13 labels"):
+        TokenClassifier(
+            label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, class_weights=[1.0, 2.0]
+        )
+
+
+def test_the_crf_learns_at_its_own_rate_and_is_saved_with_the_model(tiny_model_dir, tmp_path):
+    model = TokenClassifier(label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, head="crf")
+    trainer = fit_tiny(model, tmp_path, max_steps=2)
+    crf_group = trainer.optimizers[0].param_groups[2]
+    assert {id(p) for p in crf_group["params"]} == {id(p) for p in model.crf.parameters()}
+    assert crf_group["initial_lr"] == pytest.approx(100 * model.hparams.learning_rate)
+    assert model.crf.transitions.abs().sum() > 0  # it moved from zero
+    assert {"crf.start", "crf.transitions", "crf.end"} <= set(model.state_dict())

@@ -42,6 +42,9 @@ from lit_ner.model import STAGE_SPLITS, TokenClassifier
 from lit_ner.plots import plot_entity_confusion, plot_per_type_f1
 
 EXPORT_DIRNAME = "hf_model"
+# Model options that say how to read a trained model, not what it is: given on the command line
+# they win over a checkpoint's own.
+EVALUATION_OPTIONS = ("decoding", "scoring_mode")
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
@@ -309,16 +312,34 @@ class LitNerCLI(LightningCLI):
             help="fit only: score the test split with the best checkpoint when training ends",
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        self._command_line = list(args) if isinstance(args, list) else sys.argv[1:]
+        super().parse_arguments(parser, args)
+
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads the checkpoint's hyperparameters into the config before anything
         # else: a missing, truncated or corrupt file is one clear line here, not a traceback.
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        # The checkpoint's hyperparameters override the command line in LightningCLI; but how
+        # to read a trained model (decoding, scoring) is the reader's choice when given there:
+        # `test --ckpt_path X --model.decoding argmax` scores X both ways without retraining.
+        chosen = {}
+        if subcommand:
+            model = self.config[subcommand].get("model")
+            for key in EVALUATION_OPTIONS:
+                flag = f"--model.{key}"
+                if any(
+                    arg == flag or arg.startswith(flag + "=") for arg in getattr(self, "_command_line", [])
+                ):
+                    chosen[key] = model.get(key)
         if ckpt_path and ckpt_path not in {"last", "best", "hpc", "registry"}:
             with checkpoint_errors(ckpt_path):  # checked first, read once (by LightningCLI)
                 super()._parse_ckpt_path()
-            return
-        super()._parse_ckpt_path()
+        else:
+            super()._parse_ckpt_path()
+        for key, value in chosen.items():
+            self.config[subcommand].model[key] = value
 
     def before_instantiate_classes(self) -> None:
         # Lightning refuses WandbLogger(offline=True, log_model=True) (it predates W&B's offline

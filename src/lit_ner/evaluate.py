@@ -15,7 +15,7 @@ from typing import Any
 
 from lit_ner.data import Split, read_conll
 from lit_ner.errors import LitNerError, exit_with
-from lit_ner.metrics import MODES, format_report, scores_and_report, surface_scores
+from lit_ner.metrics import MODES, bootstrap_f1, format_report, scores_and_report, surface_scores
 
 SCORES = ("precision", "recall", "f1")
 
@@ -80,11 +80,28 @@ def evaluate_tags(
 
 
 def evaluate_files(
-    gold_path: str | Path, pred_path: str | Path | None = None, mode: str = "default"
+    gold_path: str | Path,
+    pred_path: str | Path | None = None,
+    mode: str = "default",
+    bootstrap: int = 0,
+    seed: int = 0,
+    confidence: float = 0.95,
 ) -> dict[str, Any]:
-    """`evaluate_tags` on a gold and a prediction file (or one file with both tag columns)."""
+    """`evaluate_tags` on a gold and a prediction file (or one file with both tag columns); with
+    `bootstrap` resamples, every F1's confidence interval under `"bootstrap"` (`bootstrap_f1`)."""
     gold, pred = read_aligned(gold_path, pred_path)
-    return evaluate_tags(gold["tokens"], gold["tags"], pred["tags"], mode)
+    results = evaluate_tags(gold["tokens"], gold["tags"], pred["tags"], mode)
+    if bootstrap:
+        results["bootstrap"] = bootstrap_f1(
+            gold["tokens"],
+            gold["tags"],
+            pred["tags"],
+            mode,
+            samples=bootstrap,
+            seed=seed,
+            confidence=confidence,
+        )
+    return results
 
 
 def format_results(results: dict[str, Any]) -> str:
@@ -96,15 +113,32 @@ def format_results(results: dict[str, Any]) -> str:
         for type_, row in entity_rows.items()
     }
     overall = results["overall"]
-    return "\n".join(
-        [
-            f"entities (seqeval, {results['mode']} mode); token accuracy {overall['accuracy']:.4f}",
-            format_report(entity_rows),
+    lines = [
+        f"entities (seqeval, {results['mode']} mode); token accuracy {overall['accuracy']:.4f}",
+        format_report(entity_rows),
+        "",
+        "unique surface forms (WNUT-17 shared task; support: gold entities)",
+        format_report(surface_rows),
+    ]
+    if "bootstrap" in results:
+        boot = results["bootstrap"]
+        lines += [
             "",
-            "unique surface forms (WNUT-17 shared task; support: gold entities)",
-            format_report(surface_rows),
+            f"F1 with {boot['confidence']:.0%} confidence intervals (bootstrap: {boot['samples']} "
+            f"resamples of the sentences, seed {boot['seed']})",
+            f"{'':>16} {'entity f1':>26} {'surface f1':>26}",
         ]
-    )
+        rows = [("overall (micro)", overall, boot["overall"])]
+        rows += [
+            (type_, results["per_type"][type_], boot["per_type"][type_]) for type_ in results["per_type"]
+        ]
+        for name, scores, intervals in rows:
+            cells = [
+                f"{scores[key]:.4f} [{intervals[key][0]:.4f}, {intervals[key][1]:.4f}]"
+                for key in ("f1", "surface_f1")
+            ]
+            lines.append(f"{name:>16} {cells[0]:>26} {cells[1]:>26}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,9 +155,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--mode", choices=MODES, default="default", help="seqeval's entity rules")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        help="add a confidence interval to every F1 from this many resamples of the sentences (e.g. 1000)",
+    )
+    parser.add_argument("--confidence", type=float, default=0.95, help="the intervals' coverage")
+    parser.add_argument("--seed", type=int, default=0, help="the resampling's random seed")
     args = parser.parse_args(argv)
     try:
-        results = evaluate_files(args.gold, args.pred, args.mode)
+        if args.bootstrap < 0 or not 0 < args.confidence < 1:
+            raise LitNerError("--bootstrap must be >= 0 and --confidence between 0 and 1")
+        results = evaluate_files(args.gold, args.pred, args.mode, args.bootstrap, args.seed, args.confidence)
     except LitNerError as exc:
         exit_with(exc)
     print(json.dumps(results, indent=2) if args.json else format_results(results))

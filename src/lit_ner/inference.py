@@ -23,6 +23,8 @@ from lit_ner.hub import hub_errors, resolve_name_or_path
 
 AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
 Aggregation = Literal["none", "simple", "first", "average", "max"]
+DECODINGS = ("argmax", "valid_bio", "crf")
+Decoding = Literal["argmax", "valid_bio", "crf"]
 
 
 class Tagger:
@@ -39,6 +41,9 @@ class Tagger:
             third digit, which can flip a close argmax).
         stride: tokens that consecutive windows of a long text share (default 128, at most half
             a window).
+        decoding: `None` (the model's own, from its config's `lit_ner_decoding`, else
+            `"argmax"`), `"argmax"` (the pipeline's: its `aggregation_strategy` applies),
+            `"valid_bio"` or `"crf"` (word-level, as lit_ner validates: see `decode_words`).
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class Tagger:
         device: str | torch.device = "cpu",
         precision: Literal["auto", "32", "bf16"] = "auto",
         stride: int | None = None,
+        decoding: Decoding | None = None,
     ) -> None:
         from transformers import TokenClassificationPipeline
 
@@ -68,6 +74,14 @@ class Tagger:
             precision = "bf16" if bf16_is_native(self.device) else "32"
         self.precision = precision
         self.stride = stride
+        self.decoding = decoding or getattr(model.config, "lit_ner_decoding", None) or "argmax"
+        if self.decoding not in DECODINGS:
+            raise LitNerError(f"decoding must be one of {DECODINGS}, not {self.decoding!r}")
+        if self.decoding == "crf" and getattr(model.config, "crf_transitions", None) is None:
+            raise LitNerError(
+                "decoding 'crf' needs a model trained with --model.head crf (no CRF in its config)"
+            )
+        self.label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         # The pipeline object only lends its pre- and post-processing; it never runs the model.
         self.pipeline = TokenClassificationPipeline(model=self.model, tokenizer=tokenizer, device=self.device)
 
@@ -127,10 +141,76 @@ class Tagger:
         for text, text_windows in zip(texts, windows):
             text_outputs = outputs[position : position + len(text_windows)]
             position += len(text_windows)
-            results.append(
-                self.pipeline.postprocess(text_outputs, **postprocess_params) if text_outputs else []
-            )
+            if not text_outputs:
+                results.append([])
+            elif self.decoding == "argmax":
+                results.append(self.pipeline.postprocess(text_outputs, **postprocess_params))
+            else:
+                results.append(self.decode_words(text, text_outputs))
         return results
+
+    def decode_words(self, text: str, outputs: list[dict[str, Any]]) -> list[dict]:
+        """Entities of one text, decoded word by word as lit_ner validates (`valid_bio` or
+        `crf`): the words are the text's whitespace-separated pieces (as in CoNLL files), each
+        scored at its first subword, from the window where that subword has the most context on
+        both sides; Viterbi runs over the whole text's words at once. Each entity is a BIO span of
+        words, `word` the text's own characters, `score` the mean probability of its words'
+        decoded labels."""
+        import re
+
+        from lit_ner.decoding import IMPOSSIBLE, bio_constraints, viterbi_decode
+        from lit_ner.metrics import get_entities
+
+        words = [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
+        word_at = {start: i for i, (start, _) in enumerate(words)}
+        n_labels = len(self.label_names)
+        scores = torch.full((len(words), n_labels), IMPOSSIBLE)
+        if "O" in self.label_names:  # a word no subword reached (zero-width characters) is O
+            scores[:, self.label_names.index("O")] = 0.0
+        context = [-1] * len(words)
+        for window in outputs:
+            logits = window["logits"][0].float()
+            token_scores = logits if self.decoding == "crf" else logits.log_softmax(dim=-1)
+            offsets = window["offset_mapping"][0].tolist()
+            special = window["special_tokens_mask"][0].tolist()
+            firsts = [
+                (position, word_at[start])
+                for position, (start, end) in enumerate(offsets)
+                if not special[position] and end > start and start in word_at
+            ]
+            for rank, (position, word) in enumerate(firsts):
+                margin = min(rank, len(firsts) - 1 - rank)
+                if margin > context[word]:
+                    context[word], scores[word] = margin, token_scores[position]
+        mask = torch.ones(1, len(words), dtype=torch.bool)
+        config = self.model.config
+        if self.decoding == "crf":
+            start, transitions = bio_constraints(self.label_names)
+            labels = viterbi_decode(
+                scores[None],
+                mask,
+                torch.tensor(config.crf_transitions) + transitions,
+                torch.tensor(config.crf_start) + start,
+                torch.tensor(config.crf_end),
+            )[0]
+        else:
+            start, transitions = bio_constraints(self.label_names)
+            labels = viterbi_decode(scores[None], mask, transitions, start)[0]
+        probabilities = scores.softmax(dim=-1).gather(1, labels[:, None])[:, 0].tolist()
+        tags = [self.label_names[i] for i in labels.tolist()]
+        entities = []
+        for type_, first, last in sorted(get_entities(tags), key=lambda entity: entity[1]):
+            start_char, end_char = words[first][0], words[last][1]
+            entities.append(
+                {
+                    "entity_group": type_,
+                    "score": sum(probabilities[first : last + 1]) / (last - first + 1),
+                    "word": text[start_char:end_char],
+                    "start": start_char,
+                    "end": end_char,
+                }
+            )
+        return entities
 
     @torch.inference_mode()
     def _forward(self, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -192,7 +272,7 @@ def _from_checkpoint(
     from transformers import AutoTokenizer
 
     from lit_ner.checkpoints import load_checkpoint
-    from lit_ner.model import load_token_classifier
+    from lit_ner.model import load_token_classifier, set_decoding
 
     checkpoint = checkpoint if checkpoint is not None else load_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters", {})
@@ -203,6 +283,8 @@ def _from_checkpoint(
         k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")
     }
     model.load_state_dict(state)
+    crf = {k.removeprefix("crf."): v for k, v in checkpoint["state_dict"].items() if k.startswith("crf.")}
+    set_decoding(model.config, hparams.get("decoding", "argmax"), crf or None)
     name = hparams["model_name_or_path"]
     with hub_errors(f"tokenizer '{name}'"):
         tokenizer = AutoTokenizer.from_pretrained(
@@ -277,6 +359,13 @@ def main(argv: list[str] | None = None) -> None:
         help="auto: bf16 where the device has bf16 matmuls, else 32; 32 gives the pipeline's exact scores",
     )
     parser.add_argument("--stride", type=int, help="tokens shared by the windows of a long text")
+    parser.add_argument(
+        "--decoding",
+        choices=["model", *DECODINGS],
+        default="model",
+        help="model: as the model was validated (its config's lit_ner_decoding); argmax: the pipeline's, "
+        "with --aggregation_strategy; valid_bio, crf: word-level BIO spans",
+    )
     parser.add_argument("--trust_remote_code", type=bool, default=False)
     args = parser.parse_args(argv)
     try:
@@ -290,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
             device=args.device,
             precision=args.precision,
             stride=args.stride,
+            decoding=None if args.decoding == "model" else args.decoding,
         )
         entities = tagger.tag([record["text"] for _, record in records], args.aggregation_strategy)
     except LitNerError as exc:
@@ -404,6 +494,13 @@ def export_main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(prog="lit_ner export", description=export_main.__doc__.split(": ", 1)[1])
     parser.add_argument("checkpoint", help="a lit_ner .ckpt")
     parser.add_argument("out_dir", help="the folder to write (replaced whole if it exists)")
+    parser.add_argument(
+        "--decoding",
+        choices=["model", *DECODINGS],
+        default="model",
+        help="model: as the model was validated (its config's lit_ner_decoding); argmax: the pipeline's, "
+        "with --aggregation_strategy; valid_bio, crf: word-level BIO spans",
+    )
     parser.add_argument("--trust_remote_code", type=bool, default=False)
     args = parser.parse_args(argv)
     try:

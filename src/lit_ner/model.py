@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import GradClipAlgorithmType, rank_zero_info, r
 from torch import nn
 
 from lit_ner.data import IGNORE_INDEX
+from lit_ner.decoding import CRF, IMPOSSIBLE, bio_constraints, viterbi_decode
 from lit_ner.errors import LitNerError
 from lit_ner.hub import hub_errors, resolve_name_or_path
 from lit_ner.metrics import NERMetrics, surface_scores
@@ -43,6 +44,37 @@ def load_token_classifier(
     # from_pretrained returns the model in eval mode, and Lightning (>= 2.2) keeps each module's
     # mode as it finds it: without this, dropout would stay off for the whole of training.
     return model.train()
+
+
+def label_weights(
+    label_names: Sequence[str], tags: Sequence[Sequence[str]], method: Literal["inverse", "inverse_sqrt"]
+) -> torch.Tensor:
+    """Per-label loss weights from the labels' frequencies among `tags` (the training words):
+    `inverse` N / (labels x count), balanced so that every label weighs the same in total;
+    `inverse_sqrt` its square root. A label absent from `tags` gets weight 1."""
+    from collections import Counter
+
+    counts = Counter(tag for sentence in tags for tag in sentence)
+    total = sum(counts.values())
+    weights = torch.tensor(
+        [total / (len(label_names) * counts[name]) if counts[name] else 1.0 for name in label_names]
+    )
+    return weights.sqrt() if method == "inverse_sqrt" else weights
+
+
+def labelled_positions(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The positions that carry a label (each word's first subword), packed to the left of each
+    row: `(emissions (batch, words, labels), tags (batch, words), mask (batch, words))`."""
+    labelled = labels != IGNORE_INDEX
+    # A stable sort puts each row's labelled positions first, in their order.
+    order = torch.sort(labelled.int(), dim=1, descending=True, stable=True).indices
+    width = max(int(labelled.sum(dim=1).max()), 1) if labels.numel() else 1
+    order = order[:, :width]
+    mask = labelled.gather(1, order)
+    emissions = logits.float().gather(1, order.unsqueeze(2).expand(-1, -1, logits.shape[-1]))
+    return emissions, labels.gather(1, order).clamp_min(0), mask
 
 
 def rng_states() -> dict[str, Any]:
@@ -101,6 +133,21 @@ class TokenClassifier(L.LightningModule):
         compile: compile the token classifier with `torch.compile(dynamic=True)` (one graph for
             every batch shape) before training or evaluating. Off by default: on the CPU
             benchmark its compile time outweighs what it saves in one epoch (README, Speed).
+        decoding: how word labels are read from the classifier's scores, in validation, test,
+            predict and (through the export's config) `lit_ner tag`: `"argmax"` (each word its
+            first subword's best label, as the tutorial) or `"valid_bio"` (Viterbi over the
+            log-probabilities with invalid BIO transitions forbidden; see `lit_ner.decoding`).
+        head: `"softmax"` (the token classifier's linear layer, cross-entropy) or `"crf"` (a
+            linear-chain CRF over the first-subword positions on top of it, trained by sequence
+            likelihood and decoded by Viterbi, always valid BIO).
+        class_weights: weights of the training cross-entropy per label: `"none"`, `"inverse"`
+            (N / (labels x count) from the training split's word tags), `"inverse_sqrt"` (its
+            square root, milder), or one weight per label in id order. Softmax head only;
+            validation and test losses stay unweighted.
+        o_weight: multiplies the `O` label's training weight (below 1 pushes towards recall).
+        label_smoothing: cross-entropy label smoothing of the training loss (softmax head).
+        crf_lr_factor: the CRF's learning rate as a multiple of `learning_rate` (its scores
+            start from zero).
     """
 
     def __init__(
@@ -115,11 +162,36 @@ class TokenClassifier(L.LightningModule):
         nonfinite_loss: Literal["stop", "skip"] = "stop",
         trust_remote_code: bool = False,
         compile: bool = False,
+        decoding: Literal["argmax", "valid_bio"] = "argmax",
+        head: Literal["softmax", "crf"] = "softmax",
+        class_weights: Literal["none", "inverse", "inverse_sqrt"] | list[float] = "none",
+        o_weight: float = 1.0,
+        label_smoothing: float = 0.0,
+        crf_lr_factor: float = 100.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.label_names = list(label_names)
+        if head == "crf" and (class_weights != "none" or o_weight != 1.0 or label_smoothing):
+            raise LitNerError(
+                "model.class_weights, model.o_weight and model.label_smoothing shape the softmax "
+                "head's cross-entropy; the CRF head trains on the sequence likelihood: leave them unset"
+            )
+        if isinstance(class_weights, list) and len(class_weights) != len(self.label_names):
+            raise LitNerError(
+                f"model.class_weights has {len(class_weights)} weights for {len(self.label_names)} "
+                f"labels {self.label_names}"
+            )
+        if not 0.0 <= label_smoothing < 1.0 or o_weight < 0:
+            raise LitNerError("model.label_smoothing must be in [0, 1) and model.o_weight >= 0")
         self.model = load_token_classifier(model_name_or_path, self.label_names, trust_remote_code)
+        self.crf = CRF(len(self.label_names), self.label_names) if head == "crf" else None
+        start, transitions = bio_constraints(self.label_names)
+        self.register_buffer("bio_start", start, persistent=False)
+        self.register_buffer("bio_transitions", transitions, persistent=False)
+        # The training loss's per-label weights (None: unweighted); set up from the training
+        # split's tags when fitting, see `setup`.
+        self.register_buffer("class_weight", None, persistent=False)
         # A batch of 16 sentences x 32 tokens, about a WNUT-17 batch: the model summary shows the
         # FLOPs of one forward of it, and each layer's input and output shapes.
         example = torch.ones(16, 32, dtype=torch.long)
@@ -144,9 +216,39 @@ class TokenClassifier(L.LightningModule):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, num_labels)
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def setup(self, stage: str) -> None:
+        hp = self.hparams
+        if stage != "fit" or (hp.class_weights == "none" and hp.o_weight == 1.0):
+            return
+        if isinstance(hp.class_weights, list):
+            weights = torch.tensor(hp.class_weights, dtype=torch.float32)
+        elif hp.class_weights == "none":
+            weights = torch.ones(len(self.label_names))
+        else:
+            datamodule = self.trainer.datamodule
+            weights = label_weights(self.label_names, datamodule.tags("train"), hp.class_weights)
+        if "O" in self.label_names:
+            weights[self.label_names.index("O")] *= hp.o_weight
+        self.class_weight = weights
+        rank_zero_info(
+            "training loss weights per label: "
+            + ", ".join(f"{name} {weight:.3g}" for name, weight in zip(self.label_names, weights.tolist()))
+        )
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor, training: bool = False) -> torch.Tensor:
+        """The training loss (weighted and smoothed as configured), or with `training=False` the
+        plain one that validation and test report."""
+        if self.crf is not None:
+            emissions, tags, mask = labelled_positions(logits, labels)
+            return self.crf.neg_log_likelihood(emissions, tags, mask)
         # In fp32 whatever the autocast precision: a bf16 log-softmax loses the small losses.
-        return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        return F.cross_entropy(
+            logits.float().flatten(0, 1),
+            labels.flatten(),
+            weight=self.class_weight if training else None,
+            ignore_index=IGNORE_INDEX,
+            label_smoothing=self.hparams.label_smoothing if training else 0.0,
+        )
 
     def on_train_epoch_start(self) -> None:
         self._positions = None
@@ -158,7 +260,7 @@ class TokenClassifier(L.LightningModule):
         counts = torch.stack([torch.tensor(mask.numel(), device=mask.device), (mask == 0).sum()])
         self._positions = counts if self._positions is None else self._positions + counts
         logits = self(batch["input_ids"], batch["attention_mask"])
-        loss = self._loss(logits, batch["labels"])
+        loss = self._loss(logits, batch["labels"], training=True)
         # Every process decides together: under DDP one process skipping or stopping alone would
         # leave the others waiting in the gradient all-reduce.
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
@@ -201,16 +303,30 @@ class TokenClassifier(L.LightningModule):
             n = self.skipped_batches
             rank_zero_warn(f"{n} training batch{'es' * (n != 1)} skipped for a non-finite loss")
 
-    def word_predictions(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Word-level predicted label ids, `(batch, n_words)`: each word gets its first subword's
-        argmax; a word that has no subword position gets `O`, so that it counts as a miss where
-        it belongs to an entity instead of vanishing from the scores."""
-        token_predictions = logits.argmax(dim=-1)
-        predictions = torch.full_like(batch["word_labels"], self.outside_id)
+    def word_scores(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each word's label scores, `(batch, n_words, labels)`, taken at its first subword:
+        log-probabilities for the softmax head, emissions for the CRF. A word that has no
+        subword position scores `O` certain, so that it counts as a miss where it belongs to an
+        entity instead of vanishing from the scores."""
+        token_scores = logits.float() if self.crf is not None else logits.float().log_softmax(dim=-1)
+        scores = torch.full((*batch["word_labels"].shape, logits.shape[-1]), IMPOSSIBLE, device=logits.device)
+        scores[..., self.outside_id] = 0.0
         starts = batch["word_index"] >= 0
         rows = starts.nonzero(as_tuple=True)[0]
-        predictions[rows, batch["word_index"][starts]] = token_predictions[starts]
-        return predictions
+        scores[rows, batch["word_index"][starts]] = token_scores[starts]
+        return scores
+
+    def decode(self, word_scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Word label ids from word scores (`model.head`, `model.decoding`), `(batch, n_words)`."""
+        if self.crf is not None:
+            return self.crf.decode(word_scores, mask)
+        if self.hparams.decoding == "valid_bio":
+            return viterbi_decode(word_scores, mask, self.bio_transitions, self.bio_start)
+        return word_scores.argmax(dim=-1)
+
+    def word_predictions(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Word-level predicted label ids, `(batch, n_words)`, decoded from `word_scores`."""
+        return self.decode(self.word_scores(logits, batch), batch["word_labels"] != IGNORE_INDEX)
 
     def _evaluation_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: NERMetrics) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
@@ -307,12 +423,15 @@ class TokenClassifier(L.LightningModule):
         word's first subword's; `O` for a word that has no subword position) and that tag's
         probability (0 for a word without a subword)."""
         logits = self(batch["input_ids"], batch["attention_mask"])
-        predictions = self.word_predictions(logits, batch)
-        # The predicted tag's probability at each word's first subword, gathered like the tags.
-        token_scores = logits.float().softmax(dim=-1).amax(dim=-1)
+        word_scores = self.word_scores(logits, batch)
+        predictions = self.decode(word_scores, batch["word_labels"] != IGNORE_INDEX)
+        # The predicted tag's probability at each word's first subword (the softmax of the
+        # CRF's emissions for the CRF head); 0 for a word without a subword.
+        probabilities = word_scores.softmax(dim=-1).gather(2, predictions.unsqueeze(2)).squeeze(2)
         scores = torch.zeros(predictions.shape, dtype=torch.float32, device=logits.device)
         starts = batch["word_index"] >= 0
-        scores[starts.nonzero(as_tuple=True)[0], batch["word_index"][starts]] = token_scores[starts]
+        rows = starts.nonzero(as_tuple=True)[0]
+        scores[rows, batch["word_index"][starts]] = probabilities[rows, batch["word_index"][starts]]
         n_words = (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist()
         sentence_ids = batch["sentence_id"].tolist() if "sentence_id" in batch else [-1] * len(n_words)
         offsets = batch["word_offset"].tolist() if "word_offset" in batch else [0] * len(n_words)
@@ -355,8 +474,22 @@ class TokenClassifier(L.LightningModule):
                 seen.add(id(param))
                 # As the HF Trainer: no decay for biases and normalisation weights.
                 (no_decay if name == "bias" or isinstance(module, nn.LayerNorm) else decay).append(param)
+        groups = [
+            {"params": decay, "weight_decay": hp.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        if self.crf is not None:
+            # A few hundred scores learnt from scratch: at the encoder's learning rate they would
+            # barely move in a fine-tuning run.
+            groups.append(
+                {
+                    "params": list(self.crf.parameters()),
+                    "weight_decay": 0.0,
+                    "lr": hp.learning_rate * hp.crf_lr_factor,
+                }
+            )
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            groups,
             lr=hp.learning_rate,
             eps=hp.adam_epsilon,
             # One kernel for all parameters (as the HF Trainer's default `adamw_torch_fused`): the
@@ -371,8 +504,23 @@ class TokenClassifier(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def save_hf_model(self, directory: str | Path, tokenizer: Any, card: str | None = None) -> Path:
-        """Writes the model as a Hugging Face folder (see `save_hf_model`)."""
+        """Writes the model as a Hugging Face folder (see `save_hf_model`), its config telling
+        lit_ner how to decode it: `lit_ner_decoding` (`argmax`, `valid_bio` or `crf`) and, for
+        the CRF, its learned `crf_start`, `crf_transitions` and `crf_end` (transformers ignores
+        them: `pipeline("ner")` reads the export with argmax)."""
+        crf = dict(self.crf.named_parameters()) if self.crf is not None else None
+        set_decoding(self.model.config, self.hparams.decoding, crf)
         return save_hf_model(self.model, tokenizer, directory, card)
+
+
+def set_decoding(config: Any, decoding: str, crf: dict[str, torch.Tensor] | None = None) -> None:
+    """Records in a transformers config how lit_ner decodes the model: `lit_ner_decoding`
+    (`argmax`, `valid_bio`, or `crf` when `crf` holds a CRF's `start`, `transitions` and `end`),
+    and the CRF's scores as `crf_start`, `crf_transitions`, `crf_end`."""
+    config.lit_ner_decoding = "crf" if crf else decoding
+    if crf:
+        for name in ("start", "transitions", "end"):
+            setattr(config, f"crf_{name}", crf[name].detach().float().cpu().tolist())
 
 
 def save_hf_model(model: nn.Module, tokenizer: Any, directory: str | Path, card: str | None = None) -> Path:
