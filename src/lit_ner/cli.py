@@ -591,6 +591,11 @@ def main() -> None:
 
         tag_main(sys.argv[2:])
         return
+    if sys.argv[1:2] == ["debug-data"]:
+        from lit_ner.debug_data import main as debug_data_main
+
+        debug_data_main(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["export"]:
         from lit_ner.inference import export_main
 

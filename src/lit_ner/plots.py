@@ -65,6 +65,40 @@ def plot_entity_confusion(types: list[str], matrix: list[list[int]], path: str |
     return _save(figure, path)
 
 
+def plot_data_report(report: dict, path: str | Path) -> Path:
+    """`lit_ner debug-data`'s picture: each split's sentence lengths in subword positions (the
+    model's maximum marked), and its entities per type."""
+    from matplotlib.figure import Figure
+
+    splits = report["splits"]
+    figure = Figure(figsize=(12, 4.5), layout="constrained")
+    lengths_ax, labels_ax = figure.subplots(1, 2)
+    longest = max((max(s["subword_lengths"], default=0) for s in splits.values()), default=0)
+    bins = range(0, longest + 9, max(1, (longest + 8) // 40))
+    for split, numbers in splits.items():
+        lengths_ax.hist(numbers["subword_lengths"], bins=bins, histtype="step", linewidth=1.5, label=split)
+    max_length = next(iter(splits.values()))["max_length"] if splits else 0
+    if max_length <= longest:
+        lengths_ax.axvline(max_length, color="red", linestyle="--", label=f"model maximum ({max_length})")
+    lengths_ax.set_xlabel("subword positions per sentence (special tokens included)")
+    lengths_ax.set_ylabel("sentences")
+    lengths_ax.set_title("sentence lengths")
+    lengths_ax.legend(fontsize=8)
+    types = sorted({type_ for numbers in splits.values() for type_ in numbers["entities_per_type"]})
+    width = 0.8 / max(1, len(splits))
+    for k, (split, numbers) in enumerate(splits.items()):
+        counts = [numbers["entities_per_type"].get(type_, 0) for type_ in types]
+        bars = labels_ax.bar(
+            [i + (k - (len(splits) - 1) / 2) * width for i in range(len(types))], counts, width, label=split
+        )
+        labels_ax.bar_label(bars, fontsize=7, padding=1)
+    labels_ax.set_xticks(range(len(types)), types, rotation=25, ha="right")
+    labels_ax.set_ylabel("entities")
+    labels_ax.set_title("entities per type")
+    labels_ax.legend(fontsize=8)
+    return _save(figure, path)
+
+
 def _save(figure: Figure, path: str | Path) -> Path:
     # Drawn beside the destination and renamed over it: a kill mid-save leaves the old image.
     path = Path(path)
