@@ -439,6 +439,10 @@ class LitNerCLI(LightningCLI):
             summary["best/val_f1"] = float(best_score)
         if test:
             summary.update({f"test/{name}": value for name, value in test["scores"].items()})
+        # The run in one file, for `lit_ner summarize` (and `fit --seeds`) to read.
+        seed = self.config[self.subcommand].get("seed_everything")
+        record = {"seed": seed if isinstance(seed, int) else None, "run_dir": str(run_dir), **summary}
+        write_atomically(run_dir / "fit_summary.json", json.dumps(record, indent=2) + "\n")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 log_wandb_run_end(logger, summary, export_dir, test["scores"] if test else None)
@@ -590,6 +594,16 @@ def main() -> None:
         from lit_ner.inference import main as tag_main
 
         tag_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["fit"] and any(arg == "--seeds" or arg.startswith("--seeds=") for arg in sys.argv):
+        from lit_ner.seeds import seeds_main
+
+        seeds_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["summarize"]:
+        from lit_ner.seeds import summarize_main
+
+        summarize_main(sys.argv[2:])
         return
     if sys.argv[1:2] == ["debug-data"]:
         from lit_ner.debug_data import main as debug_data_main
