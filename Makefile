@@ -11,7 +11,7 @@ TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE),--config configs/off
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train bench
+.PHONY: help install test lint format train bench levers
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -41,3 +41,6 @@ train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds config
 bench: install ## Benchmarks (needs WNUT17_DIR): training vs the HF Trainer, tagging vs the HF pipeline -> bench/results.json
 	$(PYTHON) bench/training.py
 	$(PYTHON) bench/tagging.py
+
+levers: install ## Quality levers on WNUT-17 over 3 seeds each (needs WNUT17_DIR; ~2 h on 2 CPU cores) -> bench/levers.json
+	$(PYTHON) bench/levers.py

@@ -1,0 +1,115 @@
+"""What each quality lever buys on WNUT-17, over seeds: `make levers` (needs WNUT17_DIR).
+
+Usage: python bench/levers.py [--seeds 3] [--levers baseline crf ...] [--out bench/levers.json]
+
+Each lever is the offline recipe (configs/wnut.yaml + configs/offline.yaml: the packaged MiniLM,
+lr 1e-4, 10% warm-up, 6 epochs, fp32) with one change, trained with `lit_ner fit --seeds N`
+(seeds 42, 43, ...), the best epoch chosen on validation F1 and that checkpoint scored once on
+test. Valid-BIO decoding changes no weights: it re-reads the baseline's best checkpoints
+(`validate` and `test` with `--model.decoding valid_bio`), so its difference to the baseline is
+the decoding's alone. Results (per seed, mean and standard deviation of validation and test entity
+F1) are merged into the JSON file by lever, so levers can be run one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = [
+    "--config",
+    str(REPO / "configs" / "wnut.yaml"),
+    "--config",
+    str(REPO / "configs" / "offline.yaml"),
+]
+LEVERS = {
+    "baseline": [],
+    "crf": ["--model.head=crf"],
+    "class_weights": ["--model.class_weights=inverse_sqrt"],
+    "label_smoothing": ["--model.label_smoothing=0.1"],
+}
+DECODING_LEVERS = {"valid_bio": "baseline"}  # lever -> the trained lever whose checkpoints it re-reads
+
+
+def lit_ner(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "lit_ner", *args], check=True, cwd=REPO)
+
+
+def train(name: str, seeds: int) -> dict:
+    start = time.time()
+    lit_ner(
+        "fit", *CONFIGS, *LEVERS[name], f"--trainer.logger.init_args.name=levers-{name}",
+        "--trainer.enable_progress_bar=false", "--seeds", str(seeds),
+    )  # fmt: skip
+    seeds_file = f"seeds-{'-'.join(str(42 + i) for i in range(seeds))}.json"
+    summary = json.loads((REPO / "runs" / f"levers-{name}" / seeds_file).read_text())
+    keys = {"seed": "seed", "val_f1": "best/val_f1", "test_f1": "test/f1", "run_dir": "run_dir"}
+    runs = [
+        {**{key: run[name] for key, name in keys.items()}, "best_checkpoint": run["best_checkpoint"]}
+        for run in summary["runs"]
+    ]
+    return {"args": LEVERS[name], "runs": runs, "minutes": round((time.time() - start) / 60, 1)}
+
+
+def redecode(name: str, trained: dict) -> dict:
+    """The trained lever's best checkpoints, validated and tested with another decoding."""
+    runs = []
+    for run in trained["runs"]:
+        scores = {}
+        run_dir = REPO / run["run_dir"]  # relative to the repository, where lit_ner ran
+        for stage, key in (("validate", "val"), ("test", "test")):
+            out = run_dir / f"{name}_{key}"
+            lit_ner(
+                stage, *CONFIGS, f"--ckpt_path={run['best_checkpoint']}", f"--model.decoding={name}",
+                "--trainer.logger=false", f"--trainer.default_root_dir={out}",
+                "--trainer.enable_progress_bar=false",
+            )  # fmt: skip
+            scores[f"{key}_f1"] = json.loads((out / f"{key}_report.json").read_text())["scores"]["f1"]
+        runs.append({"seed": run["seed"], **scores, "run_dir": run["run_dir"]})
+    return {"args": [f"--model.decoding={name}"], "re-reads": DECODING_LEVERS[name], "runs": runs}
+
+
+def with_statistics(result: dict) -> dict:
+    for key in ("val_f1", "test_f1"):
+        values = [run[key] for run in result["runs"]]
+        result[key] = {
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--levers", nargs="+", default=["baseline", "valid_bio", "crf", "class_weights", "label_smoothing"]
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "levers.json")
+    args = parser.parse_args()
+    if not os.environ.get("WNUT17_DIR"):
+        sys.exit("bench/levers.py: set WNUT17_DIR to the WNUT-17 release files")
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for name in args.levers:
+        if name in LEVERS:
+            results[name] = with_statistics(train(name, args.seeds))
+        else:
+            results[name] = with_statistics(redecode(name, results[DECODING_LEVERS[name]]))
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        val, test = results[name]["val_f1"], results[name]["test_f1"]
+        print(
+            f"{name}: val F1 {val['mean']:.4f} ± {val['std']:.4f}, "
+            f"test F1 {test['mean']:.4f} ± {test['std']:.4f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
