@@ -9,6 +9,7 @@ model needs from the data are linked, never typed twice:
 from __future__ import annotations
 
 import html
+import importlib
 import json
 import os
 import sys
@@ -579,40 +580,29 @@ def cli_main(args: list[str] | None = None) -> LitNerCLI:
         exit_with(exc)
 
 
+# lit_ner's own commands beside LightningCLI's: name -> (module, function taking the arguments).
+COMMANDS = {
+    "evaluate": ("lit_ner.evaluate", "main"),
+    "tag": ("lit_ner.inference", "main"),
+    "export": ("lit_ner.inference", "export_main"),
+    "debug-data": ("lit_ner.debug_data", "main"),
+    "summarize": ("lit_ner.seeds", "summarize_main"),
+    "fit --seeds": ("lit_ner.seeds", "seeds_main"),
+}
+
+
 def main() -> None:
     """Entry point of the `lit_ner` console script and of `python -m lit_ner`.
 
-    `lit_ner evaluate ...` scores prediction files (see `lit_ner.evaluate`); every other
-    subcommand is LightningCLI's (`fit`, `validate`, `test`, `predict`).
+    lit_ner's own commands (`COMMANDS`: evaluate, tag, export, debug-data, summarize, and `fit`
+    with `--seeds`) go to their modules; every other subcommand is LightningCLI's (`fit`,
+    `validate`, `test`, `predict`).
     """
-    if sys.argv[1:2] == ["evaluate"]:
-        from lit_ner.evaluate import main as evaluate_main
-
-        evaluate_main(sys.argv[2:])
-        return
-    if sys.argv[1:2] == ["tag"]:
-        from lit_ner.inference import main as tag_main
-
-        tag_main(sys.argv[2:])
-        return
-    if sys.argv[1:2] == ["fit"] and any(arg == "--seeds" or arg.startswith("--seeds=") for arg in sys.argv):
-        from lit_ner.seeds import seeds_main
-
-        seeds_main(sys.argv[2:])
-        return
-    if sys.argv[1:2] == ["summarize"]:
-        from lit_ner.seeds import summarize_main
-
-        summarize_main(sys.argv[2:])
-        return
-    if sys.argv[1:2] == ["debug-data"]:
-        from lit_ner.debug_data import main as debug_data_main
-
-        debug_data_main(sys.argv[2:])
-        return
-    if sys.argv[1:2] == ["export"]:
-        from lit_ner.inference import export_main
-
-        export_main(sys.argv[2:])
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "fit" and any(arg == "--seeds" or arg.startswith("--seeds=") for arg in sys.argv):
+        command = "fit --seeds"
+    if command in COMMANDS:
+        module, function = COMMANDS[command]
+        getattr(importlib.import_module(module), function)(sys.argv[2:])
         return
     cli_main()

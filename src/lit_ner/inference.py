@@ -494,13 +494,6 @@ def export_main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(prog="lit_ner export", description=export_main.__doc__.split(": ", 1)[1])
     parser.add_argument("checkpoint", help="a lit_ner .ckpt")
     parser.add_argument("out_dir", help="the folder to write (replaced whole if it exists)")
-    parser.add_argument(
-        "--decoding",
-        choices=["model", *DECODINGS],
-        default="model",
-        help="model: as the model was validated (its config's lit_ner_decoding); argmax: the pipeline's, "
-        "with --aggregation_strategy; valid_bio, crf: word-level BIO spans",
-    )
     parser.add_argument("--trust_remote_code", type=bool, default=False)
     args = parser.parse_args(argv)
     try:
