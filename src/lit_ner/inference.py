@@ -156,30 +156,44 @@ class Tagger:
         both sides; Viterbi runs over the whole text's words at once. Each entity is a BIO span of
         words, `word` the text's own characters, `score` the mean probability of its words'
         decoded labels."""
+        import bisect
         import re
 
         from lit_ner.decoding import IMPOSSIBLE, bio_constraints, viterbi_decode
         from lit_ner.metrics import get_entities
 
         words = [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
-        word_at = {start: i for i, (start, _) in enumerate(words)}
+        word_starts = [start for start, _ in words]
+        # Every text token, by window: (position, word, first character).
+        tokens = []
+        for window in outputs:
+            offsets = window["offset_mapping"][0].tolist()
+            special = window["special_tokens_mask"][0].tolist()
+            window_tokens = []
+            for position, (start, end) in enumerate(offsets):
+                word = bisect.bisect_right(word_starts, start) - 1
+                if not special[position] and end > start and word >= 0 and start < words[word][1]:
+                    window_tokens.append((position, word, start))
+            tokens.append(window_tokens)
+        # A word's first subword is its token that starts first (a window may begin mid-word,
+        # and characters the tokenizer drops may open the word).
+        first_char: dict[int, int] = {}
+        for window_tokens in tokens:
+            for _, word, start in window_tokens:
+                first_char[word] = min(start, first_char.get(word, start))
         n_labels = len(self.label_names)
         scores = torch.full((len(words), n_labels), IMPOSSIBLE)
         if "O" in self.label_names:  # a word no subword reached (zero-width characters) is O
             scores[:, self.label_names.index("O")] = 0.0
         context = [-1] * len(words)
-        for window in outputs:
+        for window, window_tokens in zip(outputs, tokens):
             logits = window["logits"][0].float()
             token_scores = logits if self.decoding == "crf" else logits.log_softmax(dim=-1)
-            offsets = window["offset_mapping"][0].tolist()
-            special = window["special_tokens_mask"][0].tolist()
             firsts = [
-                (position, word_at[start])
-                for position, (start, end) in enumerate(offsets)
-                if not special[position] and end > start and start in word_at
+                (position, word) for position, word, start in window_tokens if start == first_char[word]
             ]
             for rank, (position, word) in enumerate(firsts):
-                margin = min(rank, len(firsts) - 1 - rank)
+                margin = min(rank, len(firsts) - 1 - rank)  # context on both sides in this window
                 if margin > context[word]:
                     context[word], scores[word] = margin, token_scores[position]
         mask = torch.ones(1, len(words), dtype=torch.bool)
