@@ -229,7 +229,7 @@ class TokenClassifier(L.LightningModule):
             weights = label_weights(self.label_names, datamodule.tags("train"), hp.class_weights)
         if "O" in self.label_names:
             weights[self.label_names.index("O")] *= hp.o_weight
-        self.class_weight = weights
+        self.class_weight = weights.to(self.device)  # setup may run after the move to the device
         rank_zero_info(
             "training loss weights per label: "
             + ", ".join(f"{name} {weight:.3g}" for name, weight in zip(self.label_names, weights.tolist()))
