@@ -195,7 +195,7 @@ def sample_predictions(sentences: dict[str, Any], count: int) -> list[list[str]]
     """Rows of the sample-predictions table (`SAMPLE_COLUMNS`) for the first `count` sentences:
     the text, the differences highlighted (HTML), then the gold, predicted, missed and spurious
     entities as `text (type)`, exact spans as seqeval matches them."""
-    from seqeval.metrics.sequence_labeling import get_entities
+    from lit_ner.metrics import get_entities
 
     rows = []
     for words, gold, predicted in list(

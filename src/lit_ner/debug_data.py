@@ -42,18 +42,21 @@ def split_report(
     entities = [get_entities(list(sentence)) for sentence in tags]
     per_type = Counter(type_ for sentence in entities for type_, _, _ in sentence)
     ill_formed = [(n, i) for n, sentence in enumerate(tags) for i in ill_formed_bio(sentence)]
-    # What training makes of each sentence: the same alignment and windowing as `fit`.
-    labels = [[0] * len(sentence) for sentence in words]
+    encoding = tokenizer([list(s) for s in words], is_split_into_words=True, truncation=False, verbose=False)
+    lengths = [len(ids) for ids in encoding["input_ids"]]
+    long_sentences = [n for n, length in enumerate(lengths) if length > max_length]
+    # The windows a long sentence becomes: the same alignment and windowing as `fit`.
     examples = tokenize_and_align(
-        {"tokens": [list(s) for s in words], "tags": labels, "sentence_id": list(range(len(words)))},
+        {
+            "tokens": [list(words[n]) for n in long_sentences],
+            "tags": [[0] * len(words[n]) for n in long_sentences],
+            "sentence_id": long_sentences,
+        },
         tokenizer=tokenizer,
         max_length=max_length,
         continuation_ids=None,
         stride=stride,
     )
-    encoding = tokenizer([list(s) for s in words], is_split_into_words=True, truncation=False, verbose=False)
-    lengths = [len(ids) for ids in encoding["input_ids"]]
-    long_sentences = [n for n, length in enumerate(lengths) if length > max_length]
     windows = Counter(examples["sentence_id"])
     empty_words = []
     for n in range(len(words)):

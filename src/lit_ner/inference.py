@@ -197,19 +197,13 @@ class Tagger:
                 if margin > context[word]:
                     context[word], scores[word] = margin, token_scores[position]
         mask = torch.ones(1, len(words), dtype=torch.bool)
-        config = self.model.config
-        if self.decoding == "crf":
-            start, transitions = bio_constraints(self.label_names)
-            labels = viterbi_decode(
-                scores[None],
-                mask,
-                torch.tensor(config.crf_transitions) + transitions,
-                torch.tensor(config.crf_start) + start,
-                torch.tensor(config.crf_end),
-            )[0]
-        else:
-            start, transitions = bio_constraints(self.label_names)
-            labels = viterbi_decode(scores[None], mask, transitions, start)[0]
+        start, transitions, end = (*bio_constraints(self.label_names), None)
+        if self.decoding == "crf":  # the CRF's learned scores, within the same constraints
+            config = self.model.config
+            start = start + torch.tensor(config.crf_start)
+            transitions = transitions + torch.tensor(config.crf_transitions)
+            end = torch.tensor(config.crf_end)
+        labels = viterbi_decode(scores[None], mask, transitions, start, end)[0]
         probabilities = scores.softmax(dim=-1).gather(1, labels[:, None])[:, 0].tolist()
         tags = [self.label_names[i] for i in labels.tolist()]
         entities = []
