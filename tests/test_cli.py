@@ -135,6 +135,35 @@ def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, t
     assert not (REPO / "checkpoints").exists()
 
 
+def test_with_weight_averaging_the_test_and_the_export_are_the_average_validation_chose(
+    tiny_model_dir, tmp_path
+):
+    from safetensors.torch import load_file
+
+    averaging = tmp_path / "ema.yaml"
+    averaging.write_text(
+        "trainer:\n  callbacks:\n"
+        "    - class_path: lightning.pytorch.callbacks.EMAWeightAveraging\n"
+        "      init_args: {decay: 0.5}\n"
+    )
+    args = [
+        *tiny_fit_args(tiny_model_dir, tmp_path)[1:], f"--config={averaging}", "--trainer.logger=false",
+        "--trainer.max_epochs=2", "--model.learning_rate=1e-3", "--trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    fitted = cli_main(["fit", *args])
+    best = fitted.trainer.checkpoint_callback.best_model_path
+    tested_after_fit = float(fitted.trainer.callback_metrics["test/loss"])
+
+    checkpoint = torch.load(best, weights_only=True)
+    average = checkpoint["state_dict"]["model.classifier.weight"]
+    assert not torch.allclose(average, checkpoint["current_model_state"]["model.classifier.weight"])
+    exported = load_file(tmp_path / EXPORT_DIRNAME / "model.safetensors")["classifier.weight"]
+    assert torch.equal(exported, average)
+    # Testing the checkpoint on its own (no averaging callback holding state) gives the same loss.
+    tested = cli_main(["test", *args, f"--ckpt_path={best}"])
+    assert float(tested.trainer.callback_metrics["test/loss"]) == pytest.approx(tested_after_fit, abs=1e-6)
+
+
 def test_predict_on_a_labelled_split_writes_token_gold_and_predicted_tags(tiny_model_dir, tmp_path):
     fit_args = tiny_fit_args(tiny_model_dir, tmp_path, FIXTURES / "quirks.conll")[1:]
     cli_main(["predict", *fit_args, "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"])

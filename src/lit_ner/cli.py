@@ -405,12 +405,14 @@ class LitNerCLI(LightningCLI):
         """Scores the best checkpoint on the test split and exports it in Hugging Face format."""
         trainer, model, data = self.trainer, self.model, self.datamodule
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best:
+            # The best weights, loaded here for the test and the export below rather than by
+            # `trainer.test(ckpt_path=best)`: that restore would let a weight-averaging callback
+            # (EMAWeightAveraging) still holding its average put the checkpoint's non-averaged
+            # weights back, while validation chose the average the checkpoint's state_dict holds.
+            model.load_state_dict(load_checkpoint(best)["state_dict"])
         if self.config[self.subcommand].get("test_after_fit", True) and data.has_split("test"):
-            # Loads the best weights into `model` before testing, so the export below is them too.
-            trainer.test(model, datamodule=data, ckpt_path=best or None)
-        elif best:
-            checkpoint = load_checkpoint(best)
-            model.load_state_dict(checkpoint["state_dict"])
+            trainer.test(model, datamodule=data)
         self._report("test")
         run_dir = self.run_dir  # a collective: every rank asks before rank 0 alone exports
         if trainer.fast_dev_run or not trainer.is_global_zero:
