@@ -11,10 +11,10 @@ TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE),--config configs/off
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train bench levers
+.PHONY: help install test test-fast lint format train bench levers
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -26,6 +26,9 @@ install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner edi
 
 test: install ## Run the test suite (WNUT17_DIR=... enables the tests on the real data)
 	$(PYTHON) -m pytest
+
+test-fast: install ## The tests a developer runs while working: all but those marked slow (under 2 minutes)
+	$(PYTHON) -m pytest -m "not slow"
 
 lint: install ## ruff check and ruff format --check
 	$(PYTHON) -m ruff check src tests bench

@@ -28,7 +28,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer, pipeline
 
-    from lit_ner.data import WNUT17_LABELS, read_conll
+    from lit_ner.formats import WNUT17_LABELS, read_conll
     from lit_ner.hub import resolve_name_or_path
     from lit_ner.inference import Tagger, bf16_is_native
     from lit_ner.model import load_token_classifier

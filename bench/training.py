@@ -83,7 +83,7 @@ class Meter:
 
 
 def read_wnut(wnut17_dir: Path) -> dict[str, dict[str, list]]:
-    from lit_ner.data import WNUT17_LABELS, read_conll
+    from lit_ner.formats import WNUT17_LABELS, read_conll
 
     files = {"train": "wnut17train.conll", "validation": "emerging.dev.conll"}
     splits = {}
@@ -111,7 +111,7 @@ def run_hf(name: str, wnut17_dir: Path) -> dict:
         TrainingArguments,
     )
 
-    from lit_ner.data import WNUT17_LABELS
+    from lit_ner.formats import WNUT17_LABELS
     from lit_ner.hub import resolve_name_or_path
 
     path = resolve_name_or_path(ENCODER)

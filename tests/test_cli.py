@@ -9,8 +9,10 @@ import pytest
 import torch
 import yaml
 
-from lit_ner.cli import EXPORT_DIRNAME, LitNerCLI, cli_main
-from lit_ner.data import WNUT17_LABELS, NERDataModule, read_conll
+from lit_ner.cli import LitNerCLI, cli_main
+from lit_ner.data import NERDataModule
+from lit_ner.export import EXPORT_DIRNAME
+from lit_ner.formats import WNUT17_LABELS, read_conll
 from lit_ner.model import TokenClassifier
 
 from .conftest import FIXTURES, REPO
@@ -175,7 +177,7 @@ def test_predict_on_a_labelled_split_writes_token_gold_and_predicted_tags(tiny_m
     predicted = read_conll(tmp_path / "predictions" / "test.conll")["tags"]
     assert [len(tags) for tags in predicted] == [len(tags) for tags in gold["tags"]]  # every word
     # The JSONL: one object per sentence, in lit_ner tag's form, entities being the predicted spans.
-    from lit_ner.metrics import get_entities
+    from lit_ner.scoring import get_entities
 
     records = [
         json.loads(line) for line in (tmp_path / "predictions" / "test.jsonl").read_text().splitlines()
@@ -200,6 +202,7 @@ def run_lit_ner(*args, env=None, cwd=REPO, timeout=600):
     )
 
 
+@pytest.mark.slow
 def test_an_unreachable_hub_is_one_line_and_exit_status_2(no_wnut17_env):
     result = run_lit_ner("fit", "--config", WNUT_CONFIG, env={"HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2
@@ -209,6 +212,7 @@ def test_an_unreachable_hub_is_one_line_and_exit_status_2(no_wnut17_env):
     assert "configs/offline.yaml" in last_line
 
 
+@pytest.mark.slow
 def test_an_unknown_scoring_mode_is_refused_by_the_parser_without_a_traceback(tiny_model_dir, tmp_path):
     result = run_lit_ner(*tiny_fit_args(tiny_model_dir, tmp_path), "--model.scoring_mode=stict")
     assert result.returncode != 0
@@ -216,6 +220,7 @@ def test_an_unknown_scoring_mode_is_refused_by_the_parser_without_a_traceback(ti
     assert "stict" in result.stderr and "strict" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_malformed_data_file_is_one_line_naming_file_and_line(tmp_path, tiny_model_dir):
     bad = tmp_path / "bad.conll"
     bad.write_text("Paris\tB-location\n\nMadrid\n")
@@ -290,7 +295,7 @@ def test_offline_recipe_on_a_wnut17_slice_trains_tests_and_exports_for_the_pipel
 
     # The predictions written by `test` score, through `lit_ner evaluate`, exactly what was logged.
     predictions = run_dir / "predictions" / "test.conll"
-    rescored = run_lit_ner("evaluate", str(predictions), "--json")
+    rescored = run_lit_ner("evaluate", str(predictions), "--json", "true")
     assert rescored.returncode == 0, rescored.stderr
     rescored = json.loads(rescored.stdout)["overall"]
     logged = json.loads((run_dir / "test_report.json").read_text())
@@ -386,6 +391,7 @@ def test_two_process_validation_equals_one_process_validation_of_the_same_checkp
     assert saved[1]["report"]["micro avg"]["support"] == 4
 
 
+@pytest.mark.slow
 def test_a_push_to_the_hub_without_a_network_is_one_line_after_training_and_keeps_the_export(
     tiny_model_dir, tmp_path
 ):

@@ -4,21 +4,17 @@ import re
 import pytest
 import torch
 
-from lit_ner.data import (
+from lit_ner.alignment import (
     IGNORE_INDEX,
-    WNUT17_LABELS,
-    NERDataModule,
     TokenClassificationCollator,
     align_labels,
-    bio_label_order,
     continuation_label_ids,
-    ill_formed_bio,
     plan_windows,
-    read_conll,
-    read_jsonl,
     tokenize_and_align,
 )
+from lit_ner.data import NERDataModule
 from lit_ner.errors import LitNerError
+from lit_ner.formats import WNUT17_LABELS, bio_label_order, ill_formed_bio, read_conll, read_jsonl
 
 from .conftest import FIXTURES
 
@@ -352,12 +348,12 @@ def test_wnut17_release_directory_gives_the_three_splits_in_wnut17_label_order(
         data_dir=str(wnut17_dir), tokenizer_name_or_path=tiny_model_dir, cache_dir=str(tmp_path)
     )
     assert data.label_names == WNUT17_LABELS
-    assert {split: len(raw["tokens"]) for split, raw in data.raw.items()} == {
+    assert {split: len(raw["tokens"]) for split, raw in data.splits.items()} == {
         "train": 3394,
         "validation": 1009,
         "test": 1287,
     }
-    assert sum(len(sentence) for sentence in data.raw["train"]["tokens"]) == 62730
+    assert sum(len(sentence) for sentence in data.splits["train"]["tokens"]) == 62730
 
 
 def test_wnut17_dir_variable_stands_in_for_the_wnut17_hub_data_set_only(

@@ -4,6 +4,8 @@ the WNUT-17 release against plain counts of its lines, and on a file made to hol
 import json
 import subprocess
 
+import pytest
+
 from .conftest import REPO
 from .test_evaluate import LIT_NER
 
@@ -40,6 +42,7 @@ def plain_entities(path):
     return sentences, words, [tuple(entity) for entity in entities]
 
 
+@pytest.mark.slow
 def test_debug_data_counts_the_wnut17_release_and_its_unseen_entities(wnut17_dir, tmp_path, minilm_dir):
     result = debug_data(
         tmp_path,
@@ -97,6 +100,7 @@ world\tI-person
 """
 
 
+@pytest.mark.slow
 def test_debug_data_finds_and_places_each_problem_of_a_conll_file(tiny_model_dir, tmp_path):
     long_sentence = "\n".join(f"word{i}\tO" for i in range(30))  # ~60 subwords: 4+ windows of 24
     train = tmp_path / "train.conll"
@@ -135,6 +139,7 @@ def test_debug_data_finds_and_places_each_problem_of_a_conll_file(tiny_model_dir
     assert "ill-formed BIO: 3 I- tags continuing no entity, in 2 sentences" in result.stdout
 
 
+@pytest.mark.slow
 def test_debug_data_on_a_malformed_file_is_one_line_and_exit_status_2(tiny_model_dir, tmp_path):
     bad = tmp_path / "bad.conll"
     bad.write_text("Paris\tB-location\nthree\tcolumns\there\n", encoding="utf-8")

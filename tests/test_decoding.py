@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lit_ner.data import WNUT17_LABELS
 from lit_ner.decoding import CRF, IMPOSSIBLE, bio_constraints, viterbi_decode
+from lit_ner.formats import WNUT17_LABELS
 
 LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
 
@@ -182,11 +182,13 @@ def write_corpus(path, sentences=40, seed=0):
 @pytest.mark.parametrize(
     "model_args", [["--model.decoding=valid_bio"], ["--model.head=crf"]], ids=["valid_bio", "crf"]
 )
+@pytest.mark.slow
 def test_a_models_decoding_is_the_same_in_test_predict_and_tag(tiny_model_dir, tmp_path, model_args):
     import json
 
-    from lit_ner.cli import EXPORT_DIRNAME, cli_main
-    from lit_ner.data import WNUT17_LABELS, ill_formed_bio, read_conll
+    from lit_ner.cli import cli_main
+    from lit_ner.export import EXPORT_DIRNAME
+    from lit_ner.formats import WNUT17_LABELS, ill_formed_bio, read_conll
     from lit_ner.inference import Tagger
 
     corpus = str(write_corpus(tmp_path / "corpus.conll"))

@@ -51,7 +51,9 @@ def test_reproduces_the_wnut17_shared_tasks_published_scores_for_a_submitted_sys
         test_file, FIXTURES / "wnut17_test_spinningbytes.tsv", tmp_path / "spinningbytes.txt"
     )
     result = subprocess.run(
-        [LIT_NER, "evaluate", str(test_file), str(submission), "--json"], capture_output=True, text=True
+        [LIT_NER, "evaluate", str(test_file), str(submission), "--json", "true"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
@@ -162,8 +164,7 @@ def test_bootstrap_intervals_are_the_quantiles_of_each_f1_recomputed_on_resample
 ):
     import numpy as np
 
-    from lit_ner.evaluate import evaluate_tags
-    from lit_ner.metrics import bootstrap_draws
+    from lit_ner.evaluate import bootstrap_draws, evaluate_tags
 
     test_file = wnut17_dir / "emerging.test.annotated"
     submission = rebuild_submission(

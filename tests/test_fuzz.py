@@ -5,17 +5,10 @@ are well-formed."""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lit_ner.data import (
-    IGNORE_INDEX,
-    WNUT17_LABELS,
-    plan_windows,
-    read_conll,
-    read_jsonl,
-    tokenize_and_align,
-    write_conll,
-)
+from lit_ner.alignment import IGNORE_INDEX, plan_windows, tokenize_and_align
 from lit_ner.errors import LitNerError
-from lit_ner.metrics import get_entities, get_entities_strict
+from lit_ner.formats import WNUT17_LABELS, read_conll, read_jsonl, write_conll
+from lit_ner.scoring import get_entities, get_entities_strict
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

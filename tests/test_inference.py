@@ -6,9 +6,10 @@ import json
 import pytest
 import torch
 
-from lit_ner.data import WNUT17_LABELS, read_conll
+from lit_ner.__main__ import run_command
 from lit_ner.errors import LitNerError
-from lit_ner.inference import AGGREGATION_STRATEGIES, Tagger, bf16_is_native, main
+from lit_ner.formats import WNUT17_LABELS, read_conll
+from lit_ner.inference import AGGREGATION_STRATEGIES, Tagger, bf16_is_native
 
 SPECIAL_TEXTS = [
     "Empire State Building = ESB . Pretty bad storm here last evening .",
@@ -92,6 +93,7 @@ def test_entities_equal_the_pipelines_on_emoji_urls_scripts_and_spaces(export_di
         assert_same_entities(entities, reference(text, aggregation_strategy=strategy) if text else [])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", AGGREGATION_STRATEGIES)
 def test_entities_equal_the_pipelines_on_the_wnut17_test_sentences(export_dir, wnut17_dir, strategy):
     from transformers import pipeline
@@ -147,7 +149,7 @@ def test_tag_writes_one_object_per_good_line_and_names_each_bad_line(export_dir,
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "Bob in Paris", "id": 1}\n\n{"text": 3}\n{bad\n{"text": "Apple", "id": 2}\n')
     with pytest.raises(SystemExit) as exit_:
-        main(["--model", export_dir, str(source), "--output", str(tmp_path / "out.jsonl")])
+        run_command("tag", ["--model", export_dir, str(source), "--output", str(tmp_path / "out.jsonl")])
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert f"{source}:2: empty line, skipped" in err
@@ -165,7 +167,7 @@ def test_tag_writes_one_object_per_good_line_and_names_each_bad_line(export_dir,
 def test_tag_refuses_an_empty_file_in_one_line(export_dir, tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(SystemExit) as exit_:
-        main(["--model", export_dir, str(tmp_path / "empty.txt")])
+        run_command("tag", ["--model", export_dir, str(tmp_path / "empty.txt")])
     assert exit_.value.code == 2
     assert (
         capsys.readouterr().err.strip()
@@ -174,7 +176,8 @@ def test_tag_refuses_an_empty_file_in_one_line(export_dir, tmp_path, capsys):
 
 
 def test_a_lit_ner_checkpoint_tags_like_its_hugging_face_export(tiny_model_dir, tmp_path):
-    from lit_ner.cli import EXPORT_DIRNAME, cli_main
+    from lit_ner.cli import cli_main
+    from lit_ner.export import EXPORT_DIRNAME
 
     from .conftest import FIXTURES
 
@@ -199,8 +202,8 @@ def test_a_lit_ner_checkpoint_tags_like_its_hugging_face_export(tiny_model_dir, 
 
 
 def test_export_writes_a_hugging_face_folder_with_a_model_card(tiny_model_dir, tmp_path, capsys):
-    from lit_ner.cli import EXPORT_DIRNAME, cli_main
-    from lit_ner.inference import export_main
+    from lit_ner.cli import cli_main
+    from lit_ner.export import EXPORT_DIRNAME
 
     from .conftest import FIXTURES
 
@@ -215,7 +218,7 @@ def test_export_writes_a_hugging_face_folder_with_a_model_card(tiny_model_dir, t
     )  # fmt: skip
     run = tmp_path
     best = next((run / "checkpoints").glob("epoch=*.ckpt"))
-    export_main([str(best), str(tmp_path / "exported")])
+    run_command("export", [str(best), str(tmp_path / "exported")])
     exported = tmp_path / "exported"
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= {
         p.name for p in exported.iterdir()

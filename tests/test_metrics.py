@@ -5,9 +5,10 @@ import seqeval.metrics
 import torch
 from seqeval.metrics.sequence_labeling import get_entities as seqeval_get_entities
 
-from lit_ner.data import IGNORE_INDEX, WNUT17_LABELS, read_conll
-from lit_ner.metrics import (
-    NERMetrics,
+from lit_ner.alignment import IGNORE_INDEX
+from lit_ner.formats import WNUT17_LABELS, read_conll
+from lit_ner.metrics import NERMetrics
+from lit_ner.scoring import (
     classification_report,
     entity_confusion,
     get_entities,
@@ -230,6 +231,7 @@ def _ddp_worker(rank, world_size, init_file, y_true, y_pred, results):
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_metric_scores_each_sentence_once_under_ddp_though_the_sampler_repeats_some(tmp_path):
     rng = random.Random(5)
     y_true = [random_tags(rng, rng.randint(1, 9), WNUT17_LABELS) for _ in range(31)]

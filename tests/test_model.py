@@ -3,7 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from lit_ner.data import IGNORE_INDEX, WNUT17_LABELS, NERDataModule
+from lit_ner.alignment import IGNORE_INDEX
+from lit_ner.data import NERDataModule
+from lit_ner.formats import WNUT17_LABELS
 from lit_ner.model import TokenClassifier
 
 from .conftest import FIXTURES
@@ -222,7 +224,9 @@ def test_a_600_word_sentence_is_trained_on_and_scored_word_by_word(tiny_model_di
 def test_an_export_interrupted_midway_leaves_the_previous_export_whole(
     model, tokenizer, tmp_path, monkeypatch
 ):
-    export = model.save_hf_model(tmp_path / "hf_model", tokenizer)
+    from lit_ner.export import export_module
+
+    export = export_module(model, tokenizer, tmp_path / "hf_model")
     before = {path.name: path.read_bytes() for path in export.iterdir()}
     assert "model.safetensors" in before
 
@@ -233,10 +237,10 @@ def test_an_export_interrupted_midway_leaves_the_previous_export_whole(
         model.model.classifier.weight.add_(1.0)
     monkeypatch.setattr(type(tokenizer), "save_pretrained", crash)
     with pytest.raises(KeyboardInterrupt):
-        model.save_hf_model(tmp_path / "hf_model", tokenizer)
+        export_module(model, tokenizer, tmp_path / "hf_model")
     assert {path.name: path.read_bytes() for path in export.iterdir()} == before
     monkeypatch.undo()
-    model.save_hf_model(tmp_path / "hf_model", tokenizer)  # the next export replaces it whole
+    export_module(model, tokenizer, tmp_path / "hf_model")  # the next export replaces it whole
     assert (export / "model.safetensors").read_bytes() != before["model.safetensors"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["hf_model"]
 
@@ -306,7 +310,7 @@ def test_the_training_loss_is_weighted_and_smoothed_and_the_evaluation_loss_is_n
 
 
 def test_frequency_weights_come_from_the_training_split_when_fitting(tiny_model_dir, tmp_path):
-    from lit_ner.data import read_conll
+    from lit_ner.formats import read_conll
     from lit_ner.model import label_weights
 
     model = TokenClassifier(

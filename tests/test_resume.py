@@ -67,6 +67,7 @@ def final_state(save_dir):
     return torch.load(paths[-1], map_location="cpu", weights_only=True)
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_model_dir):
     write_corpus(tmp_path / "corpus.conll")
     fit(tmp_path, tiny_model_dir, tmp_path / "straight")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lit_ner.data import LengthGroupedSampler, SortedSampler, batch_sizes
+from lit_ner.sampling import LengthGroupedSampler, SortedSampler, batch_sizes
 
 
 def epoch_batches(lengths, batch_size, world_size, epoch=0, **kwargs):

@@ -7,7 +7,7 @@ import statistics
 import pytest
 
 from lit_ner.errors import LitNerError
-from lit_ner.seeds import parse_seeds
+from lit_ner.summary import parse_seeds
 
 from .test_cli import run_lit_ner, tiny_fit_args
 
@@ -46,9 +46,11 @@ def test_fit_with_two_seeds_trains_two_runs_and_reports_their_mean_and_spread(ti
     assert f"best/val_f1: {mean:.4f} ± {std:.4f}" in result.stdout
     assert "2 runs (seeds 5, 6): mean ± standard deviation" in result.stdout
 
-    # The same summary from the run directories, as after one cluster job per seed.
-    again = run_lit_ner("summarize", *(str(path.parent) for path in runs), "--json")
+    # The same summary from the folder of run directories, as after one cluster job per seed.
+    again = run_lit_ner("summarize", str(tmp_path / "wnut"), "--json", "true")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == summary
-    missing = run_lit_ner("summarize", str(tmp_path))
-    assert missing.returncode == 2 and "fit_summary.json: not found" in missing.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = run_lit_ner("summarize", str(empty))
+    assert missing.returncode == 2 and "no fit_summary.json in it or below it" in missing.stderr

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lit_ner.cli import SAMPLE_COLUMNS, highlighted, sample_predictions
-from lit_ner.data import read_conll
+from lit_ner.formats import read_conll
+from lit_ner.plots import SAMPLE_COLUMNS, highlighted, sample_predictions
 
 from .conftest import FIXTURES, REPO
 from .test_cli import run_lit_ner, tiny_fit_args
@@ -26,6 +26,7 @@ def offline_fit(tiny_model_dir, tmp_path, *args):
         *tiny_fit_args(tiny_model_dir, tmp_path),
         "--trainer.max_epochs=3",
         "--trainer.log_every_n_steps=1",
+        "--throughput.window_size=2",  # rates from the second step on
         "--model.learning_rate=1e-3",
         *args,
         env={"WANDB_SILENT": "true", "WANDB_DATA_DIR": str(tmp_path / "wandb-data")},
@@ -69,8 +70,10 @@ def test_an_offline_wandb_run_holds_all_a_dashboard_needs(tiny_model_dir, tmp_pa
     lrs = logged("train/lr")  # warm-up free: linear decay from 1e-3 towards 0
     assert len(lrs) == steps and lrs[0] == pytest.approx(1e-3) and lrs == sorted(lrs, reverse=True)
     assert len(set(lrs)) == len(lrs)
-    rates = logged("train/sentences_per_s")
-    assert len(rates) == steps and all(rate > 0 for rate in rates)
+    # Lightning's ThroughputMonitor: sentences and real tokens per second once its window is full.
+    rates, tokens = logged("train/device/samples_per_sec"), logged("train/device/items_per_sec")
+    assert len(rates) == len(tokens) == steps - 1 and all(rate > 0 for rate in rates + tokens)
+    assert all(token_rate > rate for rate, token_rate in zip(rates, tokens))
 
     # Each validation (3) and the test: the per-type F1 and confusion-matrix images, the per-type
     # report and the sample predictions as tables, their files in the run folder or W&B's staging.
@@ -158,9 +161,14 @@ def test_with_wandb_off_the_csv_logs_hold_the_same_scalars(tiny_model_dir, tmp_p
         for key in scalars
         if key.rsplit("/", 1)[-1] in {"count", "width", "height", "ncols", "nrows", "size"}
     }
-    assert {"train/loss", "train/lr", "train/sentences_per_s", "val/f1", "test/f1", "val/person/f1"} <= set(
-        columns
-    )
+    assert {
+        "train/loss",
+        "train/lr",
+        "train/device/samples_per_sec",
+        "val/f1",
+        "test/f1",
+        "val/person/f1",
+    } <= set(columns)
     assert set(scalars) - media == set(columns) - {"step", "epoch"}
     for key in columns.keys() - {"step", "epoch"}:
         assert len(columns[key]) == len(scalars[key]), key

@@ -1,4 +1,63 @@
-from lit_ner.cli import main
+"""`lit_ner COMMAND` and `python -m lit_ner COMMAND`: the command table.
+
+LightningCLI's subcommands (`fit`, `validate`, `test`, `predict`) go to `lit_ner.cli`. lit_ner's
+own commands are typed functions turned into command lines by jsonargparse (`--help` comes from
+their signatures and docstrings), each imported only when called, so that `lit_ner evaluate`
+loads neither torch nor Lightning. From Python, call the same functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+# name -> "module:function" of lit_ner's own commands.
+COMMANDS = {
+    "evaluate": "lit_ner.evaluate:evaluate",
+    "tag": "lit_ner.inference:tag",
+    "export": "lit_ner.export:export",
+    "summarize": "lit_ner.summary:summarize",
+    "debug-data": "lit_ner.debug_data:main",
+}
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def run_command(name: str, args: list[str]) -> Any:
+    """Parses `args` against command `name`'s signature and calls it; a `LitNerError` ends the
+    process with one line and exit status 2, and an int returned is the exit status."""
+    from jsonargparse import auto_cli, set_parsing_settings
+
+    from lit_ner.errors import LitNerError, exit_with
+
+    module, function = COMMANDS[name].split(":")
+    command = getattr(importlib.import_module(module), function)
+    if name == "debug-data":  # parsed as `fit` parses its configs: a LightningCLI of its own
+        return command(args)
+    # `lit_ner evaluate GOLD PRED`: a second positional fills the first optional argument.
+    set_parsing_settings(parse_optionals_as_positionals=True)
+    try:
+        result = auto_cli(command, args=args, prog=f"lit_ner {name}")
+    except LitNerError as exc:
+        exit_with(exc)
+    if isinstance(result, int) and not isinstance(result, bool):
+        sys.exit(result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `lit_ner` console script and of `python -m lit_ner`."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in COMMANDS:
+        run_command(args[0], args[1:])
+        return
+    if args and args[0] in ("-h", "--help"):
+        # LightningCLI's help lists its own subcommands; lit_ner's come first here.
+        print("lit_ner's own commands: " + ", ".join(COMMANDS) + " (lit_ner COMMAND --help)\n")
+    from lit_ner.cli import cli_main
+
+    cli_main(argv)  # None: LightningCLI reads sys.argv itself
+
 
 if __name__ == "__main__":
     main()

@@ -1,13 +1,13 @@
-"""Checkpoints that survive a kill and load safely, and resuming from the last one.
+"""Checkpoints that survive a kill and load safely, and what resuming exactly needs.
 
 - `SafeCheckpointIO` writes each checkpoint beside its destination and renames it into place, so
   a process killed mid-save leaves the previous checkpoint whole; it loads with
   `weights_only=True` (no arbitrary pickled code) and turns a corrupt or truncated file into one
-  clear line.
-- `LastCheckpoint` saves `last.ckpt` every N optimizer steps and each epoch, so a preempted job
-  loses at most N steps; the data module's state (shuffling seed, position in the epoch) and the model's RNG
-  state ride along, so the resumed run sees the same batches and dropout masks.
-- `find_last_checkpoint` is what `fit --ckpt_path last` resumes from.
+  clear line. (Lightning's `TorchCheckpointIO` writes in place and loads whatever is pickled.)
+- `rng_states`/`set_rng_states`: every RNG training draws from, as plain values a weights-only
+  load accepts, so a resumed run draws the dropout masks the uninterrupted one drew.
+- `find_last_checkpoint` is what `fit --ckpt_path last` resumes from (`callbacks.LastCheckpoint`
+  keeps `last.ckpt` current).
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback
 
 from lit_ner.errors import LitNerError
+from lit_ner.formats import write_atomically
 from lit_ner.hub import first_line
 
 LAST = "last.ckpt"
@@ -35,14 +34,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
     """Atomic saves, `weights_only` loads, and one-line errors for unreadable checkpoints."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        with open(partial, "wb") as file:
-            torch.save(checkpoint, file)
-            file.flush()
-            os.fsync(file.fileno())  # on disk before it replaces the previous checkpoint
-        os.replace(partial, path)
+        write_atomically(path, lambda file: torch.save(checkpoint, file))
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> Any:
         return load_checkpoint(path, map_location=map_location, weights_only=weights_only is not False)
@@ -82,48 +74,7 @@ def checkpoint_errors(path: str | Path) -> Iterator[None]:
         ) from None
 
 
-class LastCheckpoint(Callback):
-    """Keeps `last.ckpt` (beside the best checkpoints) current: after every training epoch and
-    every `every_n_train_steps` optimizer steps, so that a killed job loses at most that many.
-
-    It is the only writer of `last.ckpt`: Lightning's `ModelCheckpoint(save_last=True)` would
-    write the same name, so lit_ner leaves that off (and refuses both at once).
-
-    Args:
-        every_n_train_steps: steps between saves within an epoch; 0 saves at epoch ends only.
-    """
-
-    def __init__(self, every_n_train_steps: int = 50) -> None:
-        self.every_n_train_steps = every_n_train_steps
-        self._last_saved_step = -1
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        best = trainer.checkpoint_callback
-        if best is not None and best.save_last:
-            raise LitNerError(
-                "checkpoint.save_last and last_checkpoint both write last.ckpt: leave checkpoint.save_last "
-                "off (last_checkpoint keeps last.ckpt current)"
-            )
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        step = trainer.global_step
-        if self.every_n_train_steps and step % self.every_n_train_steps == 0:
-            self._save(trainer)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # After the epoch's validation, so the best-checkpoint state it holds is current.
-        self._save(trainer)
-
-    def _save(self, trainer: L.Trainer) -> None:
-        # A step spans several batches under gradient accumulation: save it once.
-        if trainer.fast_dev_run or trainer.sanity_checking or trainer.global_step == self._last_saved_step:
-            return
-        self._last_saved_step = trainer.global_step
-        # The full state (optimizer, loops, callbacks), not weights only: it is what resumes.
-        trainer.save_checkpoint(Path(checkpoint_dir(trainer)) / LAST, weights_only=False)
-
-
-def checkpoint_dir(trainer: L.Trainer) -> str:
+def checkpoint_dir(trainer: Any) -> str:
     """Where the run's checkpoints go: the checkpoint callback's directory."""
     callback = trainer.checkpoint_callback
     if callback is not None and callback.dirpath:
@@ -137,3 +88,34 @@ def find_last_checkpoint(run_root: str | Path) -> Path | None:
     root = Path(run_root)
     candidates = [*root.glob(LAST), *root.glob(f"checkpoints/{LAST}"), *root.glob(f"*/checkpoints/{LAST}")]
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+
+
+def rng_states() -> dict[str, Any]:
+    """Every RNG training draws from, as values `torch.load(weights_only=True)` accepts."""
+    import random
+
+    import numpy as np
+
+    numpy_state = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lit_ner.data import SPLITS, ill_formed_bio, tokenize_and_align
+from lit_ner.alignment import tokenize_and_align
 from lit_ner.errors import LitNerError, exit_with
-from lit_ner.metrics import get_entities
+from lit_ner.formats import SPLITS, ill_formed_bio, write_atomically
+from lit_ner.scoring import get_entities
 
 EXAMPLES = 5  # problem cases quoted per kind
 
@@ -131,7 +132,7 @@ def data_report(datamodule: Any) -> dict[str, Any]:
         if not datamodule.has_split(split):
             continue
         words, tags = datamodule.words(split), datamodule.tags(split)
-        lines = datamodule.raw[split]["lines"] if datamodule.files else None
+        lines = datamodule.get_split(split).get("lines")
         report["splits"][split] = split_report(words, tags, tokenizer, max_length, stride, lines)
         forms[split] = surface_forms(words, tags)
     if "train" in forms:
@@ -176,8 +177,10 @@ def format_data_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`lit_ner debug-data [--config ...] [--data.* ...] [--output DIR]`."""
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """`lit_ner debug-data [--config ...] [--data.* ...] [--output DIR]`: parses `fit`'s configs as
+    `fit` does (so `--help` lists every option with its type and default) and builds the data
+    module alone; returns the report."""
     from lightning.pytorch.cli import LightningArgumentParser
 
     from lit_ner.cli import LitNerCLI
@@ -204,8 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     except LitNerError as exc:
         exit_with(exc)
     output = Path(cli.config["output"])
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "debug_data.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_atomically(output / "debug_data.json", json.dumps(report, indent=2) + "\n")
     plot_data_report(report, output / "debug_data.png")
     print(format_data_report(report))
     print(f"report: {output / 'debug_data.json'}, plots: {output / 'debug_data.png'}")
+    return report

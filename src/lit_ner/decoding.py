@@ -16,6 +16,7 @@ broke the rules.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -23,7 +24,10 @@ from torch import nn
 # A finite "impossible": -inf would turn 0 * -inf into NaN in masked sums.
 IMPOSSIBLE = -1.0e4
 
-DECODINGS = ("argmax", "valid_bio")
+# How word labels are read from a model's scores: the classifier's best label per word, the best
+# valid BIO sequence (Viterbi), or the best sequence under a trained CRF's scores.
+Decoding = Literal["argmax", "valid_bio", "crf"]
+DECODINGS: tuple[str, ...] = get_args(Decoding)
 
 
 def bio_constraints(label_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,3 +154,18 @@ class CRF(nn.Module):
         """The most probable label sequence of each row (Viterbi), `(batch, words)`."""
         start, transitions, end = self.scores()
         return viterbi_decode(emissions, mask.bool(), transitions, start, end)
+
+
+def labelled_positions(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The positions that carry a label (each word's first subword), packed to the left of each
+    row: `(emissions (batch, words, labels), tags (batch, words), mask (batch, words))`."""
+    labelled = labels != ignore_index
+    # A stable sort puts each row's labelled positions first, in their order.
+    order = torch.sort(labelled.int(), dim=1, descending=True, stable=True).indices
+    width = max(int(labelled.sum(dim=1).max()), 1) if labels.numel() else 1
+    order = order[:, :width]
+    mask = labelled.gather(1, order)
+    emissions = logits.float().gather(1, order.unsqueeze(2).expand(-1, -1, logits.shape[-1]))
+    return emissions, labels.gather(1, order).clamp_min(0), mask

@@ -9,13 +9,14 @@ an error naming both files and lines.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
+from json import dumps
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from lit_ner.data import Split, read_conll
-from lit_ner.errors import LitNerError, exit_with
-from lit_ner.metrics import MODES, bootstrap_f1, format_report, scores_and_report, surface_scores
+from lit_ner.errors import LitNerError
+from lit_ner.formats import Split, read_conll
+from lit_ner.scoring import Entity, format_report, scores_and_report, sentence_entities, surface_scores
 
 SCORES = ("precision", "recall", "f1")
 
@@ -104,6 +105,93 @@ def evaluate_files(
     return results
 
 
+def bootstrap_draws(n_sentences: int, samples: int, seed: int = 0) -> list[list[int]]:
+    """`samples` resamples of sentence indices, each `n_sentences` drawn with replacement."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, n_sentences, n_sentences).tolist() for _ in range(samples)]
+
+
+def bootstrap_f1(
+    words: Sequence[Sequence[str]],
+    y_true: Sequence[Sequence[str]],
+    y_pred: Sequence[Sequence[str]],
+    mode: str = "default",
+    samples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict:
+    """Percentile bootstrap confidence intervals of every F1 lit_ner reports (entity F1 and
+    WNUT-17's surface-form F1, overall and per type): the sentences are resampled with
+    replacement `samples` times (`bootstrap_draws`), each F1 recomputed on every resample, and
+    the interval is the central `confidence` share of those values. It says how much the score
+    owes to which sentences the test split happens to hold.
+
+    Returns:
+        `{"samples", "seed", "confidence", "overall": {"f1": [low, high], "surface_f1": [...]},
+        "per_type": {type: {"f1": [...], "surface_f1": [...]}}}`.
+    """
+    import numpy as np
+
+    gold, pred = sentence_entities(y_true, mode), sentence_entities(y_pred, mode)
+    types = sorted({entity[0] for entities in (*gold, *pred) for entity in entities})
+    column = {type_: 1 + i for i, type_ in enumerate(types)}
+    # Per sentence and per (all, type...): true positives, predicted and gold entities.
+    counts = np.zeros((len(gold), len(types) + 1, 3))
+    for n, (true, predicted) in enumerate(zip(gold, pred)):
+        for k, entities in enumerate((true & predicted, predicted, true)):
+            counts[n, 0, k] = len(entities)
+            for type_, _, _ in entities:
+                counts[n, column[type_], k] += 1
+    draws = bootstrap_draws(len(gold), samples, seed)
+    weights = np.stack([np.bincount(draw, minlength=len(gold)) for draw in draws]).astype(float)
+    totals = np.einsum("sn,ntk->stk", weights, counts)  # (samples, 1 + types, 3)
+    denominator = totals[..., 1] + totals[..., 2]
+    entity_f1 = np.divide(
+        2 * totals[..., 0], denominator, out=np.zeros_like(denominator), where=denominator > 0
+    )
+
+    # Surface forms are sets: a resample's forms are those of the distinct sentences it drew.
+    def forms(by_sentence: Sequence[set[Entity]]) -> list[set[tuple]]:
+        return [
+            {(type_, tuple(words[n][start : end + 1])) for type_, start, end in entities}
+            for n, entities in enumerate(by_sentence)
+        ]
+
+    gold_forms, pred_forms = forms(gold), forms(pred)
+    correct_forms = forms([true & predicted for true, predicted in zip(gold, pred)])
+    surface_f1 = np.zeros((samples, len(types) + 1))
+    for s, draw in enumerate(draws):
+        chosen = set(draw)
+        union = [
+            set().union(*(by_sentence[n] for n in chosen))
+            for by_sentence in (correct_forms, pred_forms, gold_forms)
+        ]
+        for t, type_ in enumerate((None, *types)):
+            correct, predicted, true = (
+                len(found) if type_ is None else sum(form[0] == type_ for form in found) for found in union
+            )
+            surface_f1[s, t] = 2 * correct / (predicted + true) if predicted + true else 0.0
+
+    tail = (1 - confidence) / 2
+
+    def interval(values: Any) -> list[float]:
+        low, high = np.quantile(values, [tail, 1 - tail])
+        return [float(low), float(high)]
+
+    def row(t: int) -> dict[str, list[float]]:
+        return {"f1": interval(entity_f1[:, t]), "surface_f1": interval(surface_f1[:, t])}
+
+    return {
+        "samples": samples,
+        "seed": seed,
+        "confidence": confidence,
+        "overall": row(0),
+        "per_type": {type_: row(column[type_]) for type_ in types},
+    }
+
+
 def format_results(results: dict[str, Any]) -> str:
     """The `evaluate_tags` object as two seqeval-style tables: entities, then surface forms."""
     entity_rows = {type_: row for type_, row in results["per_type"].items()}
@@ -141,33 +229,34 @@ def format_results(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`lit_ner evaluate`: prints the scores (or `--json`); exit status 2 on bad input."""
-    from jsonargparse import ArgumentParser
+def evaluate(
+    gold: str,
+    pred: str | None = None,
+    *,
+    mode: Literal["default", "strict"] = "default",
+    json: bool = False,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Scores predicted tags against gold tags: seqeval's entity scores and WNUT-17's surface forms.
 
-    parser = ArgumentParser(prog="lit_ner evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("gold", help="CoNLL file with the gold tags in its last column")
-    parser.add_argument(
-        "pred",
-        nargs="?",
-        help="CoNLL file with the predicted tags in its last column (default: GOLD has token, gold, "
-        "predicted columns)",
-    )
-    parser.add_argument("--mode", choices=MODES, default="default", help="seqeval's entity rules")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument(
-        "--bootstrap",
-        type=int,
-        default=0,
-        help="add a confidence interval to every F1 from this many resamples of the sentences (e.g. 1000)",
-    )
-    parser.add_argument("--confidence", type=float, default=0.95, help="the intervals' coverage")
-    parser.add_argument("--seed", type=int, default=0, help="the resampling's random seed")
-    args = parser.parse_args(argv)
-    try:
-        if args.bootstrap < 0 or not 0 < args.confidence < 1:
-            raise LitNerError("--bootstrap must be >= 0 and --confidence between 0 and 1")
-        results = evaluate_files(args.gold, args.pred, args.mode, args.bootstrap, args.seed, args.confidence)
-    except LitNerError as exc:
-        exit_with(exc)
-    print(json.dumps(results, indent=2) if args.json else format_results(results))
+    Args:
+        gold: a CoNLL file with the gold tags in its last column.
+        pred: a CoNLL file with the predicted tags in its last column (default: GOLD holds token,
+            gold and predicted columns, as the predictions files lit_ner writes).
+        mode: seqeval's entity rules: "default" (conlleval's, lenient) or "strict" (IOB2).
+        json: print one JSON object instead of the tables.
+        bootstrap: add a confidence interval to every F1 from this many resamples of the
+            sentences (e.g. 1000); 0 for none.
+        confidence: the intervals' coverage.
+        seed: the resampling's random seed.
+
+    Returns:
+        The printed results, as `evaluate_files` gives them.
+    """
+    if bootstrap < 0 or not 0 < confidence < 1:
+        raise LitNerError("--bootstrap must be >= 0 and --confidence between 0 and 1")
+    results = evaluate_files(gold, pred, mode, bootstrap, seed, confidence)
+    print(dumps(results, indent=2) if json else format_results(results))
+    return results

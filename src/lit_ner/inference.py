@@ -11,20 +11,22 @@ model's maximum length).
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
 
-from lit_ner.errors import LitNerError, exit_with
+from lit_ner.decoding import DECODINGS, IMPOSSIBLE, Decoding, bio_constraints, viterbi_decode
+from lit_ner.errors import LitNerError
+from lit_ner.formats import read_texts, write_atomically
 from lit_ner.hub import hub_errors, resolve_name_or_path
+from lit_ner.scoring import get_entities
 
 AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
 Aggregation = Literal["none", "simple", "first", "average", "max"]
-DECODINGS = ("argmax", "valid_bio", "crf")
-Decoding = Literal["argmax", "valid_bio", "crf"]
 
 
 class Tagger:
@@ -95,7 +97,9 @@ class Tagger:
 
         path = resolve_name_or_path(str(model_name_or_path))
         if path.endswith(".ckpt"):
-            model, tokenizer = _from_checkpoint(path, trust_remote_code)
+            from lit_ner.export import model_from_checkpoint  # loads Lightning's checkpoint code
+
+            model, tokenizer = model_from_checkpoint(path, trust_remote_code)
             return cls(model, tokenizer, **kwargs)
         with hub_errors(f"model '{model_name_or_path}'"):
             model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -158,9 +162,6 @@ class Tagger:
         decoded labels."""
         import bisect
         import re
-
-        from lit_ner.decoding import IMPOSSIBLE, bio_constraints, viterbi_decode
-        from lit_ner.metrics import get_entities
 
         words = [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
         word_starts = [start for start, _ in words]
@@ -272,141 +273,6 @@ def bf16_is_native(device: torch.device) -> bool:
     return False
 
 
-def _from_checkpoint(
-    path: str, trust_remote_code: bool, checkpoint: dict[str, Any] | None = None
-) -> tuple[Any, Any]:
-    """The Hugging Face model and tokenizer of a lit_ner checkpoint (read from `path` unless
-    already loaded)."""
-    from transformers import AutoTokenizer
-
-    from lit_ner.checkpoints import load_checkpoint
-    from lit_ner.model import load_token_classifier, set_decoding
-
-    checkpoint = checkpoint if checkpoint is not None else load_checkpoint(path)
-    hparams = checkpoint.get("hyper_parameters", {})
-    if "label_names" not in hparams or "model_name_or_path" not in hparams:
-        raise LitNerError(f"{path}: not a lit_ner checkpoint (no label_names/model_name_or_path)")
-    model = load_token_classifier(hparams["model_name_or_path"], hparams["label_names"], trust_remote_code)
-    state = {
-        k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")
-    }
-    model.load_state_dict(state)
-    crf = {k.removeprefix("crf."): v for k, v in checkpoint["state_dict"].items() if k.startswith("crf.")}
-    set_decoding(model.config, hparams.get("decoding", "argmax"), crf or None)
-    name = hparams["model_name_or_path"]
-    with hub_errors(f"tokenizer '{name}'"):
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve_name_or_path(name), trust_remote_code=trust_remote_code
-        )
-    return model, tokenizer
-
-
-def read_texts(
-    path: str | Path, text_field: str = "text"
-) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
-    """Reads `lit_ner tag`'s input: one text per line, or JSONL (`.jsonl`/`.json`) objects with a
-    `text_field`, the other fields passed through.
-
-    Returns:
-        The good lines as `(line number, record)` with `record["text"]` the text, and one
-        message per bad line (an empty line, a line that is not a JSON object with a string
-        `text_field`); a bad line never stops the others.
-    """
-    import json
-
-    from lit_ner.data import read_text
-
-    path = Path(path)
-    lines = read_text(path).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    if not lines:
-        raise LitNerError(f"{path}: empty file, no texts to tag")
-    jsonl = path.suffix in {".jsonl", ".json"}
-    records, problems = [], []
-    for line_no, line in enumerate(lines, start=1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            problems.append(f"{path}:{line_no}: empty line, skipped")
-            continue
-        if not jsonl:
-            records.append((line_no, {"text": line}))
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{path}:{line_no}: not valid JSON ({exc.msg}), skipped")
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-            problems.append(f'{path}:{line_no}: expected an object with a string "{text_field}", skipped')
-            continue
-        text = record.pop(text_field)
-        records.append((line_no, {"text": text, **record}))
-    return records, problems
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`lit_ner tag`: tags each text of a file and writes one JSON object per text."""
-    import json
-    import sys
-
-    from jsonargparse import ArgumentParser
-
-    parser = ArgumentParser(prog="lit_ner tag", description=main.__doc__.split(": ", 1)[1])
-    parser.add_argument("input", help="a text file (one text per line) or JSONL with a text field")
-    parser.add_argument("--model", required=True, help="an export (hf_model/), a Hub id or a lit_ner .ckpt")
-    parser.add_argument("--output", help="write JSONL here instead of stdout (atomically)")
-    parser.add_argument("--aggregation_strategy", choices=AGGREGATION_STRATEGIES, default="simple")
-    parser.add_argument("--text_field", default="text", help="the JSONL field holding the text")
-    parser.add_argument("--batch_size", type=int, default=32, help="windows per forward pass")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--precision",
-        choices=["auto", "32", "bf16"],
-        default="auto",
-        help="auto: bf16 where the device has bf16 matmuls, else 32; 32 gives the pipeline's exact scores",
-    )
-    parser.add_argument("--stride", type=int, help="tokens shared by the windows of a long text")
-    parser.add_argument(
-        "--decoding",
-        choices=["model", *DECODINGS],
-        default="model",
-        help="model: as the model was validated (its config's lit_ner_decoding); argmax: the pipeline's, "
-        "with --aggregation_strategy; valid_bio, crf: word-level BIO spans",
-    )
-    parser.add_argument("--trust_remote_code", type=bool, default=False)
-    args = parser.parse_args(argv)
-    try:
-        records, problems = read_texts(args.input, args.text_field)
-        for problem in problems:
-            print(f"lit_ner: warning: {problem}", file=sys.stderr)
-        tagger = Tagger.from_pretrained(
-            args.model,
-            trust_remote_code=args.trust_remote_code,
-            batch_size=args.batch_size,
-            device=args.device,
-            precision=args.precision,
-            stride=args.stride,
-            decoding=None if args.decoding == "model" else args.decoding,
-        )
-        entities = tagger.tag([record["text"] for _, record in records], args.aggregation_strategy)
-    except LitNerError as exc:
-        exit_with(exc)
-    lines = [
-        json.dumps({**record, "entities": to_json(text_entities)}, ensure_ascii=False)
-        for (_, record), text_entities in zip(records, entities)
-    ]
-    text = "".join(line + "\n" for line in lines)
-    if args.output:
-        from lit_ner.data import write_atomically
-
-        write_atomically(Path(args.output), text)
-    else:
-        sys.stdout.write(text)
-    if problems:
-        sys.exit(1)
-
-
 def to_json(entities: list[dict]) -> list[dict]:
     """The pipeline's entities with plain Python numbers (its scores are numpy floats)."""
     return [
@@ -414,184 +280,42 @@ def to_json(entities: list[dict]) -> list[dict]:
     ]
 
 
-def model_card(
-    model_hparams: dict[str, Any], data_hparams: dict[str, Any], scores: dict[str, Any] | None
-) -> str:
-    """A Hugging Face model card (README.md) for an export: what it was trained from and how,
-    its label set, its test scores when known, and how to use it."""
-    import yaml
-
-    base = str(model_hparams.get("model_name_or_path", "unknown"))
-    dataset = data_hparams.get("dataset_name")
-    front = {
-        "library_name": "transformers",
-        "pipeline_tag": "token-classification",
-        "tags": ["token-classification", "ner", "lit_ner"],
-        **({"base_model": base} if "/" in base and not base.startswith(("/", ".", "pkg://")) else {}),
-        **({"datasets": [dataset]} if dataset else {}),
-    }
-    config = {
-        "model": {k: v for k, v in model_hparams.items() if k != "label_names"},
-        "data": {k: v for k, v in data_hparams.items() if v is not None},
-    }
-    lines = [
-        "---",
-        yaml.safe_dump(front, sort_keys=False).strip(),
-        "---",
-        "",
-        "# Token classifier fine-tuned with lit_ner",
-        "",
-        f"Base model: `{base}`. Labels (id order): {', '.join(model_hparams.get('label_names', []))}.",
-        "",
-        "## Training configuration",
-        "",
-        "```yaml",
-        yaml.safe_dump(config, sort_keys=False).strip(),
-        "```",
-        "",
-    ]
-    if scores:
-        names = [n for n in ("precision", "recall", "f1", "accuracy", "surface_f1") if n in scores]
-        mode = model_hparams.get("scoring_mode", "default")
-        lines += [
-            f"## Test scores (seqeval entity micro averages, {mode} mode)",
-            "",
-            "| " + " | ".join(names) + " |",
-            "|" + "---|" * len(names),
-            "| " + " | ".join(f"{scores[n]:.4f}" for n in names) + " |",
-            "",
-        ]
-    lines += [
-        "## Use",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        'tagger = pipeline("token-classification", model="PATH_OR_REPO", aggregation_strategy="simple")',
-        "# or, batched and windowed for long texts: from lit_ner import Tagger; Tagger.from_pretrained(...)",
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def export_checkpoint(
-    checkpoint_path: str | Path, out_dir: str | Path, trust_remote_code: bool = False
-) -> Path:
-    """`lit_ner export`: a lit_ner checkpoint as a Hugging Face model folder with a model card
-    (test scores from the run's `test_report.json` when the checkpoint sits in a run directory)."""
-    import json
-
-    from lit_ner.checkpoints import load_checkpoint
-    from lit_ner.model import save_hf_model
-
-    checkpoint = load_checkpoint(checkpoint_path)
-    model, tokenizer = _from_checkpoint(str(checkpoint_path), trust_remote_code, checkpoint)
-    report = Path(checkpoint_path).resolve().parent.parent / "test_report.json"
-    scores = json.loads(report.read_text())["scores"] if report.is_file() else None
-    card = model_card(
-        checkpoint.get("hyper_parameters", {}), checkpoint.get("datamodule_hyper_parameters", {}), scores
-    )
-    return save_hf_model(model, tokenizer, out_dir, card)
-
-
-def export_main(argv: list[str] | None = None) -> None:
-    """`lit_ner export CKPT OUT_DIR`: writes a Hugging Face model folder from a checkpoint."""
-
-    from jsonargparse import ArgumentParser
-
-    parser = ArgumentParser(prog="lit_ner export", description=export_main.__doc__.split(": ", 1)[1])
-    parser.add_argument("checkpoint", help="a lit_ner .ckpt")
-    parser.add_argument("out_dir", help="the folder to write (replaced whole if it exists)")
-    parser.add_argument("--trust_remote_code", type=bool, default=False)
-    args = parser.parse_args(argv)
-    try:
-        out = export_checkpoint(args.checkpoint, args.out_dir, args.trust_remote_code)
-    except LitNerError as exc:
-        exit_with(exc)
-    print(f"Hugging Face export: {out}")
-
-
-class PredictionWriter(BasePredictionWriter):
-    """`predict`'s output: the predicted split as `predictions/<split>.conll` (token, gold,
-    predicted; what `lit_ner evaluate` scores) and `predictions/<split>.jsonl`, one object per
-    sentence in `lit_ner tag`'s form: `{"sentence_id", "text", "entities": [{"entity_group",
-    "score", "word", "start", "end"}]}`, the text being the words joined by single spaces and
-    each entity a BIO span of words (seqeval's default reading) with its words' mean probability.
-
-    Under DDP every process's predictions are gathered first; rank 0 writes each sentence once
-    (the sampler's repeats dropped, a long sentence's windows joined).
+def tag(
+    input: str,
+    *,
+    model: str,
+    output: str | None = None,
+    aggregation_strategy: Aggregation = "simple",
+    text_field: str = "text",
+    **tagger: Any,
+) -> int:
+    """Tags each text of a file and writes one JSON object per text, its entities added.
 
     Args:
-        output_dir: where `predictions/` goes (default: the run directory).
+        input: a text file (one text per line) or JSONL (`.jsonl`/`.json`) objects with a text field.
+        model: an export (hf_model/), a Hub id or a lit_ner .ckpt.
+        output: write the JSONL here (atomically) instead of to stdout.
+        aggregation_strategy: how subword predictions become entities (the pipeline's; argmax
+            decoding only).
+        text_field: the JSONL field holding the text; the other fields are passed through.
+        **tagger: `Tagger.from_pretrained`'s options (trust_remote_code, batch_size, device,
+            precision, stride, decoding).
+
+    Returns:
+        The exit status: 1 when some lines were skipped (each named on stderr), else 0.
     """
-
-    def __init__(self, output_dir: str | None = None) -> None:
-        super().__init__(write_interval="epoch")
-        self.output_dir = output_dir
-
-    def write_on_epoch_end(self, trainer: Any, pl_module: Any, predictions: Any, batch_indices: Any) -> None:
-        import json
-
-        from lit_ner.data import write_atomically, write_conll
-        from lit_ner.metrics import join_windows
-
-        pieces = [piece for batch in predictions for piece in batch]
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            gathered: list[Any] = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(gathered, pieces)
-            pieces = [piece for part in gathered for piece in part]
-        run_dir = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
-        if not trainer.is_global_zero:
-            return
-        ids, tags, scores = join_windows(
-            [p["sentence_id"] for p in pieces],
-            [p["word_offset"] for p in pieces],
-            [p["tags"] for p in pieces],
-            [p["scores"] for p in pieces],
-        )
-        data = trainer.datamodule
-        split = data.hparams.predict_split
-        words, gold = data.words(split), data.tags(split)
-        conll = write_conll(
-            run_dir / "predictions" / f"{split}.conll", [words[i] for i in ids], [gold[i] for i in ids], tags
-        )
-        lines = [
-            json.dumps(sentence_record(i, words[i], sentence_tags, sentence_scores), ensure_ascii=False)
-            for i, sentence_tags, sentence_scores in zip(ids, tags, scores)
-        ]
-        jsonl = run_dir / "predictions" / f"{split}.jsonl"
-        write_atomically(jsonl, "".join(line + "\n" for line in lines))
-        print(f"predictions: {conll} (score them with: lit_ner evaluate {conll}) and {jsonl}")
-
-
-def sentence_record(
-    sentence_id: int, words: Sequence[str], tags: Sequence[str], scores: Sequence[float]
-) -> dict:
-    """One sentence's predictions as `lit_ner tag` writes a text's: character offsets into the
-    words joined by single spaces.
-
-    >>> record = sentence_record(0, ["Hi", "New", "York"], ["O", "B-location", "I-location"], [0.9, 0.8, 0.6])
-    >>> record["text"], record["entities"]
-    ('Hi New York', [{'entity_group': 'location', 'score': 0.7, 'word': 'New York', 'start': 3, 'end': 11}])
-    """
-    from lit_ner.metrics import get_entities
-
-    starts, position = [], 0
-    for word in words:
-        starts.append(position)
-        position += len(word) + 1
-    text = " ".join(words)
-    entities = []
-    for type_, first, last in sorted(get_entities(list(tags)), key=lambda entity: entity[1]):
-        start, end = starts[first], starts[last] + len(words[last])
-        score = sum(scores[first : last + 1]) / (last - first + 1)
-        entities.append(
-            {
-                "entity_group": type_,
-                "score": round(score, 6),
-                "word": text[start:end],
-                "start": start,
-                "end": end,
-            }
-        )
-    return {"sentence_id": sentence_id, "text": text, "entities": entities}
+    records, problems = read_texts(input, text_field)
+    for problem in problems:
+        print(f"lit_ner: warning: {problem}", file=sys.stderr)
+    tagger_ = Tagger.from_pretrained(model, **tagger)
+    entities = tagger_.tag([record["text"] for _, record in records], aggregation_strategy)
+    lines = [
+        json.dumps({**record, "entities": to_json(text_entities)}, ensure_ascii=False)
+        for (_, record), text_entities in zip(records, entities)
+    ]
+    text = "".join(line + "\n" for line in lines)
+    if output:
+        write_atomically(output, text)
+    else:
+        sys.stdout.write(text)
+    return 1 if problems else 0

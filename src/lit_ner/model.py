@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -14,11 +12,13 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.utilities import GradClipAlgorithmType, rank_zero_info, rank_zero_warn
 from torch import nn
 
-from lit_ner.data import IGNORE_INDEX
-from lit_ner.decoding import CRF, IMPOSSIBLE, bio_constraints, viterbi_decode
+from lit_ner.alignment import IGNORE_INDEX
+from lit_ner.checkpoints import rng_states, set_rng_states
+from lit_ner.decoding import CRF, IMPOSSIBLE, bio_constraints, labelled_positions, viterbi_decode
 from lit_ner.errors import LitNerError
 from lit_ner.hub import hub_errors, resolve_name_or_path
-from lit_ner.metrics import NERMetrics, surface_scores
+from lit_ner.metrics import NERMetrics
+from lit_ner.scoring import surface_scores
 
 STAGE_SPLITS = {"val": "validation", "test": "test"}
 
@@ -60,52 +60,6 @@ def label_weights(
         [total / (len(label_names) * counts[name]) if counts[name] else 1.0 for name in label_names]
     )
     return weights.sqrt() if method == "inverse_sqrt" else weights
-
-
-def labelled_positions(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The positions that carry a label (each word's first subword), packed to the left of each
-    row: `(emissions (batch, words, labels), tags (batch, words), mask (batch, words))`."""
-    labelled = labels != IGNORE_INDEX
-    # A stable sort puts each row's labelled positions first, in their order.
-    order = torch.sort(labelled.int(), dim=1, descending=True, stable=True).indices
-    width = max(int(labelled.sum(dim=1).max()), 1) if labels.numel() else 1
-    order = order[:, :width]
-    mask = labelled.gather(1, order)
-    emissions = logits.float().gather(1, order.unsqueeze(2).expand(-1, -1, logits.shape[-1]))
-    return emissions, labels.gather(1, order).clamp_min(0), mask
-
-
-def rng_states() -> dict[str, Any]:
-    """Every RNG training draws from, as values `torch.load(weights_only=True)` accepts."""
-    import random
-
-    import numpy as np
-
-    numpy_state = np.random.get_state()
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(states["torch"])
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, *rest = states["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class TokenClassifier(L.LightningModule):
@@ -196,6 +150,9 @@ class TokenClassifier(L.LightningModule):
         # FLOPs of one forward of it, and each layer's input and output shapes.
         example = torch.ones(16, 32, dtype=torch.long)
         self.example_input_array = (example, example)
+        # Read by Lightning's ThroughputMonitor (`callbacks.SentenceThroughput`): None, since a
+        # batch's FLOPs change with its length; the model summary shows those of the batch above.
+        self.flops_per_batch = None
         # One metric instance per stage: their states must never mix.
         self.val_metrics = NERMetrics(self.label_names, mode=scoring_mode)
         self.test_metrics = NERMetrics(self.label_names, mode=scoring_mode)
@@ -502,48 +459,3 @@ class TokenClassifier(L.LightningModule):
         warmup = round(hp.warmup_steps * total_steps) if hp.warmup_steps < 1 else int(hp.warmup_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def save_hf_model(self, directory: str | Path, tokenizer: Any, card: str | None = None) -> Path:
-        """Writes the model as a Hugging Face folder (see `save_hf_model`), its config telling
-        lit_ner how to decode it: `lit_ner_decoding` (`argmax`, `valid_bio` or `crf`) and, for
-        the CRF, its learned `crf_start`, `crf_transitions` and `crf_end` (transformers ignores
-        them: `pipeline("ner")` reads the export with argmax)."""
-        crf = dict(self.crf.named_parameters()) if self.crf is not None else None
-        set_decoding(self.model.config, self.hparams.decoding, crf)
-        return save_hf_model(self.model, tokenizer, directory, card)
-
-
-def set_decoding(config: Any, decoding: str, crf: dict[str, torch.Tensor] | None = None) -> None:
-    """Records in a transformers config how lit_ner decodes the model: `lit_ner_decoding`
-    (`argmax`, `valid_bio`, or `crf` when `crf` holds a CRF's `start`, `transitions` and `end`),
-    and the CRF's scores as `crf_start`, `crf_transitions`, `crf_end`."""
-    config.lit_ner_decoding = "crf" if crf else decoding
-    if crf:
-        for name in ("start", "transitions", "end"):
-            setattr(config, f"crf_{name}", crf[name].detach().float().cpu().tolist())
-
-
-def save_hf_model(model: nn.Module, tokenizer: Any, directory: str | Path, card: str | None = None) -> Path:
-    """Writes a Hugging Face model folder (safetensors, config with label maps, tokenizer, and
-    `card` as its README.md) that `transformers.pipeline("token-classification", model=directory)`
-    loads.
-
-    The folder is written beside `directory` and swapped in whole, so a kill mid-export leaves
-    the previous export (at `directory`, or for the instant of the swap at `.<name>.old`, from
-    where the next export restores it)."""
-    directory = Path(directory)
-    partial = directory.with_name(f".{directory.name}.partial")
-    old = directory.with_name(f".{directory.name}.old")
-    if old.exists() and not directory.exists():
-        old.rename(directory)  # a kill between the two renames below
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)  # safetensors: transformers 5 writes nothing else
-    tokenizer.save_pretrained(partial)
-    if card is not None:
-        (partial / "README.md").write_text(card, encoding="utf-8")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        directory.rename(old)
-    partial.rename(directory)
-    shutil.rmtree(old, ignore_errors=True)
-    return directory

@@ -1,4 +1,5 @@
-"""Pictures of a per-type report: F1 bars and an entity-type confusion matrix, as PNG files.
+"""What a person looks at: a report's per-type F1 bars and entity-type confusion matrix as PNG
+files, and sample sentences with their gold and predicted entities highlighted in HTML.
 
 Drawn with matplotlib's object-oriented API (no pyplot, so no GUI backend and no global state);
 matplotlib comes with torchmetrics' `visual` extra.
@@ -6,11 +7,13 @@ matplotlib comes with torchmetrics' `visual` extra.
 
 from __future__ import annotations
 
-import os
+import html
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from lit_ner.metrics import MISSED, SPURIOUS
+from lit_ner.formats import write_atomically
+from lit_ner.scoring import MISSED, SPURIOUS, entity_confusion, get_entities
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,9 +103,89 @@ def plot_data_report(report: dict, path: str | Path) -> Path:
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
-    # Drawn beside the destination and renamed over it: a kill mid-save leaves the old image.
     path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    figure.savefig(partial, dpi=100, format=path.suffix.lstrip(".") or "png")
-    os.replace(partial, path)
-    return path
+    image_format = path.suffix.lstrip(".") or "png"
+    return write_atomically(path, lambda file: figure.savefig(file, dpi=100, format=image_format))
+
+
+def draw_plots(results: dict[str, Any], directory: Path, stage: str, split: str, mode: str) -> list[Path]:
+    """`<stage>_per_type_f1.png` and `<stage>_confusion.png` of one stage's results."""
+    sentences = results["sentences"]
+    return [
+        plot_per_type_f1(
+            results["report"], directory / f"{stage}_per_type_f1.png", f"{split}: per-type scores"
+        ),
+        plot_entity_confusion(
+            *entity_confusion(sentences["y_true"], sentences["y_pred"], mode),
+            directory / f"{stage}_confusion.png",
+            f"{split}: entity types (exact spans)",
+        ),
+    ]
+
+
+SAMPLE_COLUMNS = ["text", "differences", "gold", "predicted", "missed", "spurious"]
+
+
+def sample_predictions(sentences: dict[str, Any], count: int) -> list[list[str]]:
+    """Rows of the sample-predictions table (`SAMPLE_COLUMNS`) for the first `count` sentences:
+    the text, the differences highlighted (HTML), then the gold, predicted, missed and spurious
+    entities as `text (type)`, exact spans as seqeval matches them."""
+    rows = []
+    for words, gold, predicted in list(
+        zip(sentences.get("words", []), sentences["y_true"], sentences["y_pred"])
+    )[:count]:
+        gold_spans, predicted_spans = (set(get_entities(tags)) for tags in (gold, predicted))
+
+        def listed(spans: set[tuple[str, int, int]]) -> str:
+            return "; ".join(
+                f"{' '.join(words[start : end + 1])} ({type_})"
+                for type_, start, end in sorted(spans, key=lambda span: (span[1], span[0]))
+            )
+
+        rows.append(
+            [
+                " ".join(words),
+                highlighted(words, gold_spans, predicted_spans),
+                listed(gold_spans),
+                listed(predicted_spans),
+                listed(gold_spans - predicted_spans),
+                listed(predicted_spans - gold_spans),
+            ]
+        )
+    return rows
+
+
+# Background colours of the highlighted differences: found, missed (gold only), spurious.
+FOUND, MISSED_COLOUR, SPURIOUS_COLOUR = "#c7e9c0", "#fdd49e", "#fcbba1"
+
+
+def highlighted(
+    words: Sequence[str], gold: set[tuple[str, int, int]], predicted: set[tuple[str, int, int]]
+) -> str:
+    """The sentence twice, as HTML: the gold line marks entities found (green) and missed
+    (orange), the predicted line entities found (green) and spurious (red), each with its type.
+    Spans are `(type, first word, last word)`; within one line they never overlap (BIO)."""
+
+    def line(spans: set[tuple[str, int, int]], other: set[tuple[str, int, int]], colour: str) -> str:
+        starts = {start: (type_, end) for type_, start, end in spans}
+        parts, i = [], 0
+        while i < len(words):
+            if i in starts:
+                type_, end = starts[i]
+                background = FOUND if (type_, i, end) in other else colour
+                text = html.escape(" ".join(words[i : end + 1]))
+                parts.append(
+                    f'<span style="background:{background};padding:1px 3px;border-radius:3px">'
+                    f"{text} <sub>{html.escape(type_)}</sub></span>"
+                )
+                i = end + 1
+            else:
+                parts.append(html.escape(words[i]))
+                i += 1
+        return " ".join(parts)
+
+    return (
+        '<div style="font-family:sans-serif;line-height:1.9">'
+        f"<div><b>gold</b> {line(gold, predicted, MISSED_COLOUR)}</div>"
+        f"<div><b>predicted</b> {line(predicted, gold, SPURIOUS_COLOUR)}</div></div>"
+    )

@@ -1,0 +1,232 @@
+"""From words and word labels to subword model inputs, and back: the tutorial's label
+alignment, windows for sentences longer than the model takes, and dynamic-padding collation.
+
+`TokenClassificationCollator` is lit_ner's own rather than transformers'
+`DataCollatorForTokenClassification`, which pads `labels` only: word-level scoring also needs each
+word's gold label and where it starts (`word_labels`, `word_index`), and each row's sentence id and
+word offset to join a long sentence's windows back together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100  # what torch's cross-entropy and seqeval-style scoring skip
+# What `tokenize_and_align` makes of each sentence (or window of a long sentence).
+EXAMPLE_COLUMNS = (
+    "input_ids",
+    "attention_mask",
+    "labels",
+    "word_labels",
+    "word_index",
+    "sentence_id",
+    "word_offset",
+    "unlabelled_words",
+    "n_windows",
+)
+
+
+def continuation_label_ids(label_names: Sequence[str]) -> list[int]:
+    """For each label id, the id a word's continuation subwords get under `label_all_tokens`:
+    B-X becomes I-X (when the label set has it), everything else stays."""
+    index = {name: i for i, name in enumerate(label_names)}
+    return [
+        index.get("I-" + name[2:], i) if name.startswith("B-") else i for i, name in enumerate(label_names)
+    ]
+
+
+def align_labels(
+    word_ids: Sequence[int | None],
+    word_labels: Sequence[int],
+    continuation_ids: Sequence[int] | None = None,
+) -> list[int]:
+    """Spreads word labels over subword positions, the tutorial's way.
+
+    Special tokens (`word_id is None`) get -100. The first subword of each word gets the word's
+    label. Continuation subwords get -100, or with `continuation_ids` (`label_all_tokens`) the
+    continuation label of their word (B-X -> I-X).
+    """
+    labels = []
+    previous = None
+    for word_id in word_ids:
+        if word_id is None:
+            labels.append(IGNORE_INDEX)
+        elif word_id != previous:
+            labels.append(word_labels[word_id])
+        elif continuation_ids is not None:
+            labels.append(continuation_ids[word_labels[word_id]])
+        else:
+            labels.append(IGNORE_INDEX)
+        previous = word_id
+    return labels
+
+
+def plan_windows(
+    word_spans: Sequence[tuple[int, int]], budget: int, stride: int
+) -> list[tuple[int, int, int, int]]:
+    """Splits a sentence too long for the model into overlapping windows of whole words.
+
+    Args:
+        word_spans: per word, its `[start, end)` subword positions (without special tokens); a
+            word that tokenizes to nothing has `start == end`.
+        budget: subword positions a window may hold (the model's maximum minus special tokens).
+        stride: subword positions consecutive windows share, so that words near a window's edge
+            still see context.
+
+    Returns:
+        Per window `(first, last, own_first, own_last)`: the words `[first, last)` it holds and
+        the words `[own_first, own_last)` it is trained and scored on. The owned ranges cover
+        every word exactly once; an overlap is shared at its middle, so each owned word keeps
+        about `stride / 2` positions of context on either side. A single word longer than
+        `budget` gets a window of its own, cut to its first `budget` subwords (its label sits on
+        the first one).
+
+    >>> plan_windows([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], budget=3, stride=1)
+    [(0, 3, 0, 2), (2, 5, 2, 5)]
+    """
+    n = len(word_spans)
+    windows: list[list[int]] = []
+    first = 0
+    while True:
+        last = first + 1
+        while last < n and word_spans[last][1] - word_spans[first][0] <= budget:
+            last += 1
+        windows.append([first, last, first, last])
+        if last == n:
+            break
+        # The next window starts at the first word of this one's last `stride` positions, later
+        # than this one starts and early enough to reach past where this one ends.
+        following = last
+        while (
+            following - 1 > first
+            and word_spans[last - 1][1] - word_spans[following - 1][0] <= stride
+            and word_spans[last][1] - word_spans[following - 1][0] <= budget
+        ):
+            following -= 1
+        first = following
+    for previous, window in zip(windows, windows[1:]):
+        middle = (window[0] + previous[1]) // 2
+        previous[3] = window[2] = middle
+    return [tuple(window) for window in windows]  # type: ignore[misc]
+
+
+def tokenize_and_align(
+    batch: dict[str, list],
+    tokenizer: Any,
+    max_length: int | None,
+    continuation_ids: Sequence[int] | None,
+    stride: int = 128,
+) -> dict[str, list]:
+    """`datasets.map(batched=True)` function: sentences -> model inputs with aligned labels.
+
+    A sentence that fits in `max_length` subword positions (special tokens included) becomes one
+    example; a longer one becomes overlapping windows (`plan_windows`), so that no word is lost to
+    truncation. Each example keeps:
+    - `labels`: subword-level labels for the loss (the words the example owns, first subwords;
+      everything else -100);
+    - `word_labels`: the gold label of every word it owns, words without any subword included;
+    - `word_index`: per subword position, the index among the owned words of the word it starts,
+      else -1;
+    - `sentence_id` and `word_offset` (the sentence's index of the first owned word), so that
+      scoring can put a sentence's windows back together;
+    - `unlabelled_words`: owned words with no subword position (turned into nothing by the
+      tokenizer), which are scored as predicted `O`.
+    """
+    max_length = max_length or tokenizer.model_max_length
+    sentence_ids = batch.get("sentence_id") or [-1] * len(batch["tokens"])
+    encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=False, verbose=False)
+    out: dict[str, list] = {name: [] for name in EXAMPLE_COLUMNS}
+    for i, word_labels in enumerate(batch["tags"]):
+        ids = encoding["input_ids"][i]
+        word_ids = encoding.word_ids(batch_index=i)
+        content = [p for p, w in enumerate(word_ids) if w is not None]
+        fits = len(ids) <= max_length
+        if fits:
+            windows = [(0, len(word_labels), 0, len(word_labels))]
+            prefix, suffix = [], []
+        else:
+            # Specials (e.g. [CLS] ... [SEP]) surround the content: keep them around every window.
+            prefix, suffix = ids[: content[0]], ids[content[-1] + 1 :]
+            spans, position, by_word = [], 0, {}
+            for p in content:
+                by_word.setdefault(word_ids[p], [p - content[0], 0])[1] = p - content[0] + 1
+            for w in range(len(word_labels)):
+                start, position = by_word.get(w, (position, position))
+                spans.append((start, position))
+            budget = max_length - len(prefix) - len(suffix)
+            windows = plan_windows(spans, budget, min(stride, budget // 2))
+        for first, last, own_first, own_last in windows:
+            if fits:
+                window_ids, window_word_ids = ids, word_ids
+            else:
+                start = spans[first][0]
+                end = min(spans[last - 1][1], start + budget)
+                window_ids = prefix + ids[content[0] + start : content[0] + end] + suffix
+                window_word_ids = (
+                    [None] * len(prefix)
+                    + word_ids[content[0] + start : content[0] + end]
+                    + [None] * len(suffix)
+                )
+            # Context words outside the owned range are seen but neither trained on nor scored.
+            owned_ids = [w if w is not None and own_first <= w < own_last else None for w in window_word_ids]
+            labels = align_labels(owned_ids, word_labels, continuation_ids)
+            starts = [
+                w - own_first if w is not None and w != previous else -1
+                for w, previous in zip(owned_ids, [None, *owned_ids])
+            ]
+            out["input_ids"].append(window_ids)
+            out["attention_mask"].append([1] * len(window_ids))
+            out["labels"].append(labels)
+            out["word_labels"].append(word_labels[own_first:own_last])
+            out["word_index"].append(starts)
+            out["sentence_id"].append(sentence_ids[i])
+            out["word_offset"].append(own_first)
+            out["unlabelled_words"].append(own_last - own_first - sum(s >= 0 for s in starts))
+            out["n_windows"].append(len(windows))
+    return out
+
+
+@dataclass
+class TokenClassificationCollator:
+    """Pads a list of examples to the longest one in the batch (dynamic padding).
+
+    Args:
+        pad_token_id: the tokenizer's padding id for `input_ids`.
+        pad_to_multiple_of: round the padded length up to a multiple of this (tensor cores like 8).
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, examples: list[dict[str, Any]] | dict[str, list[Any]]) -> dict[str, torch.Tensor]:
+        if isinstance(examples, dict):  # a whole batch fetched at once: columns, not rows
+            examples = [dict(zip(examples, row)) for row in zip(*examples.values())]
+        length = max(len(example["input_ids"]) for example in examples)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(examples), length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+        labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
+        for row, example in enumerate(examples):
+            n = len(example["input_ids"])
+            input_ids[row, :n] = torch.tensor(example["input_ids"])
+            attention_mask[row, :n] = 1
+            labels[row, :n] = torch.tensor(example["labels"])
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if "word_labels" in examples[0]:
+            # Word-level scoring: every word's gold label, and where each word starts.
+            n_words = max(len(example["word_labels"]) for example in examples)
+            batch["word_labels"] = torch.full((len(examples), n_words), IGNORE_INDEX, dtype=torch.long)
+            batch["word_index"] = torch.full((len(examples), length), -1, dtype=torch.long)
+            for row, example in enumerate(examples):
+                word_labels, word_index = example["word_labels"], example["word_index"]
+                batch["word_labels"][row, : len(word_labels)] = torch.tensor(word_labels)
+                batch["word_index"][row, : len(word_index)] = torch.tensor(word_index)
+        for name in ("sentence_id", "word_offset"):
+            if name in examples[0]:
+                batch[name] = torch.tensor([example[name] for example in examples])
+        return batch

@@ -1,0 +1,384 @@
+"""Every Lightning callback lit_ner has: what a run writes, logs and shows.
+
+Each works with a plain `lightning.Trainer`; `lit_ner`'s CLI adds them by default (see `cli.py`):
+- `ReportWriter`: per-type report, `<stage>_report.json`, `predictions/<split>.conll` and plots
+  after `validate` and `test`;
+- `PredictionWriter`: `predict`'s `predictions/<split>.conll` and `.jsonl`;
+- `LastCheckpoint`: `last.ckpt` every N steps and each epoch, to resume a killed job from;
+- `SentenceThroughput`: Lightning's `ThroughputMonitor`, counting sentences and subword tokens;
+- `WandbReports`: per-type and sample-prediction tables and plots on a W&B dashboard;
+- `NERProgressBar`: the rich progress bar showing loss, learning rate and validation F1;
+- `LoggerSaveConfigCallback`: `config.yaml`, and the resolved config in every logger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, RichProgressBar, ThroughputMonitor
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+from lit_ner.checkpoints import LAST, checkpoint_dir
+from lit_ner.errors import LitNerError
+from lit_ner.formats import write_atomically, write_conll
+from lit_ner.model import STAGE_SPLITS
+from lit_ner.plots import SAMPLE_COLUMNS, draw_plots, sample_predictions
+from lit_ner.scoring import format_report, get_entities, join_windows
+
+
+def run_directory(trainer: Any) -> Path:
+    """Where a run's config, reports, predictions and export go (a DDP collective): the logger's
+    version directory, `trainer.default_root_dir` without a logger. W&B's logger gives its shared
+    `save_dir` as log directory, so there it is `save_dir/<project>/<run id>`, the folder that
+    Lightning keeps the run's checkpoints in."""
+    log_dir = trainer.log_dir  # broadcast from rank 0
+    logger = trainer.logger
+    if isinstance(logger, WandbLogger):
+        directory = os.path.join(
+            logger.save_dir or trainer.default_root_dir, str(logger.name), str(logger.version)
+        )
+        return Path(trainer.strategy.broadcast(directory))
+    return Path(log_dir or trainer.default_root_dir)
+
+
+class ReportWriter(Callback):
+    """What `validate` and `test` leave behind, in the run directory (`run_directory`): the
+    per-type report printed and written as `<stage>_report.json` (scores, report, WNUT-17 surface
+    forms), the scored sentences as `predictions/<split>.conll` (token, gold, predicted: what
+    `lit_ner evaluate` scores) and the per-type F1 and confusion PNGs. Validation inside `fit`
+    writes nothing (loggers hold its scores); the test after `fit` is written.
+
+    Args:
+        output_dir: where the files go (default: the run directory).
+        plots: draw the two PNGs (matplotlib, ~0.5 s).
+    """
+
+    def __init__(self, output_dir: str | None = None, plots: bool = True) -> None:
+        self.output_dir = output_dir
+        self.plots = plots
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.state.fn != "fit":
+            self.write(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.write(trainer, pl_module, "test")
+
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        run_dir = Path(self.output_dir) if self.output_dir else run_directory(trainer)  # a collective
+        results = getattr(pl_module, "reports", {}).get(stage)
+        if not results or not trainer.is_global_zero:
+            return
+        mode = pl_module.hparams.scoring_mode
+        print(f"\n{stage} entity scores per type (seqeval, {mode} mode):\n{format_report(results['report'])}")
+        if results["surface"]:
+            surface = results["surface"]["overall"]
+            print(
+                f"{stage} unique surface forms (WNUT-17): precision {surface['precision']:.4f}, "
+                f"recall {surface['recall']:.4f}, f1 {surface['f1']:.4f}"
+            )
+        saved = {name: results[name] for name in ("scores", "report", "surface")}
+        report_path = write_atomically(
+            run_dir / f"{stage}_report.json", json.dumps({"mode": mode, **saved}, indent=2) + "\n"
+        )
+        sentences = results["sentences"]
+        split = STAGE_SPLITS[stage]
+        if "words" in sentences:
+            path = write_conll(
+                run_dir / "predictions" / f"{split}.conll",
+                sentences["words"],
+                sentences["y_true"],
+                sentences["y_pred"],
+            )
+            print(f"predictions: {path} (score them again with: lit_ner evaluate {path})")
+        if self.plots:
+            images = draw_plots(results, run_dir, stage, split, mode)
+            print(f"report and plots: {report_path}, {images[0].name}, {images[1].name}")
+        else:
+            print(f"report: {report_path}")
+
+
+class PredictionWriter(BasePredictionWriter):
+    """`predict`'s output: the predicted split as `predictions/<split>.conll` (token, gold,
+    predicted; what `lit_ner evaluate` scores) and `predictions/<split>.jsonl`, one object per
+    sentence in `lit_ner tag`'s form: `{"sentence_id", "text", "entities": [{"entity_group",
+    "score", "word", "start", "end"}]}`, the text being the words joined by single spaces and
+    each entity a BIO span of words (seqeval's default reading) with its words' mean probability.
+
+    Under DDP every process's predictions are gathered first; rank 0 writes each sentence once
+    (the sampler's repeats dropped, a long sentence's windows joined).
+
+    Args:
+        output_dir: where `predictions/` goes (default: the run directory).
+    """
+
+    def __init__(self, output_dir: str | None = None) -> None:
+        super().__init__(write_interval="epoch")
+        self.output_dir = output_dir
+
+    def write_on_epoch_end(self, trainer: Any, pl_module: Any, predictions: Any, batch_indices: Any) -> None:
+        pieces = [piece for batch in predictions for piece in batch]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, pieces)
+            pieces = [piece for part in gathered for piece in part]
+        run_dir = Path(self.output_dir) if self.output_dir else run_directory(trainer)
+        if not trainer.is_global_zero:
+            return
+        ids, tags, scores = join_windows(
+            [p["sentence_id"] for p in pieces],
+            [p["word_offset"] for p in pieces],
+            [p["tags"] for p in pieces],
+            [p["scores"] for p in pieces],
+        )
+        data = trainer.datamodule
+        split = data.hparams.predict_split
+        words, gold = data.words(split), data.tags(split)
+        conll = write_conll(
+            run_dir / "predictions" / f"{split}.conll", [words[i] for i in ids], [gold[i] for i in ids], tags
+        )
+        lines = [
+            json.dumps(sentence_record(i, words[i], sentence_tags, sentence_scores), ensure_ascii=False)
+            for i, sentence_tags, sentence_scores in zip(ids, tags, scores)
+        ]
+        jsonl = run_dir / "predictions" / f"{split}.jsonl"
+        write_atomically(jsonl, "".join(line + "\n" for line in lines))
+        print(f"predictions: {conll} (score them with: lit_ner evaluate {conll}) and {jsonl}")
+
+
+def sentence_record(
+    sentence_id: int, words: Sequence[str], tags: Sequence[str], scores: Sequence[float]
+) -> dict:
+    """One sentence's predictions as `lit_ner tag` writes a text's: character offsets into the
+    words joined by single spaces.
+
+    >>> record = sentence_record(0, ["Hi", "New", "York"], ["O", "B-location", "I-location"], [0.9, 0.8, 0.6])
+    >>> record["text"], record["entities"]
+    ('Hi New York', [{'entity_group': 'location', 'score': 0.7, 'word': 'New York', 'start': 3, 'end': 11}])
+    """
+    starts, position = [], 0
+    for word in words:
+        starts.append(position)
+        position += len(word) + 1
+    text = " ".join(words)
+    entities = []
+    for type_, first, last in sorted(get_entities(list(tags)), key=lambda entity: entity[1]):
+        start, end = starts[first], starts[last] + len(words[last])
+        score = sum(scores[first : last + 1]) / (last - first + 1)
+        entities.append(
+            {
+                "entity_group": type_,
+                "score": round(score, 6),
+                "word": text[start:end],
+                "start": start,
+                "end": end,
+            }
+        )
+    return {"sentence_id": sentence_id, "text": text, "entities": entities}
+
+
+class LastCheckpoint(Callback):
+    """Keeps `last.ckpt` (beside the best checkpoints) current: after every training epoch and
+    every `every_n_train_steps` optimizer steps, so that a killed job loses at most that many.
+
+    It is the only writer of `last.ckpt`: Lightning's `ModelCheckpoint(save_last=True)` would
+    write the same name, so lit_ner leaves that off (and refuses both at once).
+
+    Args:
+        every_n_train_steps: steps between saves within an epoch; 0 saves at epoch ends only.
+    """
+
+    def __init__(self, every_n_train_steps: int = 50) -> None:
+        self.every_n_train_steps = every_n_train_steps
+        self._last_saved_step = -1
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        best = trainer.checkpoint_callback
+        if best is not None and best.save_last:
+            raise LitNerError(
+                "checkpoint.save_last and last_checkpoint both write last.ckpt: leave checkpoint.save_last "
+                "off (last_checkpoint keeps last.ckpt current)"
+            )
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        if self.every_n_train_steps and step % self.every_n_train_steps == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After the epoch's validation, so the best-checkpoint state it holds is current.
+        self._save(trainer)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        # A step spans several batches under gradient accumulation: save it once.
+        if trainer.fast_dev_run or trainer.sanity_checking or trainer.global_step == self._last_saved_step:
+            return
+        self._last_saved_step = trainer.global_step
+        # The full state (optimizer, loops, callbacks), not weights only: it is what resumes.
+        trainer.save_checkpoint(Path(checkpoint_dir(trainer)) / LAST, weights_only=False)
+
+
+def sentences_in(batch: dict[str, torch.Tensor]) -> int:
+    return int(batch["input_ids"].size(0))
+
+
+def tokens_in(batch: dict[str, torch.Tensor]) -> int:
+    """Real subword positions, padding excluded."""
+    return int(batch["attention_mask"].sum())
+
+
+class SentenceThroughput(ThroughputMonitor):
+    """Lightning's `ThroughputMonitor` set up for NER batches: samples are sentences (windows of
+    long ones), items are real subword tokens (padding excluded), so every `log_every_n_steps`
+    the loggers get `train/device/samples_per_sec`, `train/device/items_per_sec` and
+    `train/device/batches_per_sec` (this process; under DDP also `train/samples_per_sec` etc.,
+    all processes together) once `window_size` batches have run, and the same for validation
+    and test.
+
+    Args:
+        window_size: batches the rates are averaged over.
+    """
+
+    def __init__(self, window_size: int = 20) -> None:
+        super().__init__(batch_size_fn=sentences_in, length_fn=tokens_in, window_size=window_size)
+
+
+class NERProgressBar(RichProgressBar):
+    """Lightning's rich progress bar showing what a run is watched for, formatted to read at a
+    glance: training loss, learning rate and the last validation entity F1 (every logged value
+    stays in the loggers; Lightning's plain bar would show them all). Its own rate (it/s) is
+    batches per second; `SentenceThroughput` logs sentences and tokens per second."""
+
+    SHOWN = {
+        "train/loss": ("loss", "{:.3f}"),
+        "train/lr": ("lr", "{:.2e}"),
+        "val/f1": ("val_f1", "{:.4f}"),
+    }
+
+    def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        shown = {
+            short: template.format(float(metrics[key]))
+            for key, (short, template) in self.SHOWN.items()
+            if key in metrics
+        }
+        if "v_num" in metrics:  # the run's version (or W&B id): which folder this is
+            shown["v_num"] = str(metrics["v_num"])
+        return shown
+
+
+class WandbReports(Callback):
+    """What a W&B dashboard shows of each validation and test, logged by rank 0 when a
+    `WandbLogger` is in use (nothing otherwise): the per-type report as a table; for a fixed set
+    of sentences (the split's first `sample_sentences`) the text, the gold and predicted entities
+    and how they differ, as a table; and the per-type F1 and entity confusion-matrix images. So the
+    dashboard shows what the model learnt sentence by sentence and type by type, epoch after epoch.
+
+    Args:
+        sample_sentences: how many sentences the sample-predictions table shows.
+        images: log the per-type F1 and confusion-matrix images (drawn with matplotlib, ~0.5 s).
+    """
+
+    def __init__(self, sample_sentences: int = 20, images: bool = True) -> None:
+        self.sample_sentences = sample_sentences
+        self.images = images
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        self._log(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: Any, pl_module: Any) -> None:
+        self._log(trainer, pl_module, "test")
+
+    def _log(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        results = pl_module.reports.get(stage)
+        if not loggers or not results or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        report = [
+            [type_, row["precision"], row["recall"], row["f1"], int(row["support"])]
+            for type_, row in results["report"].items()
+        ]
+        samples = sample_predictions(results["sentences"], self.sample_sentences)
+        if samples:
+            import wandb
+
+            samples = [[text, wandb.Html(html_, inject=False), *rest] for text, html_, *rest in samples]
+        for logger in loggers:
+            logger.log_table(
+                f"{stage}/per_type", columns=["type", "precision", "recall", "f1", "support"], data=report
+            )
+            if samples:
+                logger.log_table(f"{stage}/samples", columns=SAMPLE_COLUMNS, data=samples)
+        if self.images:
+            # W&B copies an image into the run when it is logged, so a scratch folder will do.
+            with tempfile.TemporaryDirectory(prefix="lit_ner_plots_") as scratch:
+                images = draw_plots(
+                    results, Path(scratch), stage, STAGE_SPLITS[stage], pl_module.hparams.scoring_mode
+                )
+                for logger in loggers:
+                    for name, path in zip(("per_type_f1", "confusion"), images):
+                        logger.log_image(key=f"{stage}/{name}", images=[str(path)])
+
+
+class LoggerSaveConfigCallback(SaveConfigCallback):
+    """Writes `config.yaml` as LightningCLI does, and logs the whole resolved config (every value,
+    with the label names the data module linked to the model) to the run's loggers, so that a W&B
+    run shows the exact configuration that produced it."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        # Lightning's own setup, writing into the run's directory (`run_directory`) rather than
+        # `trainer.log_dir`, which for W&B is the folder every run shares.
+        if self.already_saved:
+            return
+        directory = run_directory(trainer) if self.save_to_log_dir else None
+        if trainer.is_global_zero:
+            if directory is not None:
+                directory.mkdir(parents=True, exist_ok=True)
+                self.parser.save(
+                    self.config,
+                    str(directory / self.config_filename),
+                    skip_none=False,
+                    overwrite=self.overwrite,
+                    multifile=self.multifile,
+                )
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+    def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        import yaml
+
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        config.setdefault("model", {})["label_names"] = list(pl_module.label_names)
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": config})
+
+
+def log_wandb_run_end(
+    logger: WandbLogger, summary: dict[str, Any], export_dir: Path, test_scores: dict[str, float] | None
+) -> None:
+    """The W&B run's summary (what its table of runs shows), and with `log_model` the Hugging Face
+    export as a `model` artifact beside Lightning's checkpoint artifact: in offline mode both wait
+    in the run (and W&B's staging folder, `WANDB_DATA_DIR`) for `wandb sync`."""
+    run = logger.experiment
+    run.summary.update(summary)
+    if not logger._log_model:  # Lightning keeps the flag private; the checkpoint follows it too
+        return
+    import wandb
+
+    artifact = wandb.Artifact(
+        name=f"hf_model-{run.id}",
+        type="model",
+        description="lit_ner's Hugging Face export of the best checkpoint (transformers format)",
+        metadata={"best_checkpoint": summary["best_checkpoint"], "test": test_scores or {}},
+    )
+    artifact.add_dir(str(export_dir), policy=logger.add_file_policy)
+    run.log_artifact(artifact, aliases=["latest", "best"])

