@@ -70,6 +70,9 @@ def plan_windows(
 ) -> list[tuple[int, int, int, int]]:
     """Splits a sentence too long for the model into overlapping windows of whole words.
 
+    (A fast tokenizer's `return_overflowing_tokens` windows subwords, cutting through words and
+    scoring overlapping words twice; these windows own each word exactly once.)
+
     Args:
         word_spans: per word, its `[start, end)` subword positions (without special tokens); a
             word that tokenizes to nothing has `start == end`.
@@ -193,6 +196,9 @@ def tokenize_and_align(
 @dataclass
 class TokenClassificationCollator:
     """Pads a list of examples to the longest one in the batch (dynamic padding).
+
+    transformers' `DataCollatorForTokenClassification` pads `input_ids` and `labels` only; this
+    one also pads the word-level columns that scoring needs (`word_labels`, `word_index`).
 
     Args:
         pad_token_id: the tokenizer's padding id for `input_ids`.

@@ -190,7 +190,8 @@ class LastCheckpoint(Callback):
     every `every_n_train_steps` optimizer steps, so that a killed job loses at most that many.
 
     It is the only writer of `last.ckpt`: Lightning's `ModelCheckpoint(save_last=True)` would
-    write the same name, so lit_ner leaves that off (and refuses both at once).
+    write the same name, so lit_ner leaves that off (and refuses both at once). Lightning's own
+    `ModelCheckpoint` cannot stand in: its step and epoch triggers are mutually exclusive.
 
     Args:
         every_n_train_steps: steps between saves within an epoch; 0 saves at epoch ends only.
