@@ -5,7 +5,8 @@ PYTHON := $(VENV)/bin/python
 # The CPU build of PyTorch goes in first, so that resolving the project's `torch` requirement
 # never pulls a multi-GB CUDA build. On a GPU machine: make install TORCH="torch==2.13.0 --index-url ..."
 TORCH ?= torch==2.13.0
-# make train OFFLINE=1 adds the offline overlay (packaged encoder, WNUT-17 from $WNUT17_DIR).
+# make train OFFLINE=1 adds the offline overlay: the packaged encoder, and WNUT-17 from $WNUT17_DIR or,
+# without it, the copy shipped inside the package.
 OFFLINE ?=
 TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE),--config configs/offline.yaml)
 ARGS ?=

@@ -58,12 +58,20 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> str:
 
 
 @pytest.fixture(scope="session")
-def wnut17_dir() -> Path:
-    """The official WNUT-17 release (set WNUT17_DIR; `.ci/run` points it at ../shared)."""
+def wnut17_dir(tmp_path_factory) -> Path:
+    """The official WNUT-17 release: `$WNUT17_DIR` (`.ci/run` points it at ../shared), else the
+    copy shipped inside the package, decompressed."""
     directory = os.environ.get("WNUT17_DIR")
-    if not directory or not (Path(directory) / "wnut17train.conll").is_file():
-        pytest.skip("WNUT-17 release files not found: set WNUT17_DIR")
-    return Path(directory)
+    if directory and (Path(directory) / "wnut17train.conll").is_file():
+        return Path(directory)
+    import gzip
+
+    from lit_ner.formats import wnut17_files
+
+    unpacked = tmp_path_factory.mktemp("wnut17")
+    for path in wnut17_files().values():
+        (unpacked / path.name.removesuffix(".gz")).write_bytes(gzip.decompress(path.read_bytes()))
+    return unpacked
 
 
 @pytest.fixture

@@ -374,7 +374,9 @@ def test_missing_wnut17_files_are_named(tmp_path, tiny_model_dir):
 
 def test_an_unreachable_hub_is_one_actionable_error(no_wnut17_env, tiny_model_dir):
     data = NERDataModule(dataset_name="leondz/wnut_17", tokenizer_name_or_path=tiny_model_dir)
-    with pytest.raises(LitNerError, match="cannot reach the Hugging Face Hub .* offline overlay") as error:
+    with pytest.raises(
+        LitNerError, match="cannot reach the Hugging Face Hub .* configs/offline.yaml"
+    ) as error:
         data.label_names  # noqa: B018 - reads the ClassLabel names from the Hub data set
     assert "\n" not in str(error.value)
 
@@ -449,3 +451,28 @@ def test_ill_formed_bio_is_read_as_seqeval_reads_it_counted_and_reported(tiny_mo
         )
     assert data.tags("train")[0] == ["I-person", "I-person", "O", "I-location"]  # kept as written
     assert ill_formed_bio(["B-person", "I-person", "I-group", "O", "I-group"]) == [2, 4]
+
+
+def test_without_a_directory_the_offline_data_is_the_release_shipped_inside_the_package(
+    no_wnut17_env, tiny_model_dir, wnut17_dir, tmp_path
+):
+    from lit_ner.formats import PACKAGED_WNUT17
+
+    packaged = NERDataModule(
+        dataset_name=None, tokenizer_name_or_path=tiny_model_dir, cache_dir=str(tmp_path)
+    )
+    assert {path.parent for path in packaged.files.values()} == {PACKAGED_WNUT17}
+    release = NERDataModule(data_dir=str(wnut17_dir), tokenizer_name_or_path=tiny_model_dir)
+    assert packaged.label_names == release.label_names == WNUT17_LABELS
+    assert packaged.splits == release.splits  # words, tags and line numbers
+    assert (PACKAGED_WNUT17 / "README.md").read_text().count("CC-BY 4.0") >= 1
+
+
+def test_a_truncated_gzip_file_is_one_line_naming_it(tmp_path):
+    import gzip
+
+    path = tmp_path / "train.conll.gz"
+    path.write_bytes(gzip.compress(b"Paris\tB-location\n\n")[:-6])
+    with pytest.raises(LitNerError, match=r"train.conll.gz: cannot read \(") as error:
+        read_conll(path)
+    assert "\n" not in str(error.value)

@@ -5,7 +5,9 @@ Sources, in the order they are looked for:
    column) or JSONL (`{"tokens": [...], "tags": [...]}` per line);
 2. a directory holding the official WNUT-17 release (`data_dir`, or `$WNUT17_DIR` when the
    configured data set is WNUT-17);
-3. a Hugging Face Hub data set with a tokens column and a `Sequence(ClassLabel)` tags column.
+3. a Hugging Face Hub data set with a tokens column and a `Sequence(ClassLabel)` tags column;
+4. with `dataset_name` null and none of the above, the WNUT-17 release shipped inside the
+   package (`lit_ner/wnut17/`, gzipped, CC-BY 4.0): what `configs/offline.yaml` reads.
 
 Whatever the source, each split is read once into the same in-memory form (`formats.Split`: words
 and string tags); label checks, tokenization, windows, caching and scoring all start from there.
@@ -26,6 +28,7 @@ from torch.utils.data import DataLoader
 from lit_ner.alignment import TokenClassificationCollator, continuation_label_ids, tokenize_and_align
 from lit_ner.errors import LitNerError
 from lit_ner.formats import (
+    PACKAGED_WNUT17,
     SPLITS,
     WNUT17_FILES,
     WNUT17_LABELS,
@@ -33,6 +36,7 @@ from lit_ner.formats import (
     bio_label_order,
     ill_formed_bio,
     read_split_file,
+    wnut17_files,
 )
 from lit_ner.hub import hub_errors, resolve_name_or_path
 from lit_ner.sampling import LengthGroupedSampler, SortedSampler
@@ -45,11 +49,13 @@ class NERDataModule(L.LightningDataModule):
 
     Args:
         dataset_name: Hub data set id; used when no files and no WNUT-17 directory are given.
+            Null: no Hub (a WNUT-17 directory, else the release shipped inside the package).
         dataset_revision: Hub revision. WNUT-17's loading script is gone from the Hub since
             datasets 4; its parquet conversion at `refs/convert/parquet` is what loads.
         dataset_config_name: Hub data set configuration, if it has several.
-        data_dir: directory with the official WNUT-17 release files. Defaults to `$WNUT17_DIR`
-            when `dataset_name` is WNUT-17 (or unset).
+        data_dir: directory with the official WNUT-17 release files (plain or gzipped). Defaults
+            to `$WNUT17_DIR` when `dataset_name` is WNUT-17 or null; with `dataset_name` null and
+            no `$WNUT17_DIR`, the copy inside the package.
         train_file: a CoNLL or JSONL file for the train split (overrides the other sources).
         validation_file: the same for the validation split.
         test_file: the same for the test split.
@@ -141,21 +147,15 @@ class NERDataModule(L.LightningDataModule):
         if data_dir is None and (hp.dataset_name is None or hp.dataset_name in WNUT17_HUB_NAMES):
             data_dir = os.environ.get("WNUT17_DIR") or None
         if data_dir is None:
-            if hp.dataset_name is None:
-                raise LitNerError(
-                    "no data: set --data.data_dir (or WNUT17_DIR) to the WNUT-17 release, "
-                    "--data.train_file etc., or --data.dataset_name"
-                )
-            return {}
-        files = {split: Path(data_dir) / name for split, name in WNUT17_FILES.items()}
-        missing = [str(path) for path in files.values() if not path.is_file()]
-        if missing:
-            raise LitNerError(f"WNUT-17 directory {data_dir}: missing {', '.join(missing)}")
-        return files
+            if hp.dataset_name is not None:
+                return {}  # the Hub data set
+            data_dir = PACKAGED_WNUT17  # no Hub, no directory: the release inside the package
+        return wnut17_files(data_dir)
 
     @property
     def is_wnut17_release(self) -> bool:
-        return bool(self.files) and all(self.files.get(s, Path()).name == n for s, n in WNUT17_FILES.items())
+        names = {split: path.name.removesuffix(".gz") for split, path in self.files.items()}
+        return names == WNUT17_FILES
 
     @property
     def splits(self) -> dict[str, Split]:

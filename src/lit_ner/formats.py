@@ -10,6 +10,7 @@ Nothing here imports torch or Lightning: `lit_ner evaluate` reads files with it 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -44,6 +45,22 @@ WNUT17_FILES = {
     "validation": "emerging.dev.conll",
     "test": "emerging.test.annotated",
 }
+# The release shipped inside the package, gzipped, with its licence and citation (README.md).
+PACKAGED_WNUT17 = Path(__file__).parent / "wnut17"
+
+
+def wnut17_files(directory: str | Path = PACKAGED_WNUT17) -> dict[str, Path]:
+    """The release's file of each split in `directory`, as released or gzipped (`NAME.gz`); a
+    `LitNerError` naming the missing ones."""
+    files, missing = {}, []
+    for split, name in WNUT17_FILES.items():
+        plain, packed = Path(directory) / name, Path(directory) / f"{name}.gz"
+        files[split] = plain if plain.is_file() or not packed.is_file() else packed
+        if not files[split].is_file():
+            missing.append(str(plain))
+    if missing:
+        raise LitNerError(f"WNUT-17 directory {directory}: missing {', '.join(missing)}")
+    return files
 
 
 def write_atomically(path: str | Path, content: str | bytes | Callable[[IO[bytes]], None]) -> Path:
@@ -66,15 +83,20 @@ def write_atomically(path: str | Path, content: str | bytes | Callable[[IO[bytes
 
 
 def read_text(path: str | Path) -> str:
-    """A UTF-8 text file's contents (a BOM dropped); a missing file, a directory or bytes that
-    are not UTF-8 raise a `LitNerError` naming the file (and the line of the first bad byte)."""
+    """A UTF-8 text file's contents (a BOM dropped; `.gz` files decompressed); a missing file, a
+    directory, a broken gzip stream or bytes that are not UTF-8 raise a `LitNerError` naming the
+    file (and the line of the first bad byte)."""
     path = Path(path)
     try:
         data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
     except FileNotFoundError:
         raise LitNerError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise LitNerError(f"{path}: cannot read ({exc.strerror})") from None
+    except OSError as exc:  # gzip.BadGzipFile and EOFError's truncated stream included
+        raise LitNerError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except EOFError:
+        raise LitNerError(f"{path}: cannot read (truncated gzip stream)") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -214,8 +236,11 @@ def read_jsonl(path: str | Path) -> Split:
 
 
 def read_split_file(path: str | Path) -> Split:
-    """Reads a split from a `.jsonl`/`.json` file or, for any other suffix, a CoNLL file."""
-    return read_jsonl(path) if Path(path).suffix in {".jsonl", ".json"} else read_conll(path)
+    """Reads a split from a `.jsonl`/`.json` file or, for any other suffix, a CoNLL file (either
+    gzipped as `NAME.gz`)."""
+    suffixes = Path(path).suffixes
+    last = suffixes[-2] if len(suffixes) > 1 and suffixes[-1] == ".gz" else (suffixes[-1] if suffixes else "")
+    return read_jsonl(path) if last in {".jsonl", ".json"} else read_conll(path)
 
 
 def bio_label_order(tags: set[str]) -> list[str]:

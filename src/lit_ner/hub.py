@@ -16,8 +16,8 @@ from lit_ner.errors import LitNerError
 
 PACKAGE_SCHEME = "pkg://"
 OFFLINE_HINT = (
-    "for a machine without the Hub use the offline overlay "
-    "(--config configs/wnut.yaml --config configs/offline.yaml, or `make train OFFLINE=1`)"
+    "without the Hub, train with the packaged encoder and data: `python -m lit_ner fit "
+    "--config configs/wnut.yaml --config configs/offline.yaml` (or `make train OFFLINE=1`)"
 )
 
 
