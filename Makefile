@@ -12,7 +12,7 @@ TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE),--config configs/off
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train bench levers
+.PHONY: help install test test-fast lint format train bench results levers
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds config
 bench: install ## Benchmarks (needs WNUT17_DIR): training vs the HF Trainer, tagging vs the HF pipeline -> bench/results.json
 	$(PYTHON) bench/training.py
 	$(PYTHON) bench/tagging.py
+
+results: install ## The results table: the offline recipe over 3 seeds and the tutorial's recipe (~35 min on 2 CPU cores) -> bench/results.json
+	$(PYTHON) bench/results.py
 
 levers: install ## Quality levers and the offline recipe on WNUT-17, 3 seeds each (needs WNUT17_DIR; ~2.5 h on 2 CPU cores) -> bench/levers.json
 	$(PYTHON) bench/levers.py

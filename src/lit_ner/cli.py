@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
+import time
 from typing import Any
 
 from lightning.fabric.plugins import CheckpointIO
@@ -139,6 +141,7 @@ class LitNerCLI(LightningCLI):
             self.config[subcommand].model[key] = value
 
     def before_instantiate_classes(self) -> None:
+        self._started = time.perf_counter()  # the run's minutes in fit_summary.json count from here
         # Lightning refuses WandbLogger(offline=True, log_model=True) (it predates W&B's offline
         # artifacts); W&B's own offline mode logs artifacts for `wandb sync` to upload. So the
         # flag becomes WANDB_MODE=offline, set before any DDP process is started.
@@ -221,12 +224,15 @@ class LitNerCLI(LightningCLI):
         config = self.config[self.subcommand]
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint else ""
+        best_epoch = None
         if best:
             # The best weights, loaded here for the test and the export below rather than by
             # `trainer.test(ckpt_path=best)`: that restore would let a weight-averaging callback
             # (EMAWeightAveraging) still holding its average put the checkpoint's non-averaged
             # weights back, while validation chose the average the checkpoint's state_dict holds.
-            model.load_state_dict(load_checkpoint(best)["state_dict"])
+            saved = load_checkpoint(best)
+            model.load_state_dict(saved["state_dict"])
+            best_epoch = saved.get("epoch", -1) + 1  # counted from 1, as the epochs a person counts
         if config.get("test_after_fit", True) and data.has_split("test"):
             trainer.test(model, datamodule=data)  # ReportWriter writes its report
         run_dir = run_directory(trainer)  # a collective: every rank asks before rank 0 alone exports
@@ -244,8 +250,14 @@ class LitNerCLI(LightningCLI):
         }
         if checkpoint is not None and checkpoint.best_model_score is not None:
             summary["best/val_f1"] = float(checkpoint.best_model_score)
+        if best_epoch:
+            summary["best_epoch"] = best_epoch
         if test:
             summary.update({f"test/{name}": value for name, value in test["scores"].items()})
+        # What the run cost: wall minutes from the parsed config to the written export, and this
+        # process's peak resident memory (rank 0's under DDP).
+        summary["minutes"] = round((time.perf_counter() - self._started) / 60, 2)
+        summary["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
         print(closing_block(summary))
         # The run in one file, for `lit_ner summarize` (and `fit --seeds`) to read.
         record = json.dumps(summary, indent=2) + "\n"

@@ -28,7 +28,16 @@ from lit_ner.errors import LitNerError
 from lit_ner.formats import write_atomically
 
 FIRST_SEED = 42  # the configs' seed_everything: seed 1 of N is the single-seed recipe
-SCORES = ("best/val_f1", "test/f1", "test/precision", "test/recall", "test/accuracy")
+SCORES = (
+    "best/val_f1",
+    "test/f1",
+    "test/precision",
+    "test/recall",
+    "test/accuracy",
+    "best_epoch",
+    "minutes",
+    "peak_rss_gb",
+)
 SUMMARY_FILE = "fit_summary.json"
 
 
