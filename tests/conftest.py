@@ -58,6 +58,24 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> str:
 
 
 @pytest.fixture(scope="session")
+def export_dir(tmp_path_factory, tiny_model_dir):
+    """A random tiny DistilBERT token classifier with WNUT-17's labels: it predicts entities
+    everywhere, which exercises every aggregation path."""
+    import torch
+
+    from lit_ner.formats import WNUT17_LABELS
+    from lit_ner.model import load_token_classifier
+
+    torch.manual_seed(1)
+    directory = tmp_path_factory.mktemp("export")
+    load_token_classifier(tiny_model_dir, WNUT17_LABELS).save_pretrained(directory)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
 def wnut17_dir(tmp_path_factory) -> Path:
     """The official WNUT-17 release: `$WNUT17_DIR` (`.ci/run` points it at ../shared), else the
     copy shipped inside the package, decompressed."""

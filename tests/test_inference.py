@@ -23,21 +23,6 @@ SPECIAL_TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory, tiny_model_dir):
-    """A random tiny DistilBERT token classifier with WNUT-17's labels: it predicts entities
-    everywhere, which exercises every aggregation path."""
-    from lit_ner.model import load_token_classifier
-
-    torch.manual_seed(1)
-    directory = tmp_path_factory.mktemp("export")
-    load_token_classifier(tiny_model_dir, WNUT17_LABELS).save_pretrained(directory)
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(directory)
-    return str(directory)
-
-
-@pytest.fixture(scope="module")
 def gazetteer_dir(tmp_path_factory, tiny_model_dir):
     """A model that tags exactly "new york" as a location and everything else O, wherever it
     stands: no transformer layers, no position embeddings, a classifier that matches the two

@@ -49,6 +49,8 @@ def test_one_atomic_write_helper_writes_every_file():
         text = path.read_text()
         assert "os.replace(" not in text or path.name == "formats.py", path.name
         assert ".write_text(" not in text or path.name == "export.py", path.name
+        assert "parser.save(" not in text, path.name
+        assert ".savefig(" not in text or ".savefig(file" in text, path.name
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -61,9 +63,10 @@ def test_every_command_has_a_help_listing_each_option_with_its_type_and_default(
         "evaluate": ["gold", "pred", "--mode", "--json", "--bootstrap", "--confidence", "--seed"],
         "tag": [
             "input", "--model", "--output", "--aggregation_strategy", "--text_field", "--trust_remote_code",
-            "--batch_size", "--device", "--precision", "--stride", "--decoding",
+            "--batch_size", "--device", "--precision", "--stride", "--decoding", "--format",
         ],
         "export": ["checkpoint", "out_dir", "--trust_remote_code"],
+        "convert": ["input", "output", "--to"],
         "summarize": ["runs", "--json"],
         "debug-data": ["--output", "--config", "--data.batch_size", "--data.max_length"],
     }[command]  # fmt: skip
@@ -169,3 +172,11 @@ def test_the_readme_python_example_writes_the_same_reports_as_the_cli(
     )
     python_predictions = (python_run / "predictions" / "test.conll").read_text()
     assert python_predictions == (cli_run / "predictions" / "test.conll").read_text()
+
+
+def test_the_package_exports_are_those_it_lists():
+    import lit_ner
+
+    assert sorted(lit_ner.__all__) == sorted(lit_ner._EXPORTS)
+    for name in lit_ner.__all__:
+        assert getattr(lit_ner, name) is not None

@@ -7,7 +7,17 @@ Lightning and `lit_ner evaluate` no torch.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` imports on use
+    from lit_ner.callbacks import ReportWriter
+    from lit_ner.data import NERDataModule
+    from lit_ner.errors import LitNerError
+    from lit_ner.formats import WNUT17_LABELS
+    from lit_ner.inference import Tagger
+    from lit_ner.metrics import NERMetrics
+    from lit_ner.model import TokenClassifier
+    from lit_ner.scoring import ner_scores
 
 _EXPORTS = {
     "WNUT17_LABELS": "lit_ner.formats",
@@ -19,7 +29,16 @@ _EXPORTS = {
     "TokenClassifier": "lit_ner.model",
     "ner_scores": "lit_ner.scoring",
 }
-__all__ = list(_EXPORTS)
+__all__ = [
+    "WNUT17_LABELS",
+    "LitNerError",
+    "NERDataModule",
+    "NERMetrics",
+    "ReportWriter",
+    "Tagger",
+    "TokenClassifier",
+    "ner_scores",
+]
 __version__ = "0.1.0"
 
 

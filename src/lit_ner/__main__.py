@@ -15,12 +15,12 @@ from typing import Any
 # name -> "module:function" of lit_ner's own commands.
 COMMANDS = {
     "evaluate": "lit_ner.evaluate:evaluate",
+    "convert": "lit_ner.annotations:convert",
     "tag": "lit_ner.inference:tag",
     "export": "lit_ner.export:export",
     "summarize": "lit_ner.summary:summarize",
     "debug-data": "lit_ner.debug_data:main",
 }
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 def run_command(name: str, args: list[str]) -> Any:
@@ -35,12 +35,14 @@ def run_command(name: str, args: list[str]) -> Any:
     if name == "debug-data":  # parsed as `fit` parses its configs: a LightningCLI of its own
         return command(args)
     # `lit_ner evaluate GOLD PRED`: a second positional fills the first optional argument.
-    set_parsing_settings(parse_optionals_as_positionals=True)
+    set_parsing_settings(parse_optionals_as_positionals=name == "evaluate")
     try:
         result = auto_cli(command, args=args, prog=f"lit_ner {name}")
     except LitNerError as exc:
         exit_with(exc)
-    if isinstance(result, int) and not isinstance(result, bool):
+    finally:
+        set_parsing_settings(parse_optionals_as_positionals=False)  # a process-wide setting
+    if isinstance(result, int) and not isinstance(result, bool) and result:
         sys.exit(result)
     return result
 

@@ -342,14 +342,9 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
         directory = run_directory(trainer) if self.save_to_log_dir else None
         if trainer.is_global_zero:
             if directory is not None:
-                directory.mkdir(parents=True, exist_ok=True)
-                self.parser.save(
-                    self.config,
-                    str(directory / self.config_filename),
-                    skip_none=False,
-                    overwrite=self.overwrite,
-                    multifile=self.multifile,
-                )
+                # Lightning's own save, but written atomically (lit_ner's CLI always overwrites).
+                dumped = self.parser.dump(self.config, skip_none=False)
+                write_atomically(directory / self.config_filename, dumped)
             self.save_config(trainer, pl_module, stage)
             self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)

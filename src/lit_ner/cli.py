@@ -101,7 +101,8 @@ class LitNerCLI(LightningCLI):
             type=str | None,
             default=None,
             help="fit only: one fit per seed, each in its own process, then their mean and standard "
-            "deviation: a count (3: seeds 42, 43, 44) or a list (1,7,9)",
+            "deviation: a count (3: seeds 42, 43, 44) or a list (1,7,9); each run's seed_everything is "
+            "its seed",
         )
         parser.add_argument(
             "--summary_file",

@@ -2,7 +2,8 @@
 
 Sources, in the order they are looked for:
 1. per-split files (`train_file`, `validation_file`, `test_file`): CoNLL (token first, tag last
-   column) or JSONL (`{"tokens": [...], "tags": [...]}` per line);
+   column), JSONL (`{"tokens": [...], "tags": [...]}` per line), or the character-span exports of
+   doccano, Label Studio and Prodigy (`lit_ner.annotations`);
 2. a directory holding the official WNUT-17 release (`data_dir`, or `$WNUT17_DIR` when the
    configured data set is WNUT-17);
 3. a Hugging Face Hub data set with a tokens column and a `Sequence(ClassLabel)` tags column;
@@ -26,6 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from lit_ner.alignment import TokenClassificationCollator, continuation_label_ids, tokenize_and_align
+from lit_ner.annotations import read_annotations
 from lit_ner.errors import LitNerError
 from lit_ner.formats import (
     PACKAGED_WNUT17,
@@ -35,7 +37,6 @@ from lit_ner.formats import (
     Split,
     bio_label_order,
     ill_formed_bio,
-    read_split_file,
     wnut17_files,
 )
 from lit_ner.hub import hub_errors, resolve_name_or_path
@@ -56,7 +57,9 @@ class NERDataModule(L.LightningDataModule):
         data_dir: directory with the official WNUT-17 release files (plain or gzipped). Defaults
             to `$WNUT17_DIR` when `dataset_name` is WNUT-17 or null; with `dataset_name` null and
             no `$WNUT17_DIR`, the copy inside the package.
-        train_file: a CoNLL or JSONL file for the train split (overrides the other sources).
+        train_file: a file for the train split (overrides the other sources): CoNLL, JSONL of
+            tokens and tags, or span annotations as doccano, Label Studio or Prodigy export them
+            (see `lit_ner.annotations`).
         validation_file: the same for the validation split.
         test_file: the same for the test split.
         tokens_column: the Hub data set's column of word lists.
@@ -70,8 +73,9 @@ class NERDataModule(L.LightningDataModule):
             reported), never truncated.
         stride: subword positions that consecutive windows of a long sentence share; each word
             is trained on and scored in the window where it sits farther from the edge.
-        strict_bio: refuse files with ill-formed BIO (an I- tag after `O` or after another type)
-            instead of reading it as seqeval's default mode does (counted and reported).
+        strict_bio: refuse data with ill-formed BIO (an I- tag after `O` or after another type),
+            from files or the Hub, instead of reading it as seqeval's default mode does (counted
+            and reported).
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
         batch_size: training sentences per batch (per device under DDP).
         group_by_length: batch training sentences of similar length together (shuffled chunks
@@ -84,7 +88,7 @@ class NERDataModule(L.LightningDataModule):
         pad_to_multiple_of: round each batch's padded length up to a multiple of this.
         num_workers: DataLoader worker processes.
         predict_split: the split `predict` runs over.
-        cache_dir: where tokenized file splits are cached (default: the datasets cache).
+        cache_dir: where tokenized splits are cached (default: the datasets cache).
         trust_remote_code: linked from `model.trust_remote_code`: run code a Hub tokenizer ships.
     """
 
@@ -133,7 +137,7 @@ class NERDataModule(L.LightningDataModule):
         if self.files:
             # Files are small and their label set is needed before the model exists: read now,
             # so a bad file stops the run before anything is built.
-            self._splits = {split: read_split_file(path) for split, path in self.files.items()}
+            self._splits = {split: read_annotations(path) for split, path in self.files.items()}
             self._check_tags()
 
     # Where the data comes from, read once into words and string tags per split.
@@ -189,13 +193,19 @@ class NERDataModule(L.LightningDataModule):
                 f"data set '{hp.dataset_name}': column '{hp.tags_column}' is not a sequence of ClassLabel; "
                 "set --data.label_names to the tag names in id order"
             )
-        return {
-            split: {
-                "tokens": [list(words) for words in part[hp.tokens_column]],
-                "tags": [[names[i] for i in ids] for ids in part[hp.tags_column]],
-            }
-            for split, part in dataset.items()
-        }
+        splits = {}
+        for split, part in dataset.items():
+            ids = part[hp.tags_column]
+            for n, sentence in enumerate(ids):
+                bad = [i for i in sentence if not 0 <= i < len(names)]
+                if bad:
+                    raise LitNerError(
+                        f"data set '{hp.dataset_name}', {split} sentence {n}: tag id {bad[0]} is not one of "
+                        f"the {len(names)} labels {list(names)}"
+                    )
+            tags = [[names[i] for i in sentence] for sentence in ids]
+            splits[split] = {"tokens": [list(words) for words in part[hp.tokens_column]], "tags": tags}
+        return splits
 
     def get_split(self, split: str) -> Split:
         if split not in self.splits:
@@ -247,7 +257,8 @@ class NERDataModule(L.LightningDataModule):
         known = set(self.label_names)
         splits = self.splits
         train_tags = None
-        if self._labels_from_data and "train" in splits:
+        if self._labels_from_data and self.files and "train" in splits:
+            # A label set read from files is what the files hold (a Hub data set names its own).
             train_tags = {tag for sentence in splits["train"]["tags"] for tag in sentence}
         for split, data in splits.items():
             ill_formed, first = 0, None
@@ -257,10 +268,9 @@ class NERDataModule(L.LightningDataModule):
                         where = self._where(split, n, i)
                         raise LitNerError(f"{where}: tag {tag!r} is not in the label set {self.label_names}")
                     if train_tags is not None and tag not in train_tags:
-                        source = self.files.get("train", "the train split")
                         raise LitNerError(
                             f"{self._where(split, n, i)}: tag {tag!r} never occurs in the train split "
-                            f"({source}), so the model could never predict it; "
+                            f"({self.files['train']}), so the model could never predict it; "
                             "set --data.label_names to train with it anyway"
                         )
                 positions = ill_formed_bio(tags)
@@ -351,7 +361,7 @@ class NERDataModule(L.LightningDataModule):
         # In-memory data sets are not cached by `datasets`; key the cache on the data and on
         # everything that shapes the encoding, so any change re-tokenizes.
         fingerprint = Hasher.hash(
-            [data["tokens"], data["tags"], self.tokenizer, max_length, hp.stride, continuation, "align-v3"]
+            [raw["tokens"], raw["tags"], self.tokenizer, max_length, hp.stride, continuation, "align-v4"]
         )
         cache_dir = Path(hp.cache_dir or datasets.config.HF_DATASETS_CACHE) / "lit_ner"
         cache_dir.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
+from lit_ner.alignment import IGNORE_INDEX
+
 # A finite "impossible": -inf would turn 0 * -inf into NaN in masked sums.
 IMPOSSIBLE = -1.0e4
 
@@ -157,7 +159,7 @@ class CRF(nn.Module):
 
 
 def labelled_positions(
-    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The positions that carry a label (each word's first subword), packed to the left of each
     row: `(emissions (batch, words, labels), tags (batch, words), mask (batch, words))`."""

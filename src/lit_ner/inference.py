@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -25,8 +25,8 @@ from lit_ner.formats import read_texts, write_atomically
 from lit_ner.hub import hub_errors, resolve_name_or_path
 from lit_ner.scoring import get_entities
 
-AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
 Aggregation = Literal["none", "simple", "first", "average", "max"]
+AGGREGATION_STRATEGIES: tuple[str, ...] = get_args(Aggregation)
 
 
 class Tagger:
@@ -53,7 +53,7 @@ class Tagger:
         model: Any,
         tokenizer: Any,
         batch_size: int = 32,
-        device: str | torch.device = "cpu",
+        device: str = "cpu",
         precision: Literal["auto", "32", "bf16"] = "auto",
         stride: int | None = None,
         decoding: Decoding | None = None,
@@ -92,7 +92,13 @@ class Tagger:
         cls, model_name_or_path: str | Path, trust_remote_code: bool = False, **kwargs: Any
     ) -> Tagger:
         """Loads an export (`hf_model/`, any token-classification folder or Hub id) or a
-        lit_ner checkpoint (`.ckpt`, whose base model must be loadable as in training)."""
+        lit_ner checkpoint (`.ckpt`, whose base model must be loadable as in training).
+
+        Args:
+            model_name_or_path: the export, Hub id or checkpoint.
+            trust_remote_code: run modelling code that a Hub model ships.
+            **kwargs: the `Tagger`'s options (batch_size, device, precision, stride, decoding).
+        """
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         path = resolve_name_or_path(str(model_name_or_path))
@@ -287,6 +293,7 @@ def tag(
     output: str | None = None,
     aggregation_strategy: Aggregation = "simple",
     text_field: str = "text",
+    format: Literal["jsonl", "label-studio", "doccano"] = "jsonl",
     **tagger: Any,
 ) -> int:
     """Tags each text of a file and writes one JSON object per text, its entities added.
@@ -298,22 +305,38 @@ def tag(
         aggregation_strategy: how subword predictions become entities (the pipeline's; argmax
             decoding only).
         text_field: the JSONL field holding the text; the other fields are passed through.
+        format: "jsonl" (each record with its entities, the pipeline's dicts), or pre-annotations
+            for an annotation tool to import and a person to correct: "label-studio" (a JSON list
+            of tasks, the entities as `predictions`) or "doccano" (JSONL).
         **tagger: `Tagger.from_pretrained`'s options (trust_remote_code, batch_size, device,
             precision, stride, decoding).
 
     Returns:
         The exit status: 1 when some lines were skipped (each named on stderr), else 0.
     """
+    if format != "jsonl" and aggregation_strategy == "none":
+        raise LitNerError(
+            f"--format {format} writes entity spans: use an aggregation_strategy other than none"
+        )
     records, problems = read_texts(input, text_field)
     for problem in problems:
         print(f"lit_ner: warning: {problem}", file=sys.stderr)
     tagger_ = Tagger.from_pretrained(model, **tagger)
-    entities = tagger_.tag([record["text"] for _, record in records], aggregation_strategy)
-    lines = [
-        json.dumps({**record, "entities": to_json(text_entities)}, ensure_ascii=False)
-        for (_, record), text_entities in zip(records, entities)
-    ]
-    text = "".join(line + "\n" for line in lines)
+    texts = [record["text"] for _, record in records]
+    entities = [to_json(found) for found in tagger_.tag(texts, aggregation_strategy)]
+    if format == "jsonl":
+        lines = [
+            json.dumps({**record, "entities": found}, ensure_ascii=False)
+            for (_, record), found in zip(records, entities)
+        ]
+        text = "".join(line + "\n" for line in lines)
+    else:
+        from lit_ner.annotations import span_records
+
+        spans = [[(e["start"], e["end"], e["entity_group"]) for e in found] for found in entities]
+        scores = [[e["score"] for e in found] for found in entities] if format == "label-studio" else None
+        extra = [{k: v for k, v in record.items() if k != "text"} for _, record in records]
+        text = span_records(texts, spans, format, scores, extra)
     if output:
         write_atomically(output, text)
     else:

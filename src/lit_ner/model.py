@@ -309,7 +309,7 @@ class TokenClassifier(L.LightningModule):
         report = scores.pop("report")
         sentences = scores.pop("sentences")
         # WNUT-17's surface-form measures need the words, which the data module has; they stay
-        # with the sentences for the CLI's predictions file.
+        # with the sentences for ReportWriter's predictions file.
         words = self._split_words(stage)
         surface = None
         if words is not None and all(i >= 0 for i in sentences["ids"]):

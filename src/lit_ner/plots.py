@@ -45,7 +45,7 @@ def plot_per_type_f1(report: dict[str, dict[str, float]], path: str | Path, titl
 
 
 def plot_entity_confusion(types: list[str], matrix: list[list[int]], path: str | Path, title: str) -> Path:
-    """The `metrics.entity_confusion` matrix as a heat map with counts in the cells."""
+    """The `scoring.entity_confusion` matrix as a heat map with counts in the cells."""
     from matplotlib.figure import Figure
 
     rows, columns = [*types, SPURIOUS], [*types, MISSED]

@@ -74,17 +74,13 @@ def parse_seeds(value: str) -> list[int]:
     return seeds
 
 
-def read_runs(runs: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """The `fit_summary.json` of each run directory, or of every run below a folder (in path
-    order)."""
-    records = []
-    for run in runs:
-        path = Path(run)
-        found = [path / SUMMARY_FILE] if (path / SUMMARY_FILE).is_file() else sorted(path.rglob(SUMMARY_FILE))
-        if not found:
-            raise LitNerError(f"{path}: no {SUMMARY_FILE} in it or below it (no finished fit)")
-        records += [json.loads(file.read_text()) for file in found]
-    return records
+def read_runs(runs: str | Path) -> list[dict[str, Any]]:
+    """The `fit_summary.json` of a run directory, or of every run below a folder (in path order)."""
+    path = Path(runs)
+    found = [path / SUMMARY_FILE] if (path / SUMMARY_FILE).is_file() else sorted(path.rglob(SUMMARY_FILE))
+    if not found:
+        raise LitNerError(f"{path}: no {SUMMARY_FILE} in it or below it (no finished fit)")
+    return [json.loads(file.read_text()) for file in found]
 
 
 def summarize_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -149,6 +145,6 @@ def summarize(runs: str, *, json: bool = False) -> dict[str, Any]:
     Returns:
         The summary: the runs' records and, per score, mean, standard deviation and values.
     """
-    summary = summarize_runs(read_runs([runs]))
+    summary = summarize_runs(read_runs(runs))
     print(dumps(summary, indent=2) if json else format_summary(summary))
     return summary
