@@ -9,7 +9,12 @@ test):
 - recipe: `configs/wnut.yaml` + `configs/offline.yaml` as they stand (CRF head, lr 3e-5, batch 8,
   10% warm-up, 6 epochs), seeds 42, 43, 44;
 - tutorial: the tutorial's recipe on the same encoder (softmax head, lr 2e-5, batch 16, no
-  warm-up, 2 epochs), seed 42.
+  warm-up, 2 epochs), seed 42;
+- hf_trainer_tutorial: the Hugging Face Trainer running the tutorial's own code and recipe on the
+  same encoder and data (evaluate and save every epoch, keep the best model by validation loss,
+  the Trainer's default), then the test split once; seed 42;
+- hf_trainer_tuned: the same Trainer with the recipe that suits this encoder (lr 1e-4, 10%
+  warm-up, 6 epochs), keeping the best model by validation entity F1 as lit_ner does.
 
 Each row keeps its command and, per seed, what `fit_summary.json` holds: best validation F1 and
 its epoch, test precision, recall, F1 and accuracy, minutes and peak RSS; then mean and sample
@@ -27,8 +32,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))  # bench/training.py's pieces of the tutorial
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = ["--config", "configs/wnut.yaml", "--config", "configs/offline.yaml"]
+HF_ROWS = {
+    "hf_trainer_tutorial": {"learning_rate": 2e-5, "epochs": 2, "warmup": 0.0, "best_by": "loss"},
+    "hf_trainer_tuned": {"learning_rate": 1e-4, "epochs": 6, "warmup": 0.1, "best_by": "f1"},
+}
 ROWS = {
     "recipe": {"args": [], "seeds": "3"},
     "tutorial": {
@@ -57,6 +68,103 @@ def run_row(name: str) -> dict:
     }
 
 
+def run_hf_trainer(name: str, out: Path) -> None:
+    """One HF Trainer row, in its own process (so its peak RSS is its own): the tutorial's
+    `tokenize_and_align_labels`, `DataCollatorForTokenClassification` and seqeval `compute_metrics`."""
+    import resource
+    import time
+
+    import torch
+    from datasets import Dataset
+    from training import ENCODER, read_wnut, tutorial_functions
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from lit_ner.formats import WNUT17_LABELS
+    from lit_ner.hub import resolve_name_or_path
+
+    recipe = HF_ROWS[name]
+    started = time.perf_counter()
+    path = resolve_name_or_path(ENCODER)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenize_and_align_labels, compute_metrics = tutorial_functions(tokenizer)
+    splits = {
+        split: Dataset.from_dict(columns).map(tokenize_and_align_labels, batched=True)
+        for split, columns in read_wnut(os.environ.get("WNUT17_DIR")).items()
+    }
+    torch.manual_seed(42)
+    model = AutoModelForTokenClassification.from_pretrained(
+        path,
+        num_labels=len(WNUT17_LABELS),
+        id2label=dict(enumerate(WNUT17_LABELS)),
+        label2id={label: i for i, label in enumerate(WNUT17_LABELS)},
+    )
+    args = TrainingArguments(
+        output_dir=str(REPO / "runs" / f"results-{name}"),
+        learning_rate=recipe["learning_rate"],
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=16,
+        num_train_epochs=recipe["epochs"],
+        weight_decay=0.01,
+        warmup_steps=recipe["warmup"],
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model=recipe["best_by"],
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        seed=42,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorForTokenClassification(tokenizer=tokenizer),
+        compute_metrics=compute_metrics,
+    )
+    trainer.train()
+    evaluations = [entry for entry in trainer.state.log_history if "eval_f1" in entry]
+    best = trainer.state.best_metric
+    chosen = min(evaluations, key=lambda e: e["eval_loss"]) if recipe["best_by"] == "loss" else None
+    chosen = chosen or max(evaluations, key=lambda e: e["eval_f1"])
+    test = trainer.evaluate(splits["test"], metric_key_prefix="test")
+    record = {
+        "seed": 42,
+        "best/val_f1": chosen["eval_f1"],
+        "best_epoch": round(chosen["epoch"]),
+        "best_by": f"validation {recipe['best_by']} ({best:.4f})",
+        **{f"test/{key}": test[f"test_{key}"] for key in ("precision", "recall", "f1", "accuracy")},
+        "minutes": round((time.perf_counter() - started) / 60, 2),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
+    }
+    out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def run_hf_row(name: str) -> dict:
+    record_path = REPO / "runs" / f"results-{name}.json"
+    command = [sys.executable, __file__, "--hf_child", name, "--out", str(record_path)]
+    subprocess.run(command, check=True, cwd=REPO)
+    record = json.loads(record_path.read_text())
+    return {
+        "command": f"python bench/results.py --rows {name}",
+        "runs": [record],
+        "scores": {
+            key: {"mean": value, "std": 0.0, "values": [value]}
+            for key, value in record.items()
+            if isinstance(value, (int, float)) and key != "seed"
+        },
+        "machine": machine(),
+    }
+
+
 def machine() -> str:
     """The hardware the row ran on, in words: CPU model, cores, bf16 support."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
@@ -69,11 +177,14 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--rows", nargs="+", default=[*ROWS, *HF_ROWS], choices=[*ROWS, *HF_ROWS])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument("--hf_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.hf_child:
+        return run_hf_trainer(args.hf_child, args.out)
     for name in args.rows:
-        result = run_row(name)
+        result = run_row(name) if name in ROWS else run_hf_row(name)
         data = json.loads(args.out.read_text()) if args.out.is_file() else {}
         data.setdefault("results", {})[name] = result
         args.out.write_text(json.dumps(data, indent=2) + "\n")

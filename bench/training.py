@@ -82,13 +82,14 @@ class Meter:
         }
 
 
-def read_wnut(wnut17_dir: Path) -> dict[str, dict[str, list]]:
-    from lit_ner.formats import WNUT17_LABELS, read_conll
+def read_wnut(wnut17_dir: Path | None) -> dict[str, dict[str, list]]:
+    """WNUT-17's splits as the Hub data set has them (tokens, ClassLabel ids): from `wnut17_dir`,
+    else the release inside the package."""
+    from lit_ner.formats import PACKAGED_WNUT17, WNUT17_LABELS, read_conll, wnut17_files
 
-    files = {"train": "wnut17train.conll", "validation": "emerging.dev.conll"}
     splits = {}
-    for split, name in files.items():
-        raw = read_conll(wnut17_dir / name)
+    for split, path in wnut17_files(wnut17_dir or PACKAGED_WNUT17).items():
+        raw = read_conll(path)
         splits[split] = {
             "tokens": raw["tokens"],
             "ner_tags": [[WNUT17_LABELS.index(tag) for tag in tags] for tags in raw["tags"]],
@@ -96,26 +97,12 @@ def read_wnut(wnut17_dir: Path) -> dict[str, dict[str, list]]:
     return splits
 
 
-def run_hf(name: str, wnut17_dir: Path) -> dict:
-    """The tutorial's code (tokenize_and_align_labels, DataCollatorForTokenClassification, the
-    seqeval compute_metrics), with the offline recipe's numbers."""
+def tutorial_functions(tokenizer):
+    """The tutorial's `tokenize_and_align_labels` and seqeval `compute_metrics`, as it writes them."""
     import numpy as np
-    from datasets import Dataset
     from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
-    from transformers import (
-        AutoModelForTokenClassification,
-        AutoTokenizer,
-        DataCollatorForTokenClassification,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
 
     from lit_ner.formats import WNUT17_LABELS
-    from lit_ner.hub import resolve_name_or_path
-
-    path = resolve_name_or_path(ENCODER)
-    tokenizer = AutoTokenizer.from_pretrained(path)
 
     def tokenize_and_align_labels(examples):
         tokenized_inputs = tokenizer(examples["tokens"], truncation=True, is_split_into_words=True)
@@ -136,11 +123,6 @@ def run_hf(name: str, wnut17_dir: Path) -> dict:
         tokenized_inputs["labels"] = labels
         return tokenized_inputs
 
-    splits = {
-        split: Dataset.from_dict(columns).map(tokenize_and_align_labels, batched=True)
-        for split, columns in read_wnut(wnut17_dir).items()
-    }
-
     def compute_metrics(p):
         predictions, labels = p
         predictions = np.argmax(predictions, axis=2)
@@ -158,6 +140,34 @@ def run_hf(name: str, wnut17_dir: Path) -> dict:
             "f1": f1_score(true_labels, true_predictions),
             "accuracy": accuracy_score(true_labels, true_predictions),
         }
+
+    return tokenize_and_align_labels, compute_metrics
+
+
+def run_hf(name: str, wnut17_dir: Path) -> dict:
+    """The tutorial's code (tokenize_and_align_labels, DataCollatorForTokenClassification, the
+    seqeval compute_metrics), with the offline recipe's numbers."""
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    from lit_ner.formats import WNUT17_LABELS
+    from lit_ner.hub import resolve_name_or_path
+
+    path = resolve_name_or_path(ENCODER)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenize_and_align_labels, compute_metrics = tutorial_functions(tokenizer)
+    splits = {
+        split: Dataset.from_dict(columns).map(tokenize_and_align_labels, batched=True)
+        for split, columns in read_wnut(wnut17_dir).items()
+        if split != "test"
+    }
 
     meter = Meter()
     collator = DataCollatorForTokenClassification(tokenizer=tokenizer)
