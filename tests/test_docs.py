@@ -1,0 +1,194 @@
+"""The documentation is part of the product: its links resolve, every command line it shows
+parses against the real parsers (so a page naming a flag that does not exist fails here), and the
+README's results are the figures `make results` wrote."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from lit_ner.__main__ import COMMANDS, run_command
+
+from .conftest import FIXTURES, REPO
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+LIGHTNING = ("fit", "validate", "test", "predict")
+COMMAND_START = r"(?:[A-Z_0-9]+=\S+\s+)*(?:\.\.\.\s+)?(?:lit_ner\s|python -m lit_ner\s|make train\b)"
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", text))
+
+
+def test_every_relative_link_resolves():
+    broken = []
+    for page in PAGES:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # an outside address
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.name}: {target}")
+            elif anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.M)
+                if anchor not in {slug(h) for h in headings}:
+                    broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken
+
+
+def test_the_readme_is_a_landing_page():
+    assert (REPO / "README.md").stat().st_size <= 12 * 1024
+
+
+def command_lines(page: Path) -> list[tuple[str, str]]:
+    """`(kind, line)` for every command line of a page: `block` lines of its shell code blocks
+    (continuations joined, comments dropped), `inline` code spans in its prose."""
+    found, block, pending = [], None, ""  # block: the open code block's language
+    for line in page.read_text().split("\n"):
+        if line.startswith("```"):
+            block = line[3:].strip() if block is None else None
+            continue
+        if block is not None:
+            if block not in ("bash", "sh", "shell", ""):
+                continue  # terminal output, Python, YAML
+            line = pending + line
+            if line.endswith("\\"):
+                pending = line[:-1] + " "
+                continue
+            pending = ""
+            line = re.split(r"\s#\s", " " + line, maxsplit=1)[0].strip()
+            if re.match(COMMAND_START, line):
+                found.append(("block", line))
+        else:
+            found += [
+                ("inline", span) for span in re.findall(r"`([^`]+)`", line) if re.match(COMMAND_START, span)
+            ]
+    return found
+
+
+def to_args(line: str, files: dict[str, str]) -> list[str] | None:
+    """A documented command line as arguments of `lit_ner`'s entry point: synopsis brackets and
+    alternatives resolved, `...` and placeholders (`CKPT`, `GOLD`, ...) filled by real files."""
+    tokens = [t for t in shlex.split(line.replace("[", " ").replace("]", " ")) if t]
+    while tokens and (re.fullmatch(r"[A-Z_0-9]+=\S+", tokens[0]) or tokens[0] == "..."):
+        tokens.pop(0)
+    if tokens[:2] == ["make", "train"]:
+        args = ["fit", "--config", "configs/wnut.yaml"]
+        for token in tokens[2:]:
+            if token == "OFFLINE=1":
+                args += ["--config", "configs/offline.yaml"]
+            elif token.startswith("ARGS="):
+                args += shlex.split(token.removeprefix("ARGS="))
+        tokens = args
+    elif tokens[0] == "lit_ner":
+        tokens = tokens[1:]
+    else:  # python -m lit_ner
+        tokens = tokens[3:]
+    args = []
+    for previous, token in zip([None, *tokens], tokens):
+        if token == "COMMAND":
+            return None  # `lit_ner COMMAND --help`: every command's help is tested in test_layout
+        if token == "...":
+            if previous == "--config":
+                args.append("configs/offline.yaml")
+            elif previous == "--ckpt_path":
+                args.append(files["CKPT"])
+            continue
+        if "|" in token and not token.startswith("-"):
+            token = token.split("|")[0]
+        args.append(files.get(token, token))
+    return args
+
+
+@pytest.fixture
+def placeholder_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the pages' configs/... paths
+    monkeypatch.delenv("WNUT17_DIR", raising=False)
+    conll = str(FIXTURES / "quirks.conll")
+    directory = tmp_path / "dir"
+    directory.mkdir()
+    (tmp_path / "model.ckpt").write_bytes(b"")
+    return {
+        "GOLD": conll,
+        "PRED": conll,
+        "INPUT": conll,
+        "OUTPUT": str(tmp_path / "out.conll"),
+        "FILE": str(tmp_path / "out.jsonl"),
+        "CKPT": str(tmp_path / "model.ckpt"),
+        "DIR_OR_CKPT": str(directory),
+        "OUT_DIR": str(directory),
+        "DIR": str(directory),
+        "RUNS": str(directory),
+    }
+
+
+def parses(args: list[str], capsys) -> tuple[bool, str]:
+    """Whether `lit_ner ARGS --print_config` parses (it prints the configuration and exits 0)."""
+    from lit_ner.cli import cli_main
+
+    with pytest.raises(SystemExit) as exit_:
+        if args[0] in COMMANDS:
+            run_command(args[0], [*args[1:], "--print_config"])
+        else:
+            cli_main([*args, "--print_config"])
+    captured = capsys.readouterr()
+    return exit_.value.code == 0, captured.err[-600:]
+
+
+def help_flags(command: str, capsys) -> set[str]:
+    from lit_ner.cli import cli_main
+
+    with pytest.raises(SystemExit):
+        run_command(command, ["--help"]) if command in COMMANDS else cli_main([command, "--help"])
+    return set(re.findall(r"(--[\w.]+)", capsys.readouterr().out))
+
+
+def known_flag(flag: str, flags: set[str]) -> bool:
+    """A flag the parser lists, or below one it lists (`--trainer.logger.init_args.offline`)."""
+    parts = flag.split(".")
+    return any(".".join(parts[:n]) in flags for n in range(len(parts), 0, -1))
+
+
+def check_page(page: Path, files: dict[str, str], capsys) -> list[str]:
+    problems, helps = [], {}
+    for kind, line in command_lines(page):
+        args = to_args(line, files)
+        if not args:
+            continue
+        if kind == "block":
+            ok, err = parses(args, capsys)
+            if not ok:
+                problems.append(f"{page.name}: `{line}` does not parse: {err.strip().splitlines()[-1:]}")
+        else:  # prose names a command with some of its flags: each must exist
+            command = args[0]
+            if command not in helps:
+                helps[command] = help_flags(command, capsys)
+            for flag in re.findall(r"(--[\w.]+)", " ".join(args[1:])):
+                if not known_flag(flag, helps[command]):
+                    problems.append(f"{page.name}: `{line}` names {flag}, which `{command}` does not have")
+    return problems
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_documented_command_line_parses(page, placeholder_files, capsys):
+    assert check_page(page, placeholder_files, capsys) == []
+
+
+def test_a_page_naming_a_flag_that_does_not_exist_fails(tmp_path, placeholder_files, capsys):
+    page = tmp_path / "bad.md"
+    page.write_text(
+        "```bash\n"
+        "python -m lit_ner fit --config configs/wnut.yaml --model.learning_rte 3e-5\n"
+        "lit_ner evaluate GOLD PRED --bootstrapp 100\n"
+        'make train OFFLINE=1 ARGS="--data.batchsize 16"\n'
+        "```\n"
+        "Prose: `lit_ner tag --model DIR --decodings argmax`.\n"
+    )
+    problems = check_page(page, placeholder_files, capsys)
+    assert len(problems) == 4
+    assert "--decodings, which `tag` does not have" in problems[-1]
