@@ -1,5 +1,5 @@
 """Shared fixtures: a tiny random DistilBERT with the real WordPiece tokenizer, the packaged
-MiniLM encoder, and the WNUT-17 release files (tests that need them skip when they are absent)."""
+MiniLM encoder, and the WNUT-17 release files ($WNUT17_DIR, else the copy inside the package)."""
 
 import os
 import tempfile

@@ -2,6 +2,7 @@
 parses against the real parsers (so a page naming a flag that does not exist fails here), and the
 README's results are the figures `make results` wrote."""
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -192,3 +193,30 @@ def test_a_page_naming_a_flag_that_does_not_exist_fails(tmp_path, placeholder_fi
     problems = check_page(page, placeholder_files, capsys)
     assert len(problems) == 4
     assert "--decodings, which `tag` does not have" in problems[-1]
+
+
+def results_cells(scores: dict) -> list[str]:
+    """A results row's figures as the README prints them: mean (± sample std over seeds)."""
+
+    def cell(name: str, digits: int = 3) -> str:
+        numbers = scores[name]
+        spread = f" ± {numbers['std']:.{digits}f}" if len(numbers["values"]) > 1 else ""
+        return f"{numbers['mean']:.{digits}f}{spread}"
+
+    return [
+        cell("best/val_f1"),
+        cell("test/precision"),
+        cell("test/recall"),
+        cell("test/f1"),
+        f"{scores['minutes']['mean']:.1f}",
+    ]
+
+
+def test_the_readme_results_are_the_figures_make_results_wrote():
+    results = json.loads((REPO / "bench" / "results.json").read_text())["results"]
+    rows = [line for line in (REPO / "README.md").read_text().split("\n") if "| here: `" in line]
+    assert len(rows) == 4
+    for row in rows:
+        key = re.search(r"here: `(\w+)`", row).group(1)
+        cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")][2:]
+        assert cells == results_cells(results[key]["scores"]), key
