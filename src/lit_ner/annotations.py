@@ -42,10 +42,10 @@ Span = tuple[int, int, str]  # [start, end) characters of the text, and the enti
 
 
 def detect_format(path: str | Path, text: str) -> str:
-    """`label-studio` for a JSON list, else the first JSONL record's shape: `doccano` (a
-    `label`/`labels` list), `prodigy` (`spans`) or `tokens` (lit_ner's own `tokens`/`tags`)."""
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    """`label-studio` for a `.json` file holding a JSON list, else the first JSONL record's shape:
+    `doccano` (a `label`/`labels` list), `prodigy` (`spans`) or `tokens` (lit_ner's own
+    `tokens`/`tags`, and anything else, which its reader then names)."""
+    if Path(path).suffix == ".json" and text.lstrip().startswith("["):
         return "label-studio"
     first = next((line for line in text.split("\n") if line.strip()), "")
     try:
