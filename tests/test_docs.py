@@ -214,9 +214,9 @@ def results_cells(scores: dict) -> list[str]:
 
 def test_the_readme_results_are_the_figures_make_results_wrote():
     results = json.loads((REPO / "bench" / "results.json").read_text())["results"]
-    rows = [line for line in (REPO / "README.md").read_text().split("\n") if "| here: `" in line]
+    rows = [line for line in (REPO / "README.md").read_text().split("\n") if "| measured: `" in line]
     assert len(rows) == 4
     for row in rows:
-        key = re.search(r"here: `(\w+)`", row).group(1)
+        key = re.search(r"measured: `(\w+)`", row).group(1)
         cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")][2:]
         assert cells == results_cells(results[key]["scores"]), key

@@ -355,8 +355,10 @@ def convert(
     *,
     to: Literal["auto", "conll", "jsonl", "doccano", "label-studio", "prodigy"] = "auto",
 ) -> Path:
-    """Converts NER data between formats: span-annotated exports of annotation tools (doccano,
-    Label Studio, Prodigy) and lit_ner's word-level CoNLL and JSONL, either way.
+    """Converts NER data between annotation tools' span exports and word-level CoNLL or JSONL.
+
+    The span formats are doccano's JSONL, Label Studio's JSON export and Prodigy's JSONL; either
+    side can be the input.
 
     Args:
         input: a CoNLL file, a JSONL file of tokens and tags, doccano or Prodigy JSONL, or a Label
