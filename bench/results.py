@@ -76,16 +76,14 @@ def run_hf_trainer(name: str, out: Path) -> None:
 
     import torch
     from datasets import Dataset
-    from training import ENCODER, read_wnut, tutorial_functions
+    from training import ENCODER, fresh_token_classifier, read_wnut, tutorial_functions
     from transformers import (
-        AutoModelForTokenClassification,
         AutoTokenizer,
         DataCollatorForTokenClassification,
         Trainer,
         TrainingArguments,
     )
 
-    from lit_ner.formats import WNUT17_LABELS
     from lit_ner.hub import resolve_name_or_path
 
     recipe = HF_ROWS[name]
@@ -98,12 +96,7 @@ def run_hf_trainer(name: str, out: Path) -> None:
         for split, columns in read_wnut(os.environ.get("WNUT17_DIR")).items()
     }
     torch.manual_seed(42)
-    model = AutoModelForTokenClassification.from_pretrained(
-        path,
-        num_labels=len(WNUT17_LABELS),
-        id2label=dict(enumerate(WNUT17_LABELS)),
-        label2id={label: i for i, label in enumerate(WNUT17_LABELS)},
-    )
+    model = fresh_token_classifier(path)
     args = TrainingArguments(
         output_dir=str(REPO / "runs" / f"results-{name}"),
         learning_rate=recipe["learning_rate"],

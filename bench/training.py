@@ -97,6 +97,20 @@ def read_wnut(wnut17_dir: Path | None) -> dict[str, dict[str, list]]:
     return splits
 
 
+def fresh_token_classifier(path: str):
+    """The encoder with a fresh 13-label WNUT-17 head (seed it first), as the tutorial builds it."""
+    from transformers import AutoModelForTokenClassification
+
+    from lit_ner.formats import WNUT17_LABELS
+
+    return AutoModelForTokenClassification.from_pretrained(
+        path,
+        num_labels=len(WNUT17_LABELS),
+        id2label=dict(enumerate(WNUT17_LABELS)),
+        label2id={label: i for i, label in enumerate(WNUT17_LABELS)},
+    )
+
+
 def tutorial_functions(tokenizer):
     """The tutorial's `tokenize_and_align_labels` and seqeval `compute_metrics`, as it writes them."""
     import numpy as np
@@ -149,7 +163,6 @@ def run_hf(name: str, wnut17_dir: Path) -> dict:
     seqeval compute_metrics), with the offline recipe's numbers."""
     from datasets import Dataset
     from transformers import (
-        AutoModelForTokenClassification,
         AutoTokenizer,
         DataCollatorForTokenClassification,
         Trainer,
@@ -157,7 +170,6 @@ def run_hf(name: str, wnut17_dir: Path) -> dict:
         TrainingArguments,
     )
 
-    from lit_ner.formats import WNUT17_LABELS
     from lit_ner.hub import resolve_name_or_path
 
     path = resolve_name_or_path(ENCODER)
@@ -186,12 +198,7 @@ def run_hf(name: str, wnut17_dir: Path) -> dict:
             training[0] = False
 
     torch.manual_seed(RECIPE["seed"])  # the same fresh head as lit_ner's
-    model = AutoModelForTokenClassification.from_pretrained(
-        path,
-        num_labels=len(WNUT17_LABELS),
-        id2label=dict(enumerate(WNUT17_LABELS)),
-        label2id={label: i for i, label in enumerate(WNUT17_LABELS)},
-    )
+    model = fresh_token_classifier(path)
     args = TrainingArguments(
         output_dir="/tmp/lit_ner_bench_hf",
         learning_rate=RECIPE["learning_rate"],
