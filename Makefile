@@ -46,7 +46,7 @@ bench: install ## Benchmarks (needs WNUT17_DIR): training vs the HF Trainer, tag
 	$(PYTHON) bench/training.py
 	$(PYTHON) bench/tagging.py
 
-results: install ## The results table: the offline recipe over 3 seeds and the tutorial's recipe (~35 min on 2 CPU cores) -> bench/results.json
+results: install ## The results table: the recipe over 3 seeds, the tutorial's recipe, the HF Trainer anchors (~50 min, 2 cores) -> bench/results.json
 	$(PYTHON) bench/results.py
 
 levers: install ## Quality levers and the offline recipe on WNUT-17, 3 seeds each (needs WNUT17_DIR; ~2.5 h on 2 CPU cores) -> bench/levers.json

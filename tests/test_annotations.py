@@ -38,8 +38,10 @@ def write_tool_file(path, fmt, sentences, utf16_offsets=False):
     records = []
     for words, tags in sentences:
         text, spans = as_spans(words, tags)
-        if fmt == "doccano":
-            records.append({"text": text, "label": [[s, e, t] for s, e, t in spans]})
+        if fmt == "doccano":  # doccano counts UTF-16 units, as JavaScript does
+            records.append(
+                {"text": text, "label": [[utf16(text, s), utf16(text, e), t] for s, e, t in spans]}
+            )
         elif fmt == "prodigy":
             records.append({"text": text, "spans": [{"start": s, "end": e, "label": t} for s, e, t in spans]})
         else:
@@ -236,3 +238,29 @@ def test_tagged_texts_as_label_studio_pre_annotations_convert_back_to_the_tagger
         found = [(type_, " ".join(words[first : last + 1])) for type_, first, last in get_entities(tags)]
         tagged = [(e["entity_group"], " ".join(text[e["start"] : e["end"]].split())) for e in entities]
         assert found == tagged
+
+
+def test_real_exports_shapes_gzip_cancelled_tasks_and_fields_that_collide(tmp_path):
+    import gzip
+
+    prodigy = {"text": "Bob in Paris", "tokens": [{"text": "Bob", "start": 0, "end": 3, "id": 0}],
+               "spans": [{"start": 7, "end": 12, "label": "location"}], "answer": "accept"}  # fmt: skip
+    path = tmp_path / "prodigy.jsonl.gz"
+    path.write_bytes(gzip.compress((json.dumps(prodigy) + "\n").encode()))
+    from lit_ner.annotations import read_annotations, span_records
+
+    assert read_annotations(path)["tags"] == [["O", "O", "B-location"]]
+    cancelled = {"data": {"text": "Paris"}, "annotations": [{"was_cancelled": True, "result": []}],
+                 "predictions": [{"result": []}]}  # fmt: skip
+    kept = {"data": {"text": "Rome"}, "annotations": [{"result": []}]}
+    (tmp_path / "ls.json").write_text(json.dumps([cancelled, kept]))
+    split, counts = read_spans(tmp_path / "ls.json")
+    assert split["tokens"] == [["Rome"]] and counts == {
+        "tasks whose annotations were all cancelled, skipped": 1
+    }
+    # doccano: UTF-16 offsets both ways, and the spans written win over an input "label" field.
+    written = span_records(["😀 Paris"], [[(2, 7, "location")]], "doccano", extra=[{"label": [], "id": 7}])
+    assert json.loads(written) == {"label": [[3, 8, "location"]], "id": 7, "text": "😀 Paris"}
+    (tmp_path / "d.jsonl").write_text(written)
+    split, counts = read_spans(tmp_path / "d.jsonl")
+    assert split["tags"] == [["O", "B-location"]] and counts == {"doccano spans read from UTF-16 offsets": 1}

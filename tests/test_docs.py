@@ -150,9 +150,10 @@ def help_flags(command: str, capsys) -> set[str]:
 
 
 def known_flag(flag: str, flags: set[str]) -> bool:
-    """A flag the parser lists, or below one it lists (`--trainer.logger.init_args.offline`)."""
+    """A flag the parser lists, or below a listed option of its own (`--trainer.logger.init_args.offline`
+    under `--trainer.logger`); a group alone (`--model`) vouches for nothing below it."""
     parts = flag.split(".")
-    return any(".".join(parts[:n]) in flags for n in range(len(parts), 0, -1))
+    return any(".".join(parts[:n]) in flags for n in range(len(parts), 1, -1)) or flag in flags
 
 
 def check_page(page: Path, files: dict[str, str], capsys) -> list[str]:

@@ -15,8 +15,9 @@ span edge cuts is split at the edge, and whitespace at a span's ends is trimmed,
 Tools written in JavaScript count offsets in UTF-16 units, so after an emoji their offsets drift
 from Python's: where a record carries the span's text (Label Studio's `value.text`, a Prodigy
 span's `text`), offsets that do not match it in Python's units but do in UTF-16 units are
-repaired, and counted. A bad record is one line naming the file and the record (its line, or the
-line where a Label Studio task starts).
+repaired, and counted; doccano's, which come without text, are read and written as UTF-16
+units. A bad record is one line naming the file and the record (its line, or the line where a
+Label Studio task starts).
 """
 
 from __future__ import annotations
@@ -45,19 +46,25 @@ def detect_format(path: str | Path, text: str) -> str:
     """`label-studio` for a `.json` file holding a JSON list, else the first JSONL record's shape:
     `doccano` (a `label`/`labels` list), `prodigy` (`spans`) or `tokens` (lit_ner's own
     `tokens`/`tags`, and anything else, which its reader then names)."""
-    if Path(path).suffix == ".json" and text.lstrip().startswith("["):
+    if plain_suffix(path) == ".json" and text.lstrip().startswith("["):
         return "label-studio"
     first = next((line for line in text.split("\n") if line.strip()), "")
     try:
         record = json.loads(first)
     except json.JSONDecodeError:
         return "tokens"  # read_jsonl names the bad line
-    if isinstance(record, dict) and "tokens" not in record:
-        if "spans" in record:
+    if isinstance(record, dict):
+        if "spans" in record:  # Prodigy's records may hold a "tokens" list of its own
             return "prodigy"
-        if "label" in record or "labels" in record:
+        if "tokens" not in record and ("label" in record or "labels" in record):
             return "doccano"
     return "tokens"
+
+
+def plain_suffix(path: str | Path) -> str:
+    """A file's suffix, `.gz` looked through (`dev.jsonl.gz` -> `.jsonl`)."""
+    path = Path(path)
+    return Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
 
 
 def json_array_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
@@ -112,9 +119,11 @@ def record_spans(
     if fmt == "label-studio":
         data = record.get("data")
         text = data.get("text") if isinstance(data, dict) else None
-        chosen = [
-            a for a in record.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")
-        ]
+        annotations = [a for a in record.get("annotations") or [] if isinstance(a, dict)]
+        chosen = [a for a in annotations if not a.get("was_cancelled")]
+        if annotations and not chosen:
+            counts["tasks whose annotations were all cancelled, skipped"] += 1
+            return None
         if not chosen:
             chosen = [p for p in record.get("predictions") or [] if isinstance(p, dict)]
             if chosen:
@@ -141,10 +150,21 @@ def record_spans(
         if not isinstance(raw, list):
             raise LitNerError(f'{where}: expected a "label" list of [start, end, type]')
         spans = []
+        # doccano counts offsets in UTF-16 units, as JavaScript does, and stores no span text.
+        utf16 = utf16_to_python(text) if isinstance(text, str) else []
         for item in raw:
             if not (isinstance(item, (list, tuple)) and len(item) == 3):
                 raise LitNerError(f"{where}: expected [start, end, type], got {item!r}")
-            spans.append((item[0], item[1], item[2], None))
+            start, end = item[0], item[1]
+            if isinstance(start, int) and isinstance(end, int) and 0 <= start < end < len(utf16):
+                if utf16[start] < 0 or utf16[end] < 0:
+                    raise LitNerError(
+                        f"{where}: span [{start}, {end}) cuts a character in two (UTF-16 offsets)"
+                    )
+                if (utf16[start], utf16[end]) != (start, end):
+                    counts["doccano spans read from UTF-16 offsets"] += 1
+                start, end = utf16[start], utf16[end]
+            spans.append((start, end, item[2], None))
     else:  # prodigy
         text = record.get("text")
         if record.get("answer", "accept") != "accept":
@@ -261,7 +281,7 @@ def read_annotations(path: str | Path, report: Callable[[str], None] | None = No
     """Any file lit_ner trains from: span formats (detected) or CoNLL/JSONL words and tags. The
     repairs and skips a span file needed are reported in one line (`report`, default a warning)."""
     path = Path(path)
-    if path.suffix not in {".json", ".jsonl"}:
+    if plain_suffix(path) not in {".json", ".jsonl"}:
         return read_split_file(path)
     fmt = detect_format(path, read_text(path))
     if fmt == "tokens":
@@ -338,14 +358,19 @@ def span_records(
         return json.dumps(tasks, ensure_ascii=False, indent=1) + "\n"
     lines = []
     for n, (text, text_spans) in enumerate(zip(texts, spans)):
-        if fmt == "doccano":
-            record = {"text": text, "label": [[start, end, label] for start, end, label in text_spans]}
+        if fmt == "doccano":  # UTF-16 offsets, as doccano counts them
+            utf16 = python_to_utf16(text)
+            record = {
+                "text": text,
+                "label": [[utf16[start], utf16[end], label] for start, end, label in text_spans],
+            }
         else:
             record = {
                 "text": text,
                 "spans": [{"start": s, "end": e, "label": label} for s, e, label in text_spans],
             }
-        lines.append(json.dumps({**record, **extra[n]}, ensure_ascii=False))
+        # The spans written win over an input field of the same name (a doccano file tagged again).
+        lines.append(json.dumps({**extra[n], **record}, ensure_ascii=False))
     return "".join(line + "\n" for line in lines)
 
 
