@@ -245,11 +245,12 @@ def spans_to_words(text: str, spans: Sequence[Span], counts: Counter) -> tuple[l
     return words, tags
 
 
-def read_spans(path: str | Path, fmt: str | None = None) -> tuple[Split, Counter]:
+def read_spans(path: str | Path, fmt: str | None = None, text: str | None = None) -> tuple[Split, Counter]:
     """A span-annotated file as words and BIO tags (a `Split`), and the count of each repair or
-    skip. `fmt` (`doccano`, `label-studio`, `prodigy`) is detected from the file when None."""
+    skip. `fmt` (`doccano`, `label-studio`, `prodigy`) is detected from the file when None;
+    `text` is the file's contents when the caller has read them already."""
     path = Path(path)
-    text = read_text(path)
+    text = read_text(path) if text is None else text
     fmt = fmt or detect_format(path, text)
     records = json_array_records(path, text) if fmt == "label-studio" else jsonl_records(path, text)
     split: Split = {"tokens": [], "tags": [], "lines": []}
@@ -283,10 +284,11 @@ def read_annotations(path: str | Path, report: Callable[[str], None] | None = No
     path = Path(path)
     if plain_suffix(path) not in {".json", ".jsonl"}:
         return read_split_file(path)
-    fmt = detect_format(path, read_text(path))
+    text = read_text(path)
+    fmt = detect_format(path, text)
     if fmt == "tokens":
         return read_split_file(path)
-    split, counts = read_spans(path, fmt)
+    split, counts = read_spans(path, fmt, text)
     if counts:
         (report or warnings.warn)(f"{path} ({fmt}): {describe(counts)}")
     return split

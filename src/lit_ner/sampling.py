@@ -33,9 +33,8 @@ def batch_sizes(n_sentences: int, n_batches: int, batch_size: int) -> list[int]:
 
 
 class LengthGroupedSampler(DistributedSampler):
-    """The training batches of one process (yields lists of example indices). Neither torch's
-    `DistributedSampler` (repeats sentences, no grouping) nor transformers' `LengthGroupedSampler`
-    (one process) gives length-grouped batches with each sentence once across DDP processes.
+    """The training batches of one process (yields lists of example indices); why lit_ner has its
+    own: see the module's docstring.
 
     Every epoch: shuffle by `(seed, epoch)`; with `group_by_length`, cut the order into chunks of
     `group_size` optimizer steps and sort each chunk by length, so a batch holds sentences of
