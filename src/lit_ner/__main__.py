@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "lit_ner.evaluate:evaluate",
     "convert": "lit_ner.annotations:convert",
     "tag": "lit_ner.inference:tag",
+    "serve": "lit_ner.serve:serve",
     "export": "lit_ner.export:export",
     "summarize": "lit_ner.summary:summarize",
     "debug-data": "lit_ner.debug_data:main",

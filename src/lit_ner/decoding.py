@@ -16,20 +16,15 @@ broke the rules.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from lit_ner.alignment import IGNORE_INDEX
+from lit_ner.word_decoding import DECODINGS, Decoding  # noqa: F401  (one definition, torch-free)
 
 # A finite "impossible": -inf would turn 0 * -inf into NaN in masked sums.
 IMPOSSIBLE = -1.0e4
-
-# How word labels are read from a model's scores: the classifier's best label per word, the best
-# valid BIO sequence (Viterbi), or the best sequence under a trained CRF's scores.
-Decoding = Literal["argmax", "valid_bio", "crf"]
-DECODINGS: tuple[str, ...] = get_args(Decoding)
 
 
 def bio_constraints(label_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,17 +1,29 @@
 """A trained model leaves lit_ner as a Hugging Face folder: weights, config, tokenizer and a model
 card that `transformers.pipeline("token-classification")` loads, plus, in its config, how lit_ner
 decodes it (`lit_ner_decoding`, and a CRF's learned scores). From a LightningModule after `fit`,
-from a checkpoint (`lit_ner export`), and up to the Hub (`--push_to_hub`).
+from a checkpoint or another export (`lit_ner export`), and up to the Hub (`--push_to_hub`).
+
+A model decoded word by word (`valid_bio`, or a CRF) also carries the code to decode it so
+anywhere: `lit_ner_pipeline.py` and `word_decoding.py` (copies of lit_ner's `pipeline.py` and
+`word_decoding.py`) and `lit_ner_config.py`, a config class that names that pipeline, so that
+`pipeline("token-classification", model=EXPORT, trust_remote_code=True)` decodes as `lit_ner tag`.
+Without `trust_remote_code`, transformers reads the plain config and runs its standard pipeline.
+
+`--onnx` adds `model.onnx` (torch.onnx's dynamo exporter; dynamic batch and sequence axes),
+optionally int8 by ONNX Runtime's dynamic quantization, for `Tagger(..., backend="onnx")`.
 
 Light to import: torch, transformers and Lightning are imported by the functions that need them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from lit_ner.errors import LitNerError
 from lit_ner.hub import first_line, hub_errors, is_unreachable, resolve_name_or_path
@@ -20,6 +32,40 @@ if TYPE_CHECKING:
     import torch
 
 EXPORT_DIRNAME = "hf_model"
+WORD_LEVEL = ("valid_bio", "crf")
+# The export's remote code: lit_ner's modules, shipped under these names.
+PIPELINE_FILES = {"pipeline.py": "lit_ner_pipeline.py", "word_decoding.py": "word_decoding.py"}
+CONFIG_CODE = '''"""Written by `lit_ner export`: this model's config and model classes, naming the pipeline in
+lit_ner_pipeline.py, so that `pipeline("token-classification", model=..., trust_remote_code=True)`
+decodes the model as lit_ner does. Without trust_remote_code, transformers loads the plain
+{config_class} and its standard pipeline, which takes each subword's argmax."""
+
+from transformers import {config_class} as BaseConfig, {model_class} as BaseModel
+
+
+def pipeline_entry():
+    return {{
+        "impl": "lit_ner_pipeline.LitNerTokenClassificationPipeline",
+        "pt": ["AutoModelForTokenClassification"],
+        "type": "text",
+    }}
+
+
+class LitNerConfig(BaseConfig):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.custom_pipelines = {{"token-classification": pipeline_entry(), "ner": pipeline_entry()}}
+
+    def to_dict(self):
+        # Saved again, the config stays loadable without trust_remote_code.
+        config = super().to_dict()
+        config.pop("custom_pipelines", None)
+        return config
+
+
+class LitNerForTokenClassification(BaseModel):
+    config_class = LitNerConfig
+'''
 
 
 def export_module(module: Any, tokenizer: Any, directory: str | Path, card: str | None = None) -> Path:
@@ -42,10 +88,18 @@ def set_decoding(config: Any, decoding: str, crf: dict[str, torch.Tensor] | None
             setattr(config, f"crf_{name}", crf[name].detach().float().cpu().tolist())
 
 
-def save_hf_model(model: Any, tokenizer: Any, directory: str | Path, card: str | None = None) -> Path:
+def save_hf_model(
+    model: Any,
+    tokenizer: Any,
+    directory: str | Path,
+    card: str | None = None,
+    onnx: bool = False,
+    quantize: str | None = None,
+) -> Path:
     """Writes a Hugging Face model folder (safetensors, config with label maps, tokenizer, and
     `card` as its README.md) that `transformers.pipeline("token-classification", model=directory)`
-    loads.
+    loads; for a word-level decoded model, the pipeline code (module docstring); with `onnx`,
+    `model.onnx` (`quantize="int8"`: quantized).
 
     The folder is written beside `directory` and swapped in whole, so a kill mid-export leaves
     the previous export (at `directory`, or for the instant of the swap at `.<name>.old`, from
@@ -56,8 +110,20 @@ def save_hf_model(model: Any, tokenizer: Any, directory: str | Path, card: str |
     if old.exists() and not directory.exists():
         old.rename(directory)  # a kill between the two renames below
     shutil.rmtree(partial, ignore_errors=True)
+    word_level = getattr(model.config, "lit_ner_decoding", "argmax") in WORD_LEVEL
+    if word_level:
+        model.config.auto_map = {
+            "AutoConfig": "lit_ner_config.LitNerConfig",
+            "AutoModelForTokenClassification": "lit_ner_config.LitNerForTokenClassification",
+        }
+    elif "lit_ner_config" in str(getattr(model.config, "auto_map", "")):
+        del model.config.auto_map  # re-exported with another decoding: the plain model again
     model.save_pretrained(partial)  # safetensors: transformers 5 writes nothing else
     tokenizer.save_pretrained(partial)
+    if word_level:
+        write_pipeline_code(model, partial)
+    if onnx:
+        export_onnx(model, list(tokenizer.model_input_names), partial, quantize)
     if card is not None:
         (partial / "README.md").write_text(card, encoding="utf-8")
     shutil.rmtree(old, ignore_errors=True)
@@ -66,6 +132,87 @@ def save_hf_model(model: Any, tokenizer: Any, directory: str | Path, card: str |
     partial.rename(directory)
     shutil.rmtree(old, ignore_errors=True)
     return directory
+
+
+def write_pipeline_code(model: Any, directory: Path) -> None:
+    """The remote code of a word-level decoded model (module docstring) into its export folder."""
+    here = Path(__file__).parent
+    for source, name in PIPELINE_FILES.items():
+        shutil.copyfile(here / source, directory / name)
+    code = CONFIG_CODE.format(
+        config_class=transformers_class(type(model.config)), model_class=transformers_class(type(model))
+    )
+    (directory / "lit_ner_config.py").write_text(code, encoding="utf-8")
+
+
+def transformers_class(cls: type) -> str:
+    """The name of `cls` or of its first base that transformers defines (an export loaded with
+    trust_remote_code has lit_ner's subclasses)."""
+    return next(c.__name__ for c in cls.__mro__ if c.__module__.startswith("transformers."))
+
+
+def export_onnx(model: Any, input_names: list[str], directory: Path, quantize: str | None = None) -> Path:
+    """`directory/model.onnx`: the model's logits for `input_names` (int64, `(batch, sequence)`,
+    both axes dynamic), by torch.onnx's dynamo exporter, checked against the torch model on a
+    batch, then (`quantize="int8"`) quantized by ONNX Runtime's dynamic quantization (int8
+    weights, activations quantized on the fly: no calibration data)."""
+    import numpy as np
+    import onnx
+    import onnxruntime
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from lit_ner.runtime import ONNX_FILENAME
+
+    if quantize not in (None, "int8"):
+        raise LitNerError(f"quantize must be 'int8' or unset, not {quantize!r}")
+    input_names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in input_names]
+
+    class Logits(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):  # noqa: ANN001, ANN201
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+
+    model = model.float().eval()
+    vocab = int(model.config.vocab_size)
+    generator = torch.Generator().manual_seed(0)
+    example = {
+        "input_ids": torch.randint(1000 % vocab, vocab, (2, 11), generator=generator),
+        "attention_mask": torch.tensor([[1] * 11, [1] * 7 + [0] * 4]),
+        "token_type_ids": torch.zeros(2, 11, dtype=torch.long),
+    }
+    example = {name: example[name] for name in input_names}
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    path = directory / ONNX_FILENAME
+    fp32 = directory / "model.fp32.onnx" if quantize else path
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's progress lines and deprecation notes
+        program = torch.onnx.export(
+            Logits(model), (), kwargs=example, dynamo=True, input_names=input_names, output_names=["logits"],
+            dynamic_shapes={name: {0: batch, 1: sequence} for name in input_names}, verbose=False,
+        )  # fmt: skip
+    program.save(str(fp32))
+    with torch.inference_mode():
+        expected = Logits(model)(**example).numpy()
+    session = onnxruntime.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    got = session.run(["logits"], {name: value.numpy() for name, value in example.items()})[0]
+    if not np.allclose(got, expected, atol=1e-3):
+        raise LitNerError(
+            f"ONNX export of {type(model).__name__}: its logits differ from torch's by "
+            f"{np.abs(got - expected).max():.3g}"
+        )
+    if quantize:
+        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
+        for leftover in directory.glob("model.fp32.onnx*"):
+            leftover.unlink()
+    graph = onnx.load(str(path))
+    onnx.helper.set_model_props(graph, {"lit_ner_quantization": quantize or "32"})
+    onnx.save(graph, str(path))
+    return path
 
 
 def model_from_checkpoint(
@@ -144,24 +291,62 @@ def model_card(
             "| " + " | ".join(f"{scores[n]:.4f}" for n in names) + " |",
             "",
         ]
+    decoding = "crf" if model_hparams.get("head") == "crf" else model_hparams.get("decoding", "argmax")
+    return "\n".join(lines) + usage(decoding, onnx=None)
+
+
+def usage(decoding: str, onnx: str | None) -> str:
+    """The model card's "Use" section: how to load the export, and what transformers' own
+    pipeline does with it when it cannot decode as lit_ner does."""
+    lines = ["## Use", "", "```python", "from transformers import pipeline"]
+    if decoding in WORD_LEVEL:
+        how = "a CRF over the words" if decoding == "crf" else "Viterbi under valid BIO"
+        lines += [
+            'tagger = pipeline("token-classification", model="PATH_OR_REPO", trust_remote_code=True)',
+            "```",
+            "",
+            f"This model is decoded word by word ({how}), as lit_ner trained and scored it. With "
+            "`trust_remote_code=True` the pipeline runs the code shipped here (`lit_ner_pipeline.py`, "
+            "`word_decoding.py`: numpy and transformers only) and gives lit_ner's entities, whole words. "
+            "**Without it**, transformers loads the same weights into its standard pipeline, which takes "
+            "each subword's argmax"
+            + (", ignoring the CRF's transition scores" if decoding == "crf" else "")
+            + ": it finds different, often more and ill-formed, entities.",
+        ]
+    else:
+        lines += [
+            'tagger = pipeline("token-classification", model="PATH_OR_REPO", aggregation_strategy="simple")',
+            "```",
+        ]
     lines += [
-        "## Use",
         "",
-        "```python",
-        "from transformers import pipeline",
-        'tagger = pipeline("token-classification", model="PATH_OR_REPO", aggregation_strategy="simple")',
-        "# or, batched and windowed for long texts: from lit_ner import Tagger; Tagger.from_pretrained(...)",
-        "```",
-        "",
+        "Batched and windowed for long texts: `from lit_ner import Tagger; "
+        'Tagger.from_pretrained("PATH_OR_REPO")(texts)`, or `lit_ner tag` and `lit_ner serve`.',
     ]
-    return "\n".join(lines)
+    if onnx:
+        lines += [
+            "",
+            f"`model.onnx` ({'int8, dynamically quantized' if onnx == 'int8' else 'fp32'}) runs the same "
+            'model in ONNX Runtime without torch: `Tagger.from_pretrained("PATH", backend="onnx")`.',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def with_usage(card: str, decoding: str, onnx: str | None) -> str:
+    """A card with its "Use" section (the last one) rewritten."""
+    head = card[: card.index("## Use")] if "## Use" in card else card.rstrip("\n") + "\n\n"
+    return head + usage(decoding, onnx)
 
 
 def export_checkpoint(
-    checkpoint_path: str | Path, out_dir: str | Path, trust_remote_code: bool = False
+    checkpoint_path: str | Path,
+    out_dir: str | Path,
+    trust_remote_code: bool = False,
+    onnx: bool = False,
+    quantize: str | None = None,
 ) -> Path:
-    """`lit_ner export`: a lit_ner checkpoint as a Hugging Face model folder with a model card
-    (test scores from the run's `test_report.json` when the checkpoint sits in a run directory)."""
+    """`lit_ner export` of a checkpoint: a Hugging Face model folder with a model card (test
+    scores from the run's `test_report.json` when the checkpoint sits in a run directory)."""
     from lit_ner.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(checkpoint_path)
@@ -171,7 +356,28 @@ def export_checkpoint(
     card = model_card(
         checkpoint.get("hyper_parameters", {}), checkpoint.get("datamodule_hyper_parameters", {}), scores
     )
-    return save_hf_model(model, tokenizer, out_dir, card)
+    card = with_usage(card, model.config.lit_ner_decoding, quantize or "32" if onnx else None)
+    return save_hf_model(model, tokenizer, out_dir, card, onnx, quantize)
+
+
+def export_folder(
+    source: str | Path, out_dir: str | Path, trust_remote_code: bool = False, onnx: bool = False,
+    quantize: str | None = None,
+) -> Path:  # fmt: skip
+    """`lit_ner export` of an export (or any token-classification folder or Hub id): the same
+    model, re-exported with the current pipeline code and, with `onnx`, `model.onnx`; the model
+    card is kept, its "Use" section rewritten."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    path = resolve_name_or_path(str(source))
+    with hub_errors(f"model '{source}'"):
+        model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    readme = Path(path) / "README.md"
+    card = readme.read_text(encoding="utf-8") if readme.is_file() else "# Token classifier\n"
+    decoding = getattr(model.config, "lit_ner_decoding", "argmax")
+    card = with_usage(card, decoding, quantize or "32" if onnx else None)
+    return save_hf_model(model, tokenizer, out_dir, card, onnx, quantize)
 
 
 def push_to_hub(directory: str | Path, repo_id: str, private: bool = True) -> str:
@@ -191,17 +397,32 @@ def push_to_hub(directory: str | Path, repo_id: str, private: bool = True) -> st
     return str(getattr(commit, "commit_url", commit))
 
 
-def export(checkpoint: str, out_dir: str, *, trust_remote_code: bool = False) -> Path:
-    """Writes a Hugging Face model folder (weights, config, tokenizer, model card) from a checkpoint.
+def export(
+    source: str,
+    out_dir: str,
+    *,
+    onnx: bool = False,
+    quantize: Literal["int8"] | None = None,
+    trust_remote_code: bool = False,
+) -> Path:
+    """Writes a Hugging Face model folder (weights, config, tokenizer, model card and, for a model
+    decoded word by word, the pipeline code that decodes it so) from a checkpoint or an export.
 
     Args:
-        checkpoint: a lit_ner .ckpt.
-        out_dir: the folder to write (replaced whole if it exists).
+        source: a lit_ner .ckpt, or an export folder (or Hub id) to re-export.
+        out_dir: the folder to write (replaced whole if it exists; may be `source` itself).
+        onnx: also write model.onnx, for `lit_ner tag --backend onnx` and `lit_ner serve --backend onnx`.
+        quantize: "int8": model.onnx with int8 weights (ONNX Runtime's dynamic quantization).
         trust_remote_code: run modelling code that the base model ships on the Hub.
 
     Returns:
         The folder written.
     """
-    out = export_checkpoint(checkpoint, out_dir, trust_remote_code)
-    print(f"Hugging Face export: {out}")
+    if quantize and not onnx:
+        raise LitNerError("--quantize applies to the ONNX model: add --onnx true")
+    if str(source).endswith(".ckpt"):
+        out = export_checkpoint(source, out_dir, trust_remote_code, onnx, quantize)
+    else:
+        out = export_folder(source, out_dir, trust_remote_code, onnx, quantize)
+    print(f"Hugging Face export: {out}" + (f" (with model.onnx, {quantize or 'fp32'})" if onnx else ""))
     return out

@@ -1,0 +1,175 @@
+"""Word-level decoding of a text's model outputs, in numpy: how lit_ner reads entities from a model
+trained with `--model.decoding valid_bio` or `--model.head crf`.
+
+This file travels inside such a model's export (`lit_ner export`), beside `lit_ner_pipeline.py`,
+so that `transformers.pipeline(..., trust_remote_code=True)` decodes exactly as `lit_ner tag`
+does on a machine without lit_ner. So it imports nothing but numpy and the standard library, and
+nothing of lit_ner. It is the same code that `lit_ner.Tagger` runs, on either backend.
+
+The words of a text are its whitespace-separated pieces (as in CoNLL files); each is scored at its
+first subword, as lit_ner trains, from the window where that subword has the most context on
+both sides; Viterbi then runs over the whole text's words at once, within valid BIO (an `I-X`
+only after `B-X` or `I-X`) and, for a CRF, with its learned start, transition and end scores.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+# How word labels are read from a model's scores: the classifier's best label per word, the best
+# valid BIO sequence (Viterbi), or the best sequence under a trained CRF's scores.
+Decoding = Literal["argmax", "valid_bio", "crf"]
+DECODINGS: tuple[str, ...] = get_args(Decoding)
+
+# A finite "impossible" (as lit_ner.decoding's): -inf would turn 0 * -inf into NaN.
+IMPOSSIBLE = -1.0e4
+
+
+def bio_constraints(label_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`(start, transitions)` penalties for valid BIO: `IMPOSSIBLE` where label `j` may not open a
+    text (`I-X`) or may not follow label `i` (`I-X` after anything but `B-X`/`I-X`), else 0."""
+    n = len(label_names)
+    start = np.zeros(n, dtype=np.float32)
+    transitions = np.zeros((n, n), dtype=np.float32)
+    for j, label in enumerate(label_names):
+        if label.startswith("I-"):
+            start[j] = IMPOSSIBLE
+            for i, previous in enumerate(label_names):
+                if previous not in (f"B-{label[2:]}", f"I-{label[2:]}"):
+                    transitions[i, j] = IMPOSSIBLE
+    return start, transitions
+
+
+def viterbi(
+    scores: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray | None = None
+) -> list[int]:
+    """The label ids that maximise `start[y_0] + sum_t scores[t, y_t] + sum_t transitions[y_{t-1},
+    y_t] + end[y_last]` over a `(words, labels)` score matrix."""
+    if len(scores) == 0:
+        return []
+    score = scores[0] + start
+    backpointers = []
+    for t in range(1, len(scores)):
+        total = score[:, None] + transitions  # (previous label, next label)
+        backpointers.append(total.argmax(axis=0))
+        score = total.max(axis=0) + scores[t]
+    if end is not None:
+        score = score + end
+    label = int(score.argmax())
+    path = [label]
+    for previous in reversed(backpointers):
+        label = int(previous[label])
+        path.append(label)
+    return path[::-1]
+
+
+def bio_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """`(type, first word, last word)` of each entity of a BIO tag sequence: `B-X` opens one,
+    `I-X` continues an entity of type X (and opens one after anything else)."""
+    spans: list[list[Any]] = []
+    previous = "O"
+    for i, tag in enumerate(tags):
+        if tag.startswith("I-") and previous[2:] == tag[2:] and previous != "O":
+            spans[-1][2] = i
+        elif tag.startswith(("B-", "I-")):
+            spans.append([tag[2:], i, i])
+        previous = tag
+    return [(type_, first, last) for type_, first, last in spans]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def decode_words(
+    text: str,
+    windows: Sequence[dict[str, Any]],
+    label_names: Sequence[str],
+    decoding: str,
+    crf: dict[str, Any] | None = None,
+) -> list[dict]:
+    """The entities of one text, as the token-classification pipeline's dicts: `entity_group`,
+    `score` (the mean probability of its words' decoded labels), `word` (the text's own
+    characters), `start`, `end` (character offsets; whole words).
+
+    Args:
+        text: the text.
+        windows: its windows in order, each with `offsets` (`(tokens, 2)` character offsets),
+            `special` (`(tokens,)`, 1 on special and padding tokens) and `logits`
+            (`(tokens, labels)`).
+        label_names: the labels in id order.
+        decoding: `"valid_bio"` (Viterbi over log-probabilities, BIO enforced) or `"crf"`
+            (Viterbi over the emissions with the CRF's scores).
+        crf: for `"crf"`, the CRF's `start`, `transitions` and `end` scores.
+    """
+    words = [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
+    word_starts = [start for start, _ in words]
+    # Every text token, by window: (position, word, first character).
+    tokens = []
+    for window in windows:
+        offsets = np.asarray(window["offsets"]).tolist()
+        special = np.asarray(window["special"]).tolist()
+        window_tokens = []
+        for position, (start, end) in enumerate(offsets):
+            word = bisect.bisect_right(word_starts, start) - 1
+            if not special[position] and end > start and word >= 0 and start < words[word][1]:
+                window_tokens.append((position, word, start))
+        tokens.append(window_tokens)
+    # A word's first subword is its token that starts first (a window may begin mid-word, and
+    # characters the tokenizer drops may open the word).
+    first_char: dict[int, int] = {}
+    for window_tokens in tokens:
+        for _, word, start in window_tokens:
+            first_char[word] = min(start, first_char.get(word, start))
+    scores = np.full((len(words), len(label_names)), IMPOSSIBLE, dtype=np.float32)
+    if "O" in label_names:  # a word no subword reached (zero-width characters) is O
+        scores[:, list(label_names).index("O")] = 0.0
+    context = [-1] * len(words)
+    for window, window_tokens in zip(windows, tokens):
+        logits = np.asarray(window["logits"], dtype=np.float32)
+        token_scores = logits if decoding == "crf" else log_softmax(logits)
+        firsts = [(position, word) for position, word, start in window_tokens if start == first_char[word]]
+        for rank, (position, word) in enumerate(firsts):
+            margin = min(rank, len(firsts) - 1 - rank)  # context on both sides in this window
+            if margin > context[word]:
+                context[word], scores[word] = margin, token_scores[position]
+    start, transitions = bio_constraints(label_names)
+    end = None
+    if decoding == "crf":  # the CRF's learned scores, within the same constraints
+        if crf is None:
+            raise ValueError("decoding 'crf' needs the CRF's start, transitions and end scores")
+        start = start + np.asarray(crf["start"], dtype=np.float32)
+        transitions = transitions + np.asarray(crf["transitions"], dtype=np.float32)
+        end = np.asarray(crf["end"], dtype=np.float32)
+    labels = viterbi(scores, transitions, start, end)
+    probabilities = np.exp(log_softmax(scores))
+    tags = [label_names[label] for label in labels]
+    entities = []
+    for type_, first, last in bio_spans(tags):
+        start_char, end_char = words[first][0], words[last][1]
+        score = np.mean([probabilities[i, labels[i]] for i in range(first, last + 1)])
+        entities.append(
+            {
+                "entity_group": type_,
+                "score": float(score),
+                "word": text[start_char:end_char],
+                "start": start_char,
+                "end": end_char,
+            }
+        )
+    return entities
+
+
+def crf_scores(config: Any) -> dict[str, Any] | None:
+    """A CRF's `start`, `transitions` and `end` from a model config (an object or a dict) that
+    lit_ner's export wrote, or None."""
+    get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
+    if get("crf_transitions") is None:
+        return None
+    return {name: get(f"crf_{name}") for name in ("start", "transitions", "end")}
