@@ -96,3 +96,36 @@ def wnut17_dir(tmp_path_factory) -> Path:
 def no_wnut17_env(monkeypatch):
     """Tests that configure their own data must not pick up $WNUT17_DIR."""
     monkeypatch.delenv("WNUT17_DIR", raising=False)
+
+
+def word_level_export(directory: Path, tiny_model_dir: str, decoding: str, onnx: bool) -> str:
+    """A random tiny DistilBERT with WNUT-17's labels, exported as lit_ner exports a model decoded
+    by `decoding` ("crf": with random CRF scores, large enough to change the decoded paths)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from lit_ner.export import save_hf_model, set_decoding
+    from lit_ner.formats import WNUT17_LABELS
+    from lit_ner.model import load_token_classifier
+
+    torch.manual_seed(2)
+    model = load_token_classifier(tiny_model_dir, WNUT17_LABELS)
+    n = len(WNUT17_LABELS)
+    crf = {"start": torch.randn(n), "transitions": 3 * torch.randn(n, n), "end": torch.randn(n)}
+    set_decoding(model.config, decoding, crf if decoding == "crf" else None)
+    save_hf_model(model, AutoTokenizer.from_pretrained(tiny_model_dir), directory, "# card\n", onnx=onnx)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def crf_export_dir(tmp_path_factory, tiny_model_dir) -> str:
+    """A tiny random CRF model's export, with its fp32 model.onnx."""
+    return word_level_export(tmp_path_factory.mktemp("crf") / "export", tiny_model_dir, "crf", onnx=True)
+
+
+@pytest.fixture(scope="session")
+def valid_bio_export_dir(tmp_path_factory, tiny_model_dir) -> str:
+    """A tiny random model's export, decoded by Viterbi under valid BIO."""
+    return word_level_export(
+        tmp_path_factory.mktemp("bio") / "export", tiny_model_dir, "valid_bio", onnx=False
+    )

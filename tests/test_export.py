@@ -1,0 +1,181 @@
+"""An export decodes as lit_ner trained it wherever it goes: in `transformers.pipeline` (with
+`trust_remote_code`, even without lit_ner installed) and in ONNX Runtime (fp32 and int8), the
+ONNX backend tagging without torch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lit_ner.__main__ import run_command
+from lit_ner.formats import read_conll
+from lit_ner.inference import Tagger
+from lit_ner.runtime import ONNX_FILENAME
+
+from .test_inference import SPECIAL_TEXTS, assert_same_entities
+
+
+def spans(entities):
+    return [(e["entity_group"], e["start"], e["end"]) for e in entities]
+
+
+def wnut17_test_texts(wnut17_dir):
+    return [" ".join(words) for words in read_conll(wnut17_dir / "emerging.test.annotated")["tokens"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("decoding", ["crf", "valid_bio"])
+def test_the_pipeline_with_trust_remote_code_finds_lit_ner_tags_entities_on_the_wnut17_test_texts(
+    decoding, crf_export_dir, valid_bio_export_dir, wnut17_dir
+):
+    from transformers import pipeline
+
+    export = crf_export_dir if decoding == "crf" else valid_bio_export_dir
+    tagger = Tagger.from_pretrained(export, precision="32")
+    assert tagger.decoding == decoding
+    texts = [text for text in wnut17_test_texts(wnut17_dir) if len(tagger.windower(text)) == 1]
+    assert len(texts) == 1285  # the tiny model's 128 positions: two test sentences need two windows
+    ours = tagger(texts)
+    shipped = pipeline("token-classification", model=export, trust_remote_code=True)
+    assert type(shipped).__name__ == "LitNerTokenClassificationPipeline"
+    theirs = [shipped(text) for text in texts]
+    assert sum(map(len, ours)) > 1000
+    for mine, reference in zip(ours, theirs):
+        assert_same_entities(mine, reference)
+    # Without trust_remote_code the same folder loads into transformers' standard pipeline,
+    # which takes each subword's argmax: other entities.
+    plain = pipeline("token-classification", model=export, aggregation_strategy="simple")
+    assert type(plain).__name__ == "TokenClassificationPipeline"
+    assert sum(spans(plain(text)) != spans(entities) for text, entities in zip(texts[:200], ours)) > 100
+
+
+def test_the_shipped_pipeline_runs_where_lit_ner_cannot_be_imported(crf_export_dir):
+    expected = [
+        spans(entities) for entities in Tagger.from_pretrained(crf_export_dir, precision="32")(SPECIAL_TEXTS)
+    ]
+    code = f"""
+import json, sys
+sys.modules["lit_ner"] = None  # any import of lit_ner now fails
+from transformers import pipeline
+tagger = pipeline("ner", model={crf_export_dir!r}, trust_remote_code=True)
+texts = {SPECIAL_TEXTS!r}
+print(json.dumps([[(e["entity_group"], e["start"], e["end"]) for e in tagger(t)] if t else [] for t in texts]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [[tuple(span) for span in text] for text in got] == expected
+    assert sum(map(len, expected)) > 10
+
+
+def test_an_export_of_an_argmax_model_stays_a_plain_hugging_face_model(export_dir, tmp_path):
+    out = tmp_path / "plain"
+    run_command("export", [export_dir, str(out)])
+    config = json.loads((out / "config.json").read_text())
+    assert "auto_map" not in config and not (out / "lit_ner_pipeline.py").exists()
+    assert "trust_remote_code" not in (out / "README.md").read_text()
+
+
+ONNX_PROBE = """
+import json, sys
+from lit_ner.inference import Tagger
+tagger = Tagger.from_pretrained(sys.argv[1], backend="onnx")
+texts = json.loads(sys.stdin.read())
+entities = [[{k: (float(v) if k == "score" else v) for k, v in e.items()} for e in found] for found in tagger(texts)]
+print(json.dumps({"entities": entities, "precision": tagger.precision,
+                  "loaded": [m for m in ("torch", "transformers", "lightning") if m in sys.modules]}))
+"""
+
+
+def tag_with_onnx(export, texts):
+    """The ONNX backend's entities, in a fresh process, and the heavy modules that it imported."""
+    result = subprocess.run(
+        [sys.executable, "-c", ONNX_PROBE, str(export)], input=json.dumps(texts), capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_onnx_backend_tags_as_torch_does_without_importing_torch(crf_export_dir):
+    onnx = tag_with_onnx(crf_export_dir, SPECIAL_TEXTS)
+    assert onnx["loaded"] == [] and onnx["precision"] == "32"
+    torch_entities = Tagger.from_pretrained(crf_export_dir, precision="32")(SPECIAL_TEXTS)
+    assert sum(map(len, torch_entities)) > 10
+    for ours, theirs in zip(onnx["entities"], torch_entities):
+        assert_same_entities(ours, theirs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["simple", "first"])
+def test_onnx_fp32_finds_the_torch_taggers_entities_on_the_wnut17_test_texts(
+    export_dir, tmp_path, wnut17_dir, strategy
+):
+    run_command("export", [export_dir, str(tmp_path / "onnx"), "--onnx", "true"])
+    texts = wnut17_test_texts(wnut17_dir)
+    onnx = Tagger.from_pretrained(tmp_path / "onnx", backend="onnx")(texts, strategy)
+    torch_entities = Tagger.from_pretrained(export_dir, precision="32")(texts, strategy)
+    assert sum(map(len, torch_entities)) > 1000
+    for ours, theirs in zip(onnx, torch_entities):
+        assert_same_entities(ours, theirs)
+
+
+@pytest.mark.slow
+def test_export_of_a_crf_checkpoint_with_int8_onnx_tags_from_the_command_line(
+    tiny_model_dir, tmp_path, capsys
+):
+    from lit_ner.cli import cli_main
+
+    from .conftest import FIXTURES
+
+    conll = str(FIXTURES / "quirks.conll")
+    cli_main(
+        [
+            "fit", "--model.model_name_or_path", tiny_model_dir, "--model.head=crf", f"--data.train_file={conll}",
+            f"--data.validation_file={conll}", f"--data.cache_dir={tmp_path}", "--trainer.max_steps=2",
+            "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false",
+        ]
+    )  # fmt: skip
+    ckpt, out = tmp_path / "checkpoints" / "last.ckpt", tmp_path / "int8"
+    run_command("export", [str(ckpt), str(out), "--onnx", "true", "--quantize", "int8"])
+    assert "with model.onnx, int8" in capsys.readouterr().out
+    files = {p.name for p in out.iterdir()}
+    assert {
+        ONNX_FILENAME,
+        "lit_ner_pipeline.py",
+        "word_decoding.py",
+        "lit_ner_config.py",
+        "README.md",
+    } <= files
+    assert not any(name.startswith("model.fp32") for name in files)
+    card = (out / "README.md").read_text()
+    assert "trust_remote_code=True" in card and "**Without it**" in card and "int8" in card
+    # Re-exported in place with fp32 ONNX: the int8 file is 3x+ smaller.
+    int8_bytes = (out / ONNX_FILENAME).stat().st_size
+    run_command("export", [str(out), str(tmp_path / "fp32"), "--onnx", "true"])
+    assert (tmp_path / "fp32" / ONNX_FILENAME).stat().st_size > 3 * int8_bytes
+    assert (tmp_path / "fp32" / "README.md").read_text().count("## Use") == 1
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(text for text in SPECIAL_TEXTS if text) + "\n")
+    capsys.readouterr()
+    run_command("tag", ["--model", str(out), "--backend", "onnx", str(source)])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == [text for text in SPECIAL_TEXTS if text]
+    int8 = Tagger.from_pretrained(out, backend="onnx")
+    assert int8.precision == "int8" and int8.decoding == "crf"
+
+
+def test_onnx_misuse_is_one_line(export_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_command("export", [export_dir, str(tmp_path / "x"), "--quantize", "int8"])
+    assert exit_.value.code == 2
+    assert "--quantize applies to the ONNX model: add --onnx true" in capsys.readouterr().err
+    source = tmp_path / "in.txt"
+    source.write_text("hello\n")
+    with pytest.raises(SystemExit) as exit_:
+        run_command("tag", ["--model", export_dir, "--backend", "onnx", str(source)])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert f"{Path(export_dir)}: no model.onnx" in err
