@@ -61,7 +61,8 @@ sys.modules["lit_ner"] = None  # any import of lit_ner now fails
 from transformers import pipeline
 tagger = pipeline("ner", model={crf_export_dir!r}, trust_remote_code=True)
 texts = {SPECIAL_TEXTS!r}
-print(json.dumps([[(e["entity_group"], e["start"], e["end"]) for e in tagger(t)] if t else [] for t in texts]))
+spans = [[(e["entity_group"], e["start"], e["end"]) for e in tagger(t)] if t else [] for t in texts]
+print(json.dumps(spans))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -83,7 +84,7 @@ import json, sys
 from lit_ner.inference import Tagger
 tagger = Tagger.from_pretrained(sys.argv[1], backend="onnx")
 texts = json.loads(sys.stdin.read())
-entities = [[{k: (float(v) if k == "score" else v) for k, v in e.items()} for e in found] for found in tagger(texts)]
+entities = [[{k: float(v) if k == "score" else v for k, v in e.items()} for e in f] for f in tagger(texts)]
 print(json.dumps({"entities": entities, "precision": tagger.precision,
                   "loaded": [m for m in ("torch", "transformers", "lightning") if m in sys.modules]}))
 """
@@ -133,9 +134,10 @@ def test_export_of_a_crf_checkpoint_with_int8_onnx_tags_from_the_command_line(
     conll = str(FIXTURES / "quirks.conll")
     cli_main(
         [
-            "fit", "--model.model_name_or_path", tiny_model_dir, "--model.head=crf", f"--data.train_file={conll}",
-            f"--data.validation_file={conll}", f"--data.cache_dir={tmp_path}", "--trainer.max_steps=2",
-            "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false",
+            "fit", "--model.model_name_or_path", tiny_model_dir, "--model.head=crf",
+            f"--data.train_file={conll}", f"--data.validation_file={conll}", f"--data.cache_dir={tmp_path}",
+            "--trainer.max_steps=2", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
         ]
     )  # fmt: skip
     ckpt, out = tmp_path / "checkpoints" / "last.ckpt", tmp_path / "int8"

@@ -207,7 +207,8 @@ def serve(
         raise LitNerError(f"--backend must be torch or onnx, not {backend!r}")
     if max_batch_size < 1 or batch_timeout < 0 or workers < 1 or max_texts < 1 or max_text_length < 1:
         raise LitNerError(
-            "--max_batch_size, --workers, --max_texts and --max_text_length must be >= 1, --batch_timeout >= 0"
+            "--max_batch_size, --workers, --max_texts and --max_text_length must be >= 1, "
+            "--batch_timeout >= 0"
         )
     # Load once here, so that a bad model is one line now, not a worker's traceback later.
     from lit_ner.inference import Tagger
