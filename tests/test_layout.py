@@ -63,9 +63,13 @@ def test_every_command_has_a_help_listing_each_option_with_its_type_and_default(
         "evaluate": ["gold", "pred", "--mode", "--json", "--bootstrap", "--confidence", "--seed"],
         "tag": [
             "input", "--model", "--output", "--aggregation_strategy", "--text_field", "--trust_remote_code",
-            "--batch_size", "--device", "--precision", "--stride", "--decoding", "--format",
+            "--batch_size", "--device", "--precision", "--stride", "--decoding", "--format", "--backend",
         ],
-        "export": ["checkpoint", "out_dir", "--trust_remote_code"],
+        "export": ["source", "out_dir", "--onnx", "--quantize", "--trust_remote_code"],
+        "serve": [
+            "--model", "--host", "--port", "--backend", "--max_batch_size", "--batch_timeout", "--workers",
+            "--max_texts", "--max_text_length", "--timeout", "--batch_size", "--precision", "--decoding",
+        ],
         "convert": ["input", "output", "--to"],
         "summarize": ["runs", "--json"],
         "debug-data": ["--output", "--config", "--data.batch_size", "--data.max_length"],
