@@ -18,10 +18,13 @@ For each: texts/s, the texts whose entities (type, start, end) equal the torch f
 the test entity F1 (seqeval, default mode) of its entities read back onto the words. The
 pipeline reads a CRF export by argmax (it cannot know the CRF), so its F1 is that of argmax.
 
-Then a bounded load test of `lit_ner serve` on the loopback address, per backend (onnx int8 and
-torch in its default precision): 1, 8 and 32 concurrent clients (threads, keep-alive
-connections) send the test texts one request each; texts/s, p50 and p99 latency, failed
-requests, and texts/s as a fraction of the offline Tagger's with the same backend.
+Then a bounded load test of `lit_ner serve` on the loopback address, per backend (onnx int8 with
+`--workers 2`, and torch in its default precision with `--workers 1`, the faster for each here):
+1, 8 and 32 concurrent clients (threads in this process, keep-alive connections) send every test
+text once, a text a request, then 32 clients with 8 texts a request; texts/s, p50 and p99
+request latency, failed requests, and texts/s as a fraction of the offline Tagger's with the same
+backend. The clients share the 2 cores with the server, as the HTTP server shares them with the
+model.
 Results go in the JSON file under "tagging".
 """
 
@@ -76,11 +79,14 @@ def directory_mb(directory: Path, pattern: str = "*") -> float:
     return round(sum(p.stat().st_size for p in directory.glob(pattern) if p.is_file()) / 1e6, 1)
 
 
-def load_test(model: Path, backend: str, texts: list[str], clients: list[int], port: int) -> dict:
-    """`lit_ner serve` under 1, 8, 32 ... concurrent clients, each level sending every text once."""
+def load_test(
+    model: Path, backend: str, texts: list[str], levels: list[tuple[int, int]], port: int, workers: int
+) -> dict:
+    """`lit_ner serve` under each level `(clients, texts a request)`: that many concurrent clients
+    sending every text once, in requests of that many texts."""
     process = subprocess.Popen(
         [sys.executable, "-m", "lit_ner", "serve", "--model", str(model), "--backend", backend,
-         "--port", str(port), "--max_batch_size", "32", "--batch_timeout", "0.01"],
+         "--port", str(port), "--max_batch_size", "32", "--batch_timeout", "0.01", "--workers", str(workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -96,10 +102,11 @@ def load_test(model: Path, backend: str, texts: list[str], clients: list[int], p
         else:
             raise SystemExit(f"lit_ner serve ({backend}) did not start")
         results = {}
-        for n_clients in clients:
+        for n_clients, per_request in levels:
             latencies: list[float] = []
             failed = [0]
-            queue = iter(range(len(texts)))
+            requests = [texts[i : i + per_request] for i in range(0, len(texts), per_request)]
+            queue = iter(range(len(requests)))
             lock = threading.Lock()
 
             def client() -> None:
@@ -109,13 +116,15 @@ def load_test(model: Path, backend: str, texts: list[str], clients: list[int], p
                         i = next(queue, None)
                     if i is None:
                         return
-                    body = json.dumps({"text": texts[i]})
+                    single = per_request == 1
+                    body = json.dumps({"text": requests[i][0]} if single else {"texts": requests[i]})
                     start = time.perf_counter()
                     try:
                         connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
                         response = connection.getresponse()
-                        answer = response.read()
-                        ok = response.status == 200 and json.loads(answer)["text"] == texts[i]
+                        answer = json.loads(response.read()) if response.status == 200 else None
+                        answer = [answer] if single and answer else answer
+                        ok = answer is not None and [a["text"] for a in answer] == requests[i]
                     except (OSError, http.client.HTTPException, ValueError):
                         ok = False
                         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -131,14 +140,16 @@ def load_test(model: Path, backend: str, texts: list[str], clients: list[int], p
                 thread.join()
             seconds = time.perf_counter() - start
             latencies.sort()
-            results[str(n_clients)] = {
-                "requests": len(texts),
+            results[f"{n_clients}_clients_{per_request}_texts"] = {
+                "clients": n_clients,
+                "texts_per_request": per_request,
+                "requests": len(requests),
                 "texts_per_s": round(len(texts) / seconds, 1),
                 "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
                 "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
                 "failed": failed[0],
             }
-            print(f"serve {backend}, {n_clients} clients: {results[str(n_clients)]}", flush=True)
+            print(f"serve {backend}: {results[f'{n_clients}_clients_{per_request}_texts']}", flush=True)
         return results
     finally:
         process.send_signal(signal.SIGTERM)
@@ -148,15 +159,58 @@ def load_test(model: Path, backend: str, texts: list[str], clients: list[int], p
             process.kill()
 
 
+ENGINE_NAMES = {
+    "pipeline_per_text": '`pipeline("token-classification")`, one call per text',
+    "pipeline_batched": "`pipeline(...)(texts, batch_size=32)`",
+    "torch_fp32": '`Tagger`, torch, `precision="32"`',
+    "torch_bf16": '`Tagger`, torch, `precision="bf16"` (`auto` here)',
+    "onnx_fp32": "`Tagger`, ONNX Runtime, fp32",
+    "onnx_int8": "`Tagger`, ONNX Runtime, int8",
+}
+
+
+def markdown_tables(result: dict) -> tuple[str, str]:
+    """The docs' tables (docs/tagging.md) of a `tagging` result: the engines, and the load test."""
+    rows = ["| | texts/s | texts agreeing with torch fp32 | test entity F1 |", "|---|---|---|---|"]
+    for name, label in ENGINE_NAMES.items():
+        engine = result["engines"][name]
+        rows.append(
+            f"| {label} | {engine['texts_per_s']:.0f} | {engine['texts_agreeing_with_torch_fp32']:,} "
+            f"| {engine['test_f1']:.4f} |"
+        )
+    serve = [
+        "| backend | clients | texts a request | texts/s | of the offline Tagger's | p50 ms | p99 ms "
+        "| failed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    workers, precision = result["serve"]["workers"], result["serve"]["backends"]["torch"]
+    labels = {"onnx_int8": "ONNX int8", "torch": "torch bf16" if precision == "bf16" else "torch fp32"}
+    for backend, label in labels.items():
+        label += f", {workers[backend]} worker{'s' if workers[backend] > 1 else ''}"
+        for level in result["serve"][backend].values():
+            serve.append(
+                f"| {label} | {level['clients']} | {level['texts_per_request']} | {level['texts_per_s']:.0f} "
+                f"| {level['fraction_of_offline_tagger']:.0%} | {level['p50_ms']:.0f} "
+                f"| {level['p99_ms']:.0f} | {level['failed']} |"
+            )
+    return "\n".join(rows), "\n".join(serve)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help=f"a trained export (default: {RECIPE_EXPORT.relative_to(ROOT)})")
     parser.add_argument("--wnut17_dir", default=os.environ.get("WNUT17_DIR"))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     parser.add_argument("--work_dir", default=str(ROOT / "runs" / "bench-tagging"))
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--batch_size", type=int, help="the Taggers' (default: each backend's own)")
     parser.add_argument("--repeats", type=int, default=3, help="passes per engine; the fastest counts")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--texts_per_request", type=int, default=8, help="the last level's, at the most clients"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="lit_ner serve's model workers (default: 2 for onnx, 1 for torch)"
+    )
     parser.add_argument("--port", type=int, default=8731)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -223,9 +277,14 @@ def main() -> None:
         engines[name]["texts_agreeing_with_torch_fp32"] = sum(
             spans(e) == r for e, r in zip(outputs[name], reference)
         )
+    # Measured on 2 cores: ONNX Runtime serves most with 2 workers of 1 thread, torch with 1 of 2.
+    workers = {"onnx_int8": args.workers or 2, "torch": args.workers or 1}
+    levels = [(n, 1) for n in args.clients] + [(max(args.clients), args.texts_per_request)]
     serve = {
-        "onnx_int8": load_test(onnx_dirs["onnx_int8"], "onnx", texts, args.clients, args.port),
-        "torch": load_test(model, "torch", texts, args.clients, args.port + 1),
+        "onnx_int8": load_test(
+            onnx_dirs["onnx_int8"], "onnx", texts, levels, args.port, workers["onnx_int8"]
+        ),
+        "torch": load_test(model, "torch", texts, levels, args.port + 1, workers["torch"]),
     }
     offline = {"onnx_int8": engines["onnx_int8"]["texts_per_s"]}
     torch_precision = Tagger.from_pretrained(model).precision
@@ -252,8 +311,12 @@ def main() -> None:
             "onnx_int8": directory_mb(onnx_dirs["onnx_int8"], "model.onnx*"),
             "export_with_onnx_int8": directory_mb(onnx_dirs["onnx_int8"]),
         },
-        "serve": {"backends": {"onnx_int8": "onnx", "torch": torch_precision}, **serve},
-        "batch_size": args.batch_size,
+        "serve": {
+            "backends": {"onnx_int8": "onnx", "torch": torch_precision},
+            "workers": args.workers,
+            **serve,
+        },
+        "batch_size": {"torch": taggers["torch_fp32"].batch_size, "onnx": taggers["onnx_int8"].batch_size},
         "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(),
         "bf16_native": bf16_is_native(torch.device("cpu")),
@@ -265,6 +328,7 @@ def main() -> None:
     results.pop("tagging_trained_offline_recipe", None)  # folded into "tagging": a trained export
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    print("\n\n".join(markdown_tables(result)))
 
 
 if __name__ == "__main__":

@@ -221,3 +221,15 @@ def test_the_readme_results_are_the_figures_make_results_wrote():
         key = re.search(r"measured: `(\w+)`", row).group(1)
         cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")][2:]
         assert cells == results_cells(results[key]["scores"]), key
+
+
+def test_the_tagging_tables_are_the_figures_make_bench_wrote():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_tagging", REPO / "bench" / "tagging.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = json.loads((REPO / "bench" / "results.json").read_text())["tagging"]
+    page = (REPO / "docs" / "tagging.md").read_text()
+    for table in bench.markdown_tables(result):
+        assert table in page

@@ -126,13 +126,25 @@ class NERAPI(litserve.LitAPI if litserve else object):  # type: ignore[misc]
     """
 
     def __init__(
-        self, model: str, backend: str, tagger: dict[str, Any], max_batch_size: int, batch_timeout: float
+        self,
+        model: str,
+        backend: str,
+        tagger: dict[str, Any],
+        max_batch_size: int,
+        batch_timeout: float,
+        torch_threads: int | None = None,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.model, self.backend, self.tagger_options = model, backend, tagger
+        self.torch_threads = torch_threads
 
     def setup(self, device: str) -> None:
         from lit_ner.inference import Tagger
+
+        if self.backend == "torch" and self.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
 
         self.tagger = Tagger.from_pretrained(self.model, backend=self.backend, **self.tagger_options)
 
@@ -210,11 +222,18 @@ def serve(
             "--max_batch_size, --workers, --max_texts and --max_text_length must be >= 1, "
             "--batch_timeout >= 0"
         )
+    if backend == "onnx" and tagger.get("threads") is None:
+        # One model per worker: the cores shared out, so that workers do not fight over them
+        # (on 2 cores, 2 workers of 1 thread served 1.28x the texts/s of 1 worker of 2 threads
+        # with a text a request, 1.21x with 8 texts a request).
+        tagger["threads"] = max(1, (os.cpu_count() or 1) // workers)
     # Load once here, so that a bad model is one line now, not a worker's traceback later.
     from lit_ner.inference import Tagger
 
     Tagger.from_pretrained(model, backend=backend, **tagger)
-    api = NERAPI(model, backend, tagger, max_batch_size, batch_timeout)
+    # Several torch workers share the cores out too.
+    torch_threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    api = NERAPI(model, backend, tagger, max_batch_size, batch_timeout, torch_threads)
     server = litserve.LitServer(
         api,
         accelerator="cpu",
