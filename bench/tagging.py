@@ -35,6 +35,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,8 +170,9 @@ ENGINE_NAMES = {
 }
 
 
-def markdown_tables(result: dict) -> tuple[str, str]:
-    """The docs' tables (docs/tagging.md) of a `tagging` result: the engines, and the load test."""
+def markdown_tables(result: dict) -> tuple[str, str, str]:
+    """The docs' tables (docs/tagging.md) of a `tagging` result: the engines, the load test, and
+    the ways to quantize."""
     rows = ["| | texts/s | texts agreeing with torch fp32 | test entity F1 |", "|---|---|---|---|"]
     for name, label in ENGINE_NAMES.items():
         engine = result["engines"][name]
@@ -193,7 +195,62 @@ def markdown_tables(result: dict) -> tuple[str, str]:
                 f"| {level['fraction_of_offline_tagger']:.0%} | {level['p50_ms']:.0f} "
                 f"| {level['p99_ms']:.0f} | {level['failed']} |"
             )
-    return "\n".join(rows), "\n".join(serve)
+    int8 = ["| ONNX Runtime dynamic quantization | test entity F1 | texts/s (one pass) | model.onnx MB |"]
+    int8.append("|---|---|---|---|")
+    names = {
+        "all_ops_per_tensor": "its defaults: every weight, one scale per tensor",
+        "all_ops_per_channel": "every weight, one scale per output channel",
+        "matmul_per_channel": "MatMul weights only, per channel (`--quantize int8`)",
+    }
+    for name, label in names.items():
+        choice = result["int8_choices"][name]
+        int8.append(
+            f"| {label} | {choice['test_f1']:.4f} | {choice['texts_per_s']:.0f} | {choice['onnx_mb']} |"
+        )
+    return "\n".join(rows), "\n".join(serve), "\n".join(int8)
+
+
+# ONNX Runtime's dynamic quantization, three ways: its defaults (every weight op, the embedding
+# Gathers included, one scale per tensor), one scale per output channel, and lit_ner's choice
+# (`lit_ner export --quantize int8`: MatMul weights only, per channel).
+INT8_CHOICES = {
+    "all_ops_per_tensor": {},
+    "all_ops_per_channel": {"per_channel": True},
+    "matmul_per_channel": {"per_channel": True, "op_types_to_quantize": ["MatMul"]},
+}
+
+
+def int8_choices(fp32_dir: Path, work: Path, texts: list[str], f1) -> dict:
+    """Test F1, texts/s (one pass) and size of each way of quantizing the fp32 model.onnx."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from lit_ner.export import quiet_logging
+    from lit_ner.inference import Tagger
+
+    choices = {}
+    for name, options in INT8_CHOICES.items():
+        directory = work / f"int8-{name}"
+        shutil.rmtree(directory, ignore_errors=True)
+        shutil.copytree(fp32_dir, directory, ignore=shutil.ignore_patterns("model.onnx*"))
+        with quiet_logging():
+            quantize_dynamic(
+                str(fp32_dir / "model.onnx"),
+                str(directory / "model.onnx"),
+                weight_type=QuantType.QInt8,
+                **options,
+            )
+        tagger = Tagger.from_pretrained(directory, backend="onnx")
+        tagger(texts[:64])
+        start = time.perf_counter()
+        found = tagger(texts)
+        seconds = time.perf_counter() - start
+        choices[name] = {
+            "test_f1": f1(found),
+            "texts_per_s": round(len(texts) / seconds, 1),
+            "onnx_mb": directory_mb(directory, "model.onnx*"),
+        }
+        print("int8", name, choices[name], flush=True)
+    return choices
 
 
 def main() -> None:
@@ -212,6 +269,7 @@ def main() -> None:
         "--workers", type=int, help="lit_ner serve's model workers (default: 2 for onnx, 1 for torch)"
     )
     parser.add_argument("--port", type=int, default=8731)
+    parser.add_argument("--only", choices=["int8_choices"], help="run this part alone (after a full run)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -246,6 +304,12 @@ def main() -> None:
         predicted = [word_tags(t, w, e) for t, w, e in zip(texts, gold["tokens"], outputs)]
         return round(ner_scores(gold["tags"], predicted)["f1"], 4)
 
+    if args.only == "int8_choices":  # this part alone, merged into the last full run's results
+        out = Path(args.out)
+        results = json.loads(out.read_text())
+        results["tagging"]["int8_choices"] = int8_choices(onnx_dirs["onnx_fp32"], work, texts, f1)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        return
     engines: dict[str, dict] = {}
     outputs: dict[str, list] = {}
     plain = pipeline("token-classification", model=str(model), aggregation_strategy="simple")
@@ -279,6 +343,7 @@ def main() -> None:
         )
     # Measured on 2 cores: ONNX Runtime serves most with 2 workers of 1 thread, torch with 1 of 2.
     workers = {"onnx_int8": args.workers or 2, "torch": args.workers or 1}
+    choices = int8_choices(onnx_dirs["onnx_fp32"], work, texts, f1)
     levels = [(n, 1) for n in args.clients] + [(max(args.clients), args.texts_per_request)]
     serve = {
         "onnx_int8": load_test(
@@ -311,9 +376,10 @@ def main() -> None:
             "onnx_int8": directory_mb(onnx_dirs["onnx_int8"], "model.onnx*"),
             "export_with_onnx_int8": directory_mb(onnx_dirs["onnx_int8"]),
         },
+        "int8_choices": choices,
         "serve": {
             "backends": {"onnx_int8": "onnx", "torch": torch_precision},
-            "workers": args.workers,
+            "workers": workers,
             **serve,
         },
         "batch_size": {"torch": taggers["torch_fp32"].batch_size, "onnx": taggers["onnx_int8"].batch_size},

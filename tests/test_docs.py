@@ -233,3 +233,16 @@ def test_the_tagging_tables_are_the_figures_make_bench_wrote():
     page = (REPO / "docs" / "tagging.md").read_text()
     for table in bench.markdown_tables(result):
         assert table in page
+
+
+def test_the_readme_shipping_figures_are_make_bench_s():
+    engines = json.loads((REPO / "bench" / "results.json").read_text())["tagging"]["engines"]
+    readme = (REPO / "README.md").read_text()
+    speedup = engines["onnx_int8"]["texts_per_s"] / engines["pipeline_batched"]["texts_per_s"]
+    for figure in (
+        f"scores {engines['pipeline_per_text']['test_f1']:.4f} test F1",
+        f"lit_ner scores {engines['torch_fp32']['test_f1']:.4f}",
+        f"{speedup:.2f}x as\nmany texts per second",
+        f"(test F1 {engines['onnx_int8']['test_f1']:.4f})",
+    ):
+        assert figure in readme, figure

@@ -206,10 +206,9 @@ def export_onnx(model: Any, input_names: list[str], directory: Path, quantize: s
             f"{np.abs(got - expected).max():.3g}"
         )
     if quantize:
-        # MatMul weights only, one scale per output channel: on the offline recipe's model this
-        # keeps test F1 within 0.1 point of fp32 (0.4614 against 0.4625), where the default (the
-        # embedding Gathers too, one scale per tensor) lost 2.2 points (0.4405), per-channel alone
-        # 0.7; the embeddings stay fp32 (47 MB of MiniLM's 59), at the same speed.
+        # MatMul weights only, one scale per output channel: per-tensor scales (the default) cost
+        # the offline recipe's model ~1.7 points of test F1, per-channel ones a few tenths; the
+        # embeddings stay fp32 (`make bench`: tagging.int8_choices, docs/tagging.md).
         with quiet_logging():
             quantize_dynamic(
                 str(fp32),

@@ -224,8 +224,7 @@ def serve(
         )
     if backend == "onnx" and tagger.get("threads") is None:
         # One model per worker: the cores shared out, so that workers do not fight over them
-        # (on 2 cores, 2 workers of 1 thread served 1.28x the texts/s of 1 worker of 2 threads
-        # with a text a request, 1.21x with 8 texts a request).
+        # (ONNX Runtime's threads each take a core, and wait for each other).
         tagger["threads"] = max(1, (os.cpu_count() or 1) // workers)
     # Load once here, so that a bad model is one line now, not a worker's traceback later.
     from lit_ner.inference import Tagger
