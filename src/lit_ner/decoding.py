@@ -20,30 +20,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from lit_ner import word_decoding
 from lit_ner.alignment import IGNORE_INDEX
-from lit_ner.word_decoding import DECODINGS, Decoding  # noqa: F401  (one definition, torch-free)
-
-# A finite "impossible": -inf would turn 0 * -inf into NaN in masked sums.
-IMPOSSIBLE = -1.0e4
+from lit_ner.word_decoding import DECODINGS, IMPOSSIBLE, Decoding  # noqa: F401  (defined torch-free)
 
 
 def bio_constraints(label_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(start, transitions)` penalties for valid BIO: `start[j]` is `IMPOSSIBLE` where label `j`
-    may not open a sentence (`I-X`), `transitions[i, j]` where `j` may not follow `i` (`I-X`
-    after anything but `B-X` or `I-X`), 0 elsewhere. Labels without a `B-`/`I-` prefix (`O`)
-    may go anywhere."""
-    n = len(label_names)
-    start = torch.zeros(n)
-    transitions = torch.zeros(n, n)
-    for j, label in enumerate(label_names):
-        if not label.startswith("I-"):
-            continue
-        type_ = label[2:]
-        start[j] = IMPOSSIBLE
-        for i, previous in enumerate(label_names):
-            if previous not in (f"B-{type_}", f"I-{type_}"):
-                transitions[i, j] = IMPOSSIBLE
-    return start, transitions
+    """`(start, transitions)` penalties for valid BIO as tensors: `start[j]` is `IMPOSSIBLE` where
+    label `j` may not open a sentence (`I-X`), `transitions[i, j]` where `j` may not follow `i`
+    (`I-X` after anything but `B-X` or `I-X`), 0 elsewhere (`word_decoding.bio_constraints`, the
+    one definition, shared with the numpy decoder that exports ship)."""
+    start, transitions = word_decoding.bio_constraints(label_names)
+    return torch.from_numpy(start), torch.from_numpy(transitions)
 
 
 def viterbi_decode(

@@ -38,8 +38,8 @@ class Tagger:
     Args:
         model: a `transformers` token-classification model, or an `OnnxModel`.
         tokenizer: its fast tokenizer (or, for an `OnnxModel`, a `Windower`).
-        batch_size: windows per forward pass (None: 32 on torch, 8 on ONNX Runtime, the fastest
-            of 8, 16 and 32 for each on WNUT-17's test texts, on 2 CPU cores).
+        batch_size: windows per forward pass (None: 32 on torch, 8 on ONNX Runtime, whose CPU
+            kernels do better with small batches).
         device: where a torch model runs (`"cpu"`, `"cuda"`, `"cuda:1"`, ...).
         precision: for a torch model: `"auto"` (bf16 where the device has native bf16 matmuls,
             see `bf16_is_native`, else fp32), `"32"` (what the pipeline does; scores agree with

@@ -186,9 +186,8 @@ class OnnxModel:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        # Threads that spin between runs steal the CPU from everything else (the HTTP server,
-        # the next batch's tokenisation): measured on 2 cores, tagging WNUT-17's test texts is
-        # 5% faster without, and `lit_ner serve` spends a third less CPU per text.
+        # Threads that spin between runs steal the CPU from everything else on the machine (the
+        # HTTP server, the next batch's tokenisation).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.threads:
             options.intra_op_num_threads = self.threads
