@@ -34,7 +34,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -44,6 +43,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from results import machine  # noqa: E402  (bench/ is not a package)
+
 RECIPE_EXPORT = ROOT / "runs" / "wnut-offline" / "version_0" / "hf_model"
 
 
@@ -164,7 +166,7 @@ ENGINE_NAMES = {
     "pipeline_per_text": '`pipeline("token-classification")`, one call per text',
     "pipeline_batched": "`pipeline(...)(texts, batch_size=32)`",
     "torch_fp32": '`Tagger`, torch, `precision="32"`',
-    "torch_bf16": '`Tagger`, torch, `precision="bf16"` (`auto` here)',
+    "torch_bf16": '`Tagger`, torch, `precision="bf16"`',
     "onnx_fp32": "`Tagger`, ONNX Runtime, fp32",
     "onnx_int8": "`Tagger`, ONNX Runtime, int8",
 }
@@ -176,6 +178,8 @@ def markdown_tables(result: dict) -> tuple[str, str, str]:
     rows = ["| | texts/s | texts agreeing with torch fp32 | test entity F1 |", "|---|---|---|---|"]
     for name, label in ENGINE_NAMES.items():
         engine = result["engines"][name]
+        if name == ("torch_bf16" if result["bf16_native"] else "torch_fp32"):
+            label += " (`auto` here)"
         rows.append(
             f"| {label} | {engine['texts_per_s']:.0f} | {engine['texts_agreeing_with_torch_fp32']:,} "
             f"| {engine['test_f1']:.4f} |"
@@ -386,7 +390,7 @@ def main() -> None:
         "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(),
         "bf16_native": bf16_is_native(torch.device("cpu")),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": machine(),
     }
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}

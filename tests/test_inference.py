@@ -244,3 +244,26 @@ def test_word_level_decoding_tags_long_texts_whole_even_where_windows_start_mid_
     assert found == sorted(set(expected) - {(m + 1, e) for m, e in zero_width} | set(zero_width))
     assert {e["entity_group"] for e in entities} == {"location"}
     assert {e["word"] for e in entities} == {"new york", "\u200bnew york"}
+
+
+def test_batches_pad_at_most_max_padding_and_tag_as_one_text_at_a_time(export_dir):
+    texts = [" ".join(["word"] * n) for n in (3, 40, 5, 38, 4, 20, 41, 6, 19, 39)] + SPECIAL_TEXTS
+    tagger = Tagger.from_pretrained(export_dir, precision="32", batch_size=4)
+    assert tagger.max_padding == 0.1  # the CPU's default
+    seen = []
+    run = tagger.model.__call__
+
+    def recording(inputs):
+        mask = inputs["attention_mask"]
+        seen.append((mask.shape[1], mask.sum(axis=1).min(), len(mask)))
+        return run(inputs)
+
+    tagger.model = type("Recording", (), {"__call__": lambda self, inputs: recording(inputs)})()
+    batched = tagger(texts)
+    assert seen and all(rows <= 4 and longest <= 1.1 * shortest for longest, shortest, rows in seen)
+    assert len(seen) < len(texts) - 1  # texts of near lengths still share a batch
+    one_by_one = [Tagger.from_pretrained(export_dir, precision="32")(text) for text in texts[:3]]
+    for mine, alone in zip(batched, one_by_one):
+        assert_same_entities(mine, alone)
+    with pytest.raises(LitNerError, match="max_padding must be >= 0"):
+        Tagger.from_pretrained(export_dir, max_padding=-1)

@@ -49,6 +49,11 @@ class Tagger:
             a window).
         threads: ONNX Runtime's threads (None: one per core); the torch backend uses torch's
             own setting (`torch.set_num_threads`).
+        max_padding: a batch holds only windows at least `1 / (1 + max_padding)` as long as its
+            longest, so that padding is at most that fraction of the real tokens (None: 0.1 on a
+            CPU, where every padded position costs as much as a real one, and no bound on a GPU,
+            where a fuller batch is what pays). Matters most for few texts of mixed lengths, as
+            in `lit_ner serve`'s batches of requests.
         decoding: `None` (the model's own, from its config's `lit_ner_decoding`, else
             `"argmax"`), `"argmax"` (the pipeline's: its `aggregation_strategy` applies),
             `"valid_bio"` or `"crf"` (word-level, as lit_ner validates: see `word_decoding`).
@@ -64,6 +69,7 @@ class Tagger:
         stride: int | None = None,
         threads: int | None = None,
         decoding: Decoding | None = None,
+        max_padding: float | None = None,
     ) -> None:
         if isinstance(model, OnnxModel):
             if precision not in ("auto", "32"):
@@ -81,6 +87,11 @@ class Tagger:
         self.stride = min(128, self.windower.budget // 2) if stride is None else stride
         self.windower.set_stride(self.stride)
         self.batch_size = batch_size or (8 if isinstance(self.model, OnnxModel) else 32)
+        if max_padding is None:
+            max_padding = 0.1 if self.model.device_type == "cpu" else float("inf")
+        if max_padding < 0:
+            raise LitNerError(f"max_padding must be >= 0, not {max_padding}")
+        self.max_padding = max_padding
         self.precision = self.model.precision
         config = self.model.config
         self.decoding = decoding or getattr(config, "lit_ner_decoding", None) or "argmax"
@@ -171,14 +182,21 @@ class Tagger:
         return results
 
     def _forward(self, windows: list[dict[str, Any]]) -> None:
-        """Runs the model on every window, longest first in padded batches, and sets each
-        window's `logits` (its own length)."""
-        order = sorted(range(len(windows)), key=lambda i: -len(windows[i]["input_ids"]))
-        for start in range(0, len(order), self.batch_size):
-            batch = [windows[i] for i in order[start : start + self.batch_size]]
+        """Runs the model on every window, longest first in padded batches (of at most
+        `batch_size` windows, within `max_padding` of the longest), and sets each window's
+        `logits` (its own length)."""
+        order = sorted(windows, key=lambda window: -len(window["input_ids"]))
+        start = 0
+        while start < len(order):
+            shortest = len(order[start]["input_ids"]) / (1 + self.max_padding)
+            end = start + 1
+            while end < min(len(order), start + self.batch_size) and len(order[end]["input_ids"]) >= shortest:
+                end += 1
+            batch = order[start:end]
             logits = self.model(self.windower.batch(batch))
             for row, window in enumerate(batch):
                 window["logits"] = logits[row, : len(window["input_ids"])]
+            start = end
 
 
 ONNX_HINT = "model.onnx (lit_ner export ... --onnx true)"

@@ -144,6 +144,7 @@ class TorchModel:
         import torch
 
         self.device = torch.device(device)
+        self.device_type = self.device.type
         self.model = model.to(self.device).eval()
         self.config = model.config
         if precision not in ("auto", "32", "bf16"):
@@ -201,6 +202,7 @@ class OnnxModel:
         elif device != "cpu":
             raise LitNerError(f"device {device!r}: the onnx backend runs on 'cpu' or 'cuda'")
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
+        self.device_type = "cuda" if device.startswith("cuda") else "cpu"
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.precision = self.session.get_modelmeta().custom_metadata_map.get("lit_ner_quantization", "32")
         return self
