@@ -18,8 +18,8 @@ For each: texts/s, the texts whose entities (type, start, end) equal the torch f
 the test entity F1 (seqeval, default mode) of its entities read back onto the words. The
 pipeline reads a CRF export by argmax (it cannot know the CRF), so its F1 is that of argmax.
 
-Then a bounded load test of `lit_ner serve` on the loopback address, per backend (onnx int8 with
-`--workers 2`, and torch in its default precision with `--workers 1`, the faster for each here):
+Then a bounded load test of `lit_ner serve` on the loopback address, per backend (onnx int8, and
+torch in its default precision; `--workers` one per core, each model process with one thread):
 1, 8 and 32 concurrent clients (threads in this process, keep-alive connections) send every test
 text once, a text a request, then 32 clients with 8 texts a request; texts/s, p50 and p99
 request latency, failed requests, and texts/s as a fraction of the offline Tagger's with the same
@@ -269,9 +269,7 @@ def main() -> None:
     parser.add_argument(
         "--texts_per_request", type=int, default=8, help="the last level's, at the most clients"
     )
-    parser.add_argument(
-        "--workers", type=int, help="lit_ner serve's model workers (default: 2 for onnx, 1 for torch)"
-    )
+    parser.add_argument("--workers", type=int, help="lit_ner serve's model workers (default: one per core)")
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--only", choices=["int8_choices"], help="run this part alone (after a full run)")
     args = parser.parse_args()
@@ -345,8 +343,9 @@ def main() -> None:
         engines[name]["texts_agreeing_with_torch_fp32"] = sum(
             spans(e) == r for e, r in zip(outputs[name], reference)
         )
-    # Measured on 2 cores: ONNX Runtime serves most with 2 workers of 1 thread, torch with 1 of 2.
-    workers = {"onnx_int8": args.workers or 2, "torch": args.workers or 1}
+    # A model process per core, each with one thread: on small batches of requests, threads of
+    # one model wait for each other (on 2 cores, both backends served more this way).
+    workers = {"onnx_int8": args.workers or os.cpu_count(), "torch": args.workers or os.cpu_count()}
     choices = int8_choices(onnx_dirs["onnx_fp32"], work, texts, f1)
     levels = [(n, 1) for n in args.clients] + [(max(args.clients), args.texts_per_request)]
     serve = {
