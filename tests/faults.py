@@ -1,9 +1,11 @@
 """Faults injected into real training runs through `--trainer.callbacks+=tests.faults.X`: a
-preempted node (SIGKILL, which nothing can catch) and a model whose loss goes non-finite."""
+preempted node (SIGKILL, which nothing can catch), a model whose loss goes non-finite, and slow
+steps (time for a test to send a signal mid-training)."""
 
 import math
 import os
 import signal
+import time
 
 from lightning.pytorch.callbacks import Callback
 
@@ -37,3 +39,13 @@ class NaNLossAtStep(Callback):
         if self._hook is not None and not self.forever:
             self._hook.remove()
             self._hook = None
+
+
+class SlowSteps(Callback):
+    """Sleeps `seconds` after every training step (changes nothing else)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        time.sleep(self.seconds)

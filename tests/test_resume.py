@@ -1,13 +1,15 @@
-"""A real training process is killed mid-epoch and resumed: it must end exactly where an
-uninterrupted run ends (weights, steps, epochs, learning-rate schedule), and two runs with one
-seed must agree exactly."""
+"""A real training process is killed mid-epoch, or asked to stop by SLURM, and resumed: it must
+end as the same run an uninterrupted one is (weights, steps, learning-rate schedule, best
+checkpoint, test scores, export, one metrics log), and two runs with one seed must agree exactly."""
 
+import csv
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -41,7 +43,7 @@ def write_corpus(path, n_sentences=40, seed=0):
     return path
 
 
-def fit(tmp_path, model_dir, save_dir, *extra, check=True):
+def fit(tmp_path, model_dir, save_dir, *extra, check=True, env=None, start=subprocess.run):
     corpus = tmp_path / "corpus.conll"
     args = [
         sys.executable, "-m", "lit_ner", "fit", "--config", WNUT_CONFIG,
@@ -54,7 +56,11 @@ def fit(tmp_path, model_dir, save_dir, *extra, check=True):
         "--last_checkpoint.every_n_train_steps=4", "--seed_everything=7",
         *extra,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
+    if start is subprocess.Popen:
+        return subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
@@ -67,16 +73,52 @@ def final_state(save_dir):
     return torch.load(paths[-1], map_location="cpu", weights_only=True)
 
 
+def run_record(save_dir):
+    """What a finished fit decided, without what differs between any two runs (paths, minutes,
+    memory, throughput rates): best checkpoint names, scores, test report, export weights and
+    the metrics log."""
+    from safetensors.torch import load_file
+
+    run = save_dir / "wnut" / "version_0"
+    summary = json.loads((run / "fit_summary.json").read_text())
+    with (run / "metrics.csv").open(newline="") as file:
+        rows = [
+            {k: v for k, v in row.items() if v != "" and not k.endswith(("_per_sec", "time"))}
+            for row in csv.DictReader(file)
+        ]
+    return {
+        "best": sorted(path.name for path in (run / "checkpoints").glob("epoch=*.ckpt")),
+        "scores": {k: v for k, v in summary.items() if k.startswith(("best/", "best_epoch", "test/"))},
+        "test_report": json.loads((run / "test_report.json").read_text()),
+        "export": load_file(run / "hf_model" / "model.safetensors"),
+        "metrics": [row for row in rows if len(row) > 2],  # more than step and epoch
+    }
+
+
+def assert_same_run(resumed, straight):
+    assert resumed["best"] == straight["best"]
+    assert resumed["scores"] == straight["scores"]
+    assert resumed["test_report"] == straight["test_report"]
+    assert resumed["export"].keys() == straight["export"].keys()
+    for name, weight in straight["export"].items():
+        assert torch.equal(weight, resumed["export"][name]), name
+    steps = [row["step"] for row in resumed["metrics"] if "train/loss" in row]
+    assert len(steps) == len(set(steps))  # each step logged once
+    assert resumed["metrics"] == straight["metrics"]
+
+
 @pytest.mark.slow
-def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_model_dir):
+def test_a_run_killed_mid_epoch_resumes_as_the_same_run_an_uninterrupted_run_is(tmp_path, tiny_model_dir):
     write_corpus(tmp_path / "corpus.conll")
-    fit(tmp_path, tiny_model_dir, tmp_path / "straight")
+    logging = "--trainer.log_every_n_steps=1"
+    fit(tmp_path, tiny_model_dir, tmp_path / "straight", logging)
     straight = final_state(tmp_path / "straight")
 
     killed = fit(
         tmp_path,
         tiny_model_dir,
         tmp_path / "preempted",
+        logging,
         "--trainer.callbacks+=tests.faults.KillAtStep",
         f"--trainer.callbacks.step={KILL_AT_STEP}",
         check=False,
@@ -87,12 +129,11 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_
     )
     assert interrupted["global_step"] == 16 and interrupted["epoch"] == 1  # mid-epoch: 6 of 10 batches
 
-    resumed_run = fit(tmp_path, tiny_model_dir, tmp_path / "preempted", "--ckpt_path=last")
+    resumed_run = fit(tmp_path, tiny_model_dir, tmp_path / "preempted", logging, "--ckpt_path=last")
     assert "resuming from" in resumed_run.stderr + resumed_run.stdout
     resumed = final_state(tmp_path / "preempted")
-    # The continuation has its own run directory; the killed run's logs stay.
-    assert (tmp_path / "preempted/wnut/version_0/metrics.csv").is_file()
-    assert (tmp_path / "preempted/wnut/version_1/checkpoints" / LAST).is_file()
+    # The continuation is the same run: no second run directory.
+    assert sorted(path.name for path in (tmp_path / "preempted/wnut").iterdir()) == ["version_0"]
 
     assert resumed["global_step"] == straight["global_step"] == STEPS_PER_EPOCH * EPOCHS
     assert resumed["epoch"] == straight["epoch"]
@@ -104,14 +145,63 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_
     assert not torch.equal(
         interrupted["state_dict"]["model.classifier.weight"], resumed["state_dict"]["model.classifier.weight"]
     )
+    assert_same_run(run_record(tmp_path / "preempted"), run_record(tmp_path / "straight"))
 
     # Determinism: a second uninterrupted run with the same seed gives identical test metrics.
-    fit(tmp_path, tiny_model_dir, tmp_path / "again")
+    fit(tmp_path, tiny_model_dir, tmp_path / "again", logging)
     reports = [
         json.loads((tmp_path / run / "wnut/version_0/test_report.json").read_text())
         for run in ("straight", "again")
     ]
     assert reports[0] == reports[1]
+
+
+SLURM_JOB = {
+    "SLURM_JOB_ID": "4242",
+    "SLURM_JOB_NAME": "lit_ner",
+    "SLURM_NTASKS": "1",
+    "SLURM_NODELIST": "localhost",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+}
+
+
+@pytest.mark.slow
+def test_sigusr1_in_a_slurm_job_saves_requeues_and_the_restarted_job_ends_as_the_uninterrupted_one(
+    tmp_path, tiny_model_dir
+):
+    write_corpus(tmp_path / "corpus.conll")
+    logging = "--trainer.log_every_n_steps=1"
+    fit(tmp_path, tiny_model_dir, tmp_path / "straight", logging)
+    # A stand-in for SLURM's scontrol that records how it was called.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+    scontrol.chmod(0o755)
+    job = {**SLURM_JOB, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    # The same command both times, as SLURM runs it; slow steps leave time to signal mid-training.
+    command = (logging, "--trainer.callbacks+=tests.faults.SlowSteps", "--trainer.callbacks.seconds=0.2")
+
+    first = fit(tmp_path, tiny_model_dir, tmp_path / "job", *command, env=job, start=subprocess.Popen)
+    last = tmp_path / "job/wnut/version_0/checkpoints" / LAST
+    deadline = time.monotonic() + 300
+    while not last.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first.send_signal(signal.SIGUSR1)  # SLURM's warning, ahead of the time limit
+    output = first.communicate(timeout=300)[0]
+    assert first.returncode == 75, output[-3000:]  # EX_TEMPFAIL: stopped, to be resumed
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
+    assert "SLURM job 4242 requeued" in output
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    assert 4 <= saved["global_step"] < STEPS_PER_EPOCH * EPOCHS  # saved where it stopped, mid-fit
+    assert not (tmp_path / "job/wnut/version_0/fit_summary.json").exists()  # no test, no export
+
+    restarted = {**job, "SLURM_RESTART_COUNT": "1"}
+    second = fit(tmp_path, tiny_model_dir, tmp_path / "job", *command, env=restarted)
+    assert "restarted by SLURM: resuming" in second.stderr + second.stdout
+    assert_same_run(run_record(tmp_path / "job"), run_record(tmp_path / "straight"))
 
 
 def fit_in_process(tmp_path, model_dir, *extra):

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback, RichProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.trainer.states import RunningStage
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lit_ner.checkpoints import LAST, checkpoint_dir
 from lit_ner.errors import LitNerError
@@ -189,6 +194,18 @@ class LastCheckpoint(Callback):
     """Keeps `last.ckpt` (beside the best checkpoints) current: after every training epoch and
     every `every_n_train_steps` optimizer steps, so that a killed job loses at most that many.
 
+    And stops a job asked to stop, resumably: on SIGUSR1 (what SLURM sends ahead of a time limit
+    or a preemption, with `sbatch --signal=SIGUSR1@90`) or SIGTERM (what torchrun's elastic agent,
+    Kubernetes and most schedulers send), training goes on to the end of the step in progress,
+    every process agrees, `last.ckpt` is saved there, and the process exits with status
+    `EXIT_RESUMABLE` (75, EX_TEMPFAIL: try again) as the next step begins, without testing or
+    exporting. On SIGUSR1 in a
+    SLURM job, rank 0 first asks SLURM to requeue it (`scontrol requeue $SLURM_JOB_ID`); when
+    SLURM (or torchrun, after a SIGTERM) starts the job again with the same command, `fit`
+    resumes from that checkpoint by itself (`checkpoints.restarted_by`). Lightning's own SLURM
+    handler saves from inside the signal handler, mid-step, into `default_root_dir`; this one
+    saves between steps, into the run's own checkpoint directory, and replaces it during `fit`.
+
     It is the only writer of `last.ckpt`: Lightning's `ModelCheckpoint(save_last=True)` would
     write the same name, so lit_ner leaves that off (and refuses both at once). Lightning's own
     `ModelCheckpoint` cannot stand in: its step and epoch triggers are mutually exclusive.
@@ -197,9 +214,14 @@ class LastCheckpoint(Callback):
         every_n_train_steps: steps between saves within an epoch; 0 saves at epoch ends only.
     """
 
+    EXIT_RESUMABLE = 75
+
     def __init__(self, every_n_train_steps: int = 50) -> None:
         self.every_n_train_steps = every_n_train_steps
         self._last_saved_step = -1
+        self._asked: int | None = None  # the stop signal received, if any
+        self._stopping = False  # saved (and requeued): exit at the next step or epoch start
+        self._handlers: dict[int, Any] = {}
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         best = trainer.checkpoint_callback
@@ -209,22 +231,101 @@ class LastCheckpoint(Callback):
                 "off (last_checkpoint keeps last.ckpt current)"
             )
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After Lightning has set its signal handlers for the fit: these replace them until
+        # training ends (a signal during the sanity check is acted on at the first step's end).
+        self._asked, self._stopping = None, False
+        if threading_is_main():
+            for signum in (signal.SIGUSR1, signal.SIGTERM):
+                self._handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_handlers()
+        self._exit_if_stopping()
+
+    # The exit waits for the next step or epoch to begin: by then Lightning has logged the step
+    # (and epoch) the checkpoint holds, so the resumed run's logs miss nothing.
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._exit_if_stopping()
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self._exit_if_stopping()
+
+    def _exit_if_stopping(self) -> None:
+        if self._stopping:
+            raise SystemExit(self.EXIT_RESUMABLE)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, error: BaseException) -> None:
+        self._restore_handlers()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._asked != signal.SIGUSR1:  # a requeue request outranks a plain stop
+            self._asked = signum
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._handlers.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._handlers = {}
+
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         step = trainer.global_step
         if self.every_n_train_steps and step % self.every_n_train_steps == 0:
             self._save(trainer)
+        self._stop_if_asked(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # After the epoch's validation, so the best-checkpoint state it holds is current.
-        self._save(trainer)
+        # After the epoch's validation, so the best-checkpoint state it holds is current: saved
+        # even when the epoch's last step was just saved, since that save preceded the validation.
+        self._save(trainer, again=True)
+        self._stop_if_asked(trainer)
 
-    def _save(self, trainer: L.Trainer) -> None:
+    def _save(self, trainer: L.Trainer, again: bool = False) -> None:
         # A step spans several batches under gradient accumulation: save it once.
-        if trainer.fast_dev_run or trainer.sanity_checking or trainer.global_step == self._last_saved_step:
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        if trainer.global_step == self._last_saved_step and not again:
             return
         self._last_saved_step = trainer.global_step
         # The full state (optimizer, loops, callbacks), not weights only: it is what resumes.
         trainer.save_checkpoint(Path(checkpoint_dir(trainer)) / LAST, weights_only=False)
+
+    def _stop_if_asked(self, trainer: L.Trainer) -> None:
+        # Every process decides together (a signal may reach one process and not yet another), so
+        # that all save the same step and none waits alone in a collective.
+        asked = torch.tensor(
+            [self._asked is not None, self._asked == signal.SIGUSR1],
+            dtype=torch.float32,
+            device=trainer.strategy.root_device,
+        )
+        stop, requeue = (trainer.strategy.reduce(asked, reduce_op="sum") > 0).tolist()
+        if not stop or self._stopping:
+            return
+        self._save(trainer)  # the step's (a no-op when it was just saved)
+        name = "SIGUSR1" if requeue else "SIGTERM"
+        where = f"step {trainer.global_step}, epoch {trainer.current_epoch}"
+        if requeue and trainer.is_global_zero:
+            job = os.environ.get("SLURM_JOB_ID")
+            if os.environ.get("SLURM_ARRAY_JOB_ID"):
+                job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+            if job:
+                done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+                if done.returncode:
+                    rank_zero_warn(f"scontrol requeue {job} failed: {done.stderr.strip() or done.returncode}")
+                else:
+                    rank_zero_info(f"{name} at {where}: last.ckpt saved, SLURM job {job} requeued")
+            else:
+                rank_zero_info(f"{name} at {where}: last.ckpt saved (not a SLURM job: nothing to requeue)")
+        else:
+            rank_zero_info(f"{name} at {where}: last.ckpt saved; resume with --ckpt_path last")
+        trainer.strategy.barrier("lit_ner-stop")
+        self._stopping = True
+
+
+def threading_is_main() -> bool:
+    """Signal handlers can only be set from the main thread."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def sentences_in(batch: dict[str, torch.Tensor]) -> int:
@@ -250,6 +351,33 @@ class SentenceThroughput(ThroughputMonitor):
 
     def __init__(self, window_size: int = 20) -> None:
         super().__init__(batch_size_fn=sentences_in, length_fn=tokens_in, window_size=window_size)
+        self._resumed: dict[str, float] = {}
+
+    # The training totals (batches, samples, items, time) travel in checkpoints, so that a resumed
+    # fit's logged totals go on from where the interrupted one's stood.
+    def state_dict(self) -> dict[str, float]:
+        stage = RunningStage.TRAINING
+        if stage not in self._t0s:  # not training, or not rank 0 (the monitor runs on rank 0)
+            return {}
+        return {
+            "batches": self._batches[stage],
+            "samples": self._samples[stage],
+            "lengths": self._lengths[stage],
+            "time": time.perf_counter() - self._t0s[stage],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self._resumed = dict(state_dict)
+
+    def on_train_start(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_start(trainer, *args)
+        stage = RunningStage.TRAINING
+        if self._resumed and stage in self._t0s:
+            self._batches[stage] = int(self._resumed["batches"])
+            self._samples[stage] = int(self._resumed["samples"])
+            self._lengths[stage] = int(self._resumed["lengths"])
+            self._t0s[stage] -= self._resumed["time"]
+        self._resumed = {}
 
 
 class NERProgressBar(RichProgressBar):

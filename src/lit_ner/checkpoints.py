@@ -7,13 +7,19 @@
 - `rng_states`/`set_rng_states`: every RNG training draws from, as plain values a weights-only
   load accepts, so a resumed run draws the dropout masks the uninterrupted one drew.
 - `find_last_checkpoint` is what `fit --ckpt_path last` resumes from (`callbacks.LastCheckpoint`
-  keeps `last.ckpt` current).
+  keeps `last.ckpt` current), and `continue_run` makes the resumed fit the same run: the same run
+  directory, ModelCheckpoint's best score and path, each step once in the logs.
+- `restarted_by` tells a job that its launcher restarted it (SLURM after a requeue, torchrun's
+  elastic agent), so that `fit` resumes with no flag changed.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import pickle
+import re
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,3 +125,71 @@ def set_rng_states(states: dict[str, Any]) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def restarted_by() -> str | None:
+    """The launcher that restarted this job, if one did: `"SLURM"` (a requeued job starts again
+    with `SLURM_RESTART_COUNT` >= 1) or `"torchrun"` (its elastic agent's restarts set
+    `TORCHELASTIC_RESTART_COUNT` >= 1); None on a first start."""
+    for launcher, variable in (("SLURM", "SLURM_RESTART_COUNT"), ("torchrun", "TORCHELASTIC_RESTART_COUNT")):
+        count = os.environ.get(variable, "0")
+        if count.isdigit() and int(count) > 0:
+            return launcher
+    return None
+
+
+def continue_run(trainer: Any, checkpoint: str | Path) -> bool:
+    """Makes a fit resumed from `checkpoint` (a `last.ckpt` in `RUN_DIR/checkpoints/`) continue
+    that run instead of starting a new one. Called before the fit, it points every logger whose
+    runs live beside RUN_DIR at RUN_DIR itself:
+    - CSV and TensorBoard loggers take its version, so ModelCheckpoint's directory is the one the
+      checkpoint came from, and Lightning then reloads the best score, best path and top-k it holds
+      (from a new directory it would drop them, and keep a worse model as the best);
+    - metrics.csv keeps the rows of the steps before the checkpoint's (Lightning's CSV writer
+      deletes the file of a directory it reopens) and the resumed fit logs the rest, each step once;
+    - TensorBoard drops the interrupted run's events from the checkpoint's step on (`purge_step`);
+    - W&B resumes the run of that id (the run directory's name is the W&B run id).
+    Returns whether it did (False: the checkpoint is not a `last.ckpt` in a run directory of these
+    loggers; the fit then logs as a new run).
+    """
+    checkpoint = Path(checkpoint).resolve()
+    run_dir = checkpoint.parent.parent
+    if checkpoint.name != LAST or checkpoint.parent.name != "checkpoints":
+        return False
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+
+    step = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    found = re.fullmatch(r"version_(\d+)", run_dir.name)
+    version = int(found[1]) if found else run_dir.name
+    continued = False
+    for logger in trainer.loggers:
+        root = Path(logger.save_dir or trainer.default_root_dir, str(logger.name)).resolve()
+        if root != run_dir.parent:
+            continue
+        continued = True
+        if isinstance(logger, (CSVLogger, TensorBoardLogger)):
+            logger._version = version
+        if isinstance(logger, TensorBoardLogger):
+            logger._kwargs["purge_step"] = step
+        elif isinstance(logger, WandbLogger):
+            logger._id = logger._wandb_init["id"] = run_dir.name
+            logger._wandb_init["resume"] = "allow"
+        elif isinstance(logger, CSVLogger) and trainer.global_rank == 0:
+            carry_metrics(logger, step)
+    return continued
+
+
+def carry_metrics(logger: Any, step: int) -> None:
+    """Keeps the rows of a reopened run's metrics.csv logged before `step`."""
+    path = Path(logger.log_dir) / "metrics.csv"
+    rows = []
+    if path.is_file():
+        with path.open(newline="") as file:
+            for row in csv.DictReader(file):
+                if row.get("step") and int(float(row["step"])) < step:
+                    rows.append({key: value for key, value in row.items() if value != ""})
+    with warnings.catch_warnings():  # "...exists and is not empty...will be deleted": expected
+        warnings.simplefilter("ignore")
+        writer = logger.experiment
+    writer.metrics = rows
+    writer.save()

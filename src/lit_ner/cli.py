@@ -15,6 +15,7 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins import CheckpointIO
@@ -38,8 +39,10 @@ from lit_ner.checkpoints import (
     LAST,
     SafeCheckpointIO,
     checkpoint_errors,
+    continue_run,
     find_last_checkpoint,
     load_checkpoint,
+    restarted_by,
 )
 from lit_ner.data import NERDataModule
 from lit_ner.errors import LitNerError, exit_with
@@ -73,6 +76,9 @@ class LitNerCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+        # Sentences and subword tokens per second, in the loggers. Before `last_checkpoint`:
+        # callbacks run in this order, and a step's save must hold the step's counts.
+        parser.add_lightning_class_args(SentenceThroughput, "throughput")
         # And `last.ckpt` every N steps, so that a killed job resumes with `--ckpt_path last`.
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         # `predict` writes predictions/<split>.conll and .jsonl, each sentence once under DDP.
@@ -81,8 +87,6 @@ class LitNerCLI(LightningCLI):
         parser.add_lightning_class_args(WandbReports, "wandb_reports")
         # `validate` and `test` write the per-type report, predictions and plots.
         parser.add_lightning_class_args(ReportWriter, "report_writer")
-        # Sentences and subword tokens per second, in the loggers.
-        parser.add_lightning_class_args(SentenceThroughput, "throughput")
         parser.add_argument(
             "--push_to_hub",
             type=str | None,
@@ -195,28 +199,37 @@ class LitNerCLI(LightningCLI):
 
     def before_fit(self) -> None:
         """`--ckpt_path last` resumes from the newest `last.ckpt` of the logger's runs (a killed
-        job's), continuing in a new run directory so that no log of the killed run is lost; with
-        none yet (a job's first start), training starts afresh."""
+        job's), continuing that run: its directory, its best checkpoint so far, its logs (see
+        `checkpoints.continue_run`). With none yet (a job's first start), training starts afresh.
+        A job its launcher restarted (SLURM after a requeue, torchrun's elastic agent) resumes so
+        without the flag: the same command line starts it and restarts it."""
         config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") != "last":
-            return
+        ckpt_path = config.get("ckpt_path")
+        launcher = restarted_by()
+        if ckpt_path is None and launcher:
+            rank_zero_info(f"restarted by {launcher}: resuming as with --ckpt_path last")
+            ckpt_path = "last"
+        if ckpt_path == "last":
+            run_root = self._run_root()
+            last = find_last_checkpoint(run_root)
+            if last is None:
+                rank_zero_info(f"--ckpt_path last: no {LAST} under {run_root} yet; training from the start")
+                config["ckpt_path"] = None
+                return
+            rank_zero_info(f"--ckpt_path last: resuming from {last}")
+            config["ckpt_path"] = ckpt_path = str(last)
+        if ckpt_path and continue_run(self.trainer, ckpt_path):
+            rank_zero_info(f"continuing the run in {Path(ckpt_path).resolve().parent.parent}")
+
+    def _run_root(self) -> str:
+        """The directory whose runs `--ckpt_path last` looks in."""
         trainer = self.trainer
         callback = trainer.checkpoint_callback
         if callback is not None and callback.dirpath:  # the config names the checkpoint directory
-            run_root = callback.dirpath
-        elif trainer.logger is not None:  # as ModelCheckpoint resolves it: save_dir/name/version
-            run_root = os.path.join(
-                trainer.logger.save_dir or trainer.default_root_dir, str(trainer.logger.name)
-            )
-        else:
-            run_root = trainer.default_root_dir
-        last = find_last_checkpoint(run_root)
-        if last is None:
-            rank_zero_info(f"--ckpt_path last: no {LAST} under {run_root} yet; training from the start")
-            config["ckpt_path"] = None
-        else:
-            rank_zero_info(f"--ckpt_path last: resuming from {last}")
-            config["ckpt_path"] = str(last)
+            return callback.dirpath
+        if trainer.logger is not None:  # as ModelCheckpoint resolves it: save_dir/name/version
+            return os.path.join(trainer.logger.save_dir or trainer.default_root_dir, str(trainer.logger.name))
+        return trainer.default_root_dir
 
     def after_fit(self) -> None:
         """Scores the best checkpoint on the test split, exports it in Hugging Face format and

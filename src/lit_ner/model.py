@@ -160,6 +160,7 @@ class TokenClassifier(L.LightningModule):
         self.outside_id = self.label_names.index("O") if "O" in self.label_names else 0
         self.skipped_batches = 0  # non-finite losses skipped under nonfinite_loss="skip"
         self._positions: torch.Tensor | None = None  # see training_step
+        self._resumed_positions: tuple[int, list[float]] | None = None
         # The last results of each stage ("scores", "report", "surface", "sentences"), for the
         # CLI to print and save.
         self.reports: dict[str, dict[str, Any]] = {}
@@ -215,6 +216,12 @@ class TokenClassifier(L.LightningModule):
         # (positions, padding positions) trained on this epoch, kept on the device so counting
         # never waits for the GPU. Started here too: a run resumed mid-epoch skips the epoch start.
         counts = torch.stack([torch.tensor(mask.numel(), device=mask.device), (mask == 0).sum()])
+        if self._positions is None and self._resumed_positions is not None:
+            # An epoch resumed midway counts on from its checkpoint's counts.
+            epoch, saved = self._resumed_positions
+            self._resumed_positions = None
+            if epoch == self.current_epoch:
+                self._positions = torch.tensor(saved, dtype=counts.dtype, device=counts.device)
         self._positions = counts if self._positions is None else self._positions + counts
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch["labels"], training=True)
@@ -346,6 +353,10 @@ class TokenClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
+        if self._trainer is not None and self._positions is not None:
+            # The epoch's padding counts so far, every process's together (every process saves).
+            counts = self.trainer.strategy.reduce(self._positions.double(), reduce_op="sum")
+            checkpoint["epoch_positions"] = [self.current_epoch, counts.tolist()]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("hyper_parameters", {}).get("label_names")
@@ -356,6 +367,10 @@ class TokenClassifier(L.LightningModule):
                 f"{self.label_names}; use it with data of its label set (or pass --data.label_names)"
             )
         self._rng_states_to_restore = checkpoint.get("rng_states")
+        if "epoch_positions" in checkpoint:
+            epoch, counts = checkpoint["epoch_positions"]
+            # The sum of every process's counts goes on in one process.
+            self._resumed_positions = (epoch, counts if self.global_rank == 0 else [0.0, 0.0])
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if getattr(self, "_rng_states_to_restore", None) is not None:
