@@ -6,10 +6,12 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -285,3 +287,59 @@ def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint_whole(tm
     monkeypatch.undo()
     assert load_checkpoint(path)["global_step"] == 1
     assert io.load_checkpoint(path)["state_dict"]["w"].sum() == 0
+
+
+@pytest.mark.slow
+def test_the_wnut17_slice_killed_after_its_first_validation_keeps_the_uninterrupted_fits_best(
+    tmp_path, minilm_dir, wnut17_dir
+):
+    # Issue #20's experiment: on this slice every epoch scores val F1 0.0, and a tie is no
+    # improvement, so the uninterrupted fit keeps epoch 0. A resumed fit that forgot the best
+    # score it had (a new run directory) kept epoch 1 instead, and tested and exported that.
+    files = {}
+    for split, name, lines in (
+        ("train", "wnut17train.conll", 6000),
+        ("validation", "emerging.dev.conll", 1500),
+        ("test", "emerging.test.annotated", 1500),
+    ):
+        text = (wnut17_dir / name).read_text(encoding="utf-8").splitlines()[:lines]
+        files[split] = tmp_path / name
+        files[split].write_text("\n".join(text) + "\n", encoding="utf-8")
+
+    def slice_fit(save_dir, *extra, check=True):
+        args = [
+            sys.executable, "-m", "lit_ner", "fit", "--config", WNUT_CONFIG,
+            "--model.model_name_or_path", minilm_dir, "--model.head", "softmax",
+            "--model.learning_rate", "1e-4", "--trainer.max_epochs", "3",
+            "--last_checkpoint.every_n_train_steps", "10", "--trainer.enable_progress_bar=false",
+            f"--data.train_file={files['train']}", f"--data.validation_file={files['validation']}",
+            f"--data.test_file={files['test']}", f"--data.cache_dir={tmp_path / 'cache'}",
+            f"--trainer.default_root_dir={save_dir}", f"--trainer.logger.init_args.save_dir={save_dir}",
+            *extra,
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+        result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        if check:
+            assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    slice_fit(tmp_path / "straight")
+    straight = run_record(tmp_path / "straight")
+    assert straight["best"] == ["epoch=0-val_f1=0.0000.ckpt"]
+    # Epoch 0 is 19 steps (297 sentences, batch 16); killed 5 steps into epoch 1.
+    killed = slice_fit(
+        tmp_path / "preempted", "--trainer.callbacks+=tests.faults.KillAtStep", "--trainer.callbacks.step=24",
+        check=False,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed_fit = slice_fit(tmp_path / "preempted", "--ckpt_path", "last")
+    kept = re.search(r"best checkpoint: (\S+)", resumed_fit.stdout)[1]
+    assert Path(kept).name == "epoch=0-val_f1=0.0000.ckpt"
+    resumed = run_record(tmp_path / "preempted")
+    assert_same_run(resumed, straight)
+    summaries = [
+        json.loads((tmp_path / run / "wnut/version_0/fit_summary.json").read_text())
+        for run in ("straight", "preempted")
+    ]
+    assert summaries[0]["best_checkpoint"].endswith("epoch=0-val_f1=0.0000.ckpt")
+    assert summaries[1]["best_checkpoint"] == summaries[0]["best_checkpoint"].replace("straight", "preempted")
