@@ -49,3 +49,16 @@ class SlowSteps(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         time.sleep(self.seconds)
+
+
+class SignalAtStep(Callback):
+    """Sends its own process `signal` (a name: SIGTERM, SIGUSR1) when training reaches `step`
+    optimizer steps, as a scheduler stopping the job would."""
+
+    def __init__(self, step: int, signal: str = "SIGTERM") -> None:
+        self.step = step
+        self.signal = signal
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), getattr(signal, self.signal))

@@ -45,10 +45,10 @@ def write_corpus(path, n_sentences=40, seed=0):
     return path
 
 
-def fit(tmp_path, model_dir, save_dir, *extra, check=True, env=None, start=subprocess.run):
+def fit(tmp_path, model_dir, save_dir, *extra, check=True, env=None, start=subprocess.run, configs=()):
     corpus = tmp_path / "corpus.conll"
     args = [
-        sys.executable, "-m", "lit_ner", "fit", "--config", WNUT_CONFIG,
+        sys.executable, "-m", "lit_ner", "fit", "--config", WNUT_CONFIG, *configs,
         "--model.model_name_or_path", model_dir,
         f"--data.train_file={corpus}", f"--data.validation_file={corpus}", f"--data.test_file={corpus}",
         f"--data.cache_dir={tmp_path / 'cache'}", "--data.batch_size=4",
@@ -343,3 +343,62 @@ def test_the_wnut17_slice_killed_after_its_first_validation_keeps_the_uninterrup
     ]
     assert summaries[0]["best_checkpoint"].endswith("epoch=0-val_f1=0.0000.ckpt")
     assert summaries[1]["best_checkpoint"] == summaries[0]["best_checkpoint"].replace("straight", "preempted")
+
+
+WANDB_CONFIG = str(REPO / "configs" / "wandb.yaml")
+
+
+@pytest.mark.slow
+def test_a_resumed_offline_wandb_run_keeps_its_id_and_one_continuous_history(tmp_path, tiny_model_dir):
+    from .wandb_records import read_run
+
+    write_corpus(tmp_path / "corpus.conll")
+    options = ("--trainer.logger.init_args.offline=true", "--trainer.log_every_n_steps=1")
+    wandb = {"configs": ("--config", WANDB_CONFIG)}
+
+    def segments(save_dir):
+        runs = sorted(save_dir.glob("wandb/offline-run-*/run-*.wandb"), key=os.path.getmtime)
+        return [(path.stem.removeprefix("run-"), read_run(path)["history"]) for path in runs]
+
+    def scalars(rows):
+        # The numbers a dashboard plots against trainer/global_step (tables and images are files
+        # with per-run names), without what differs between any two runs.
+        kept = [
+            {
+                k: v
+                for k, v in row.items()
+                if isinstance(v, (int, float))
+                and not k.startswith("_")
+                and "/" in k[:-1]
+                and not k.endswith(("_per_sec", "time", "size", "ncols", "nrows", "width", "height", "count"))
+            }
+            for row in rows
+        ]
+        return [row for row in kept if set(row) - {"trainer/global_step", "epoch"}]
+
+    env = {"WANDB_SILENT": "true"}
+    fit(
+        tmp_path,
+        tiny_model_dir,
+        tmp_path / "straight",
+        *options,
+        **wandb,
+        env={**env, "WANDB_DATA_DIR": str(tmp_path / "d1")},
+    )
+    ((straight_id, straight),) = segments(tmp_path / "straight")
+    killed = fit(
+        tmp_path, tiny_model_dir, tmp_path / "preempted", *options,
+        "--trainer.callbacks+=tests.faults.SignalAtStep", f"--trainer.callbacks.step={KILL_AT_STEP}", **wandb,
+        env={**env, "WANDB_DATA_DIR": str(tmp_path / "d2")}, check=False,
+    )  # fmt: skip
+    assert killed.returncode == 75, killed.stderr[-3000:]
+    fit(
+        tmp_path, tiny_model_dir, tmp_path / "preempted", *options, "--ckpt_path=last", **wandb,
+        env={**env, "WANDB_DATA_DIR": str(tmp_path / "d2")},
+    )  # fmt: skip
+    (interrupted_id, interrupted), (resumed_id, resumed) = segments(tmp_path / "preempted")
+    assert resumed_id == interrupted_id  # one W&B run, resumed by its id
+    step = KILL_AT_STEP + 1  # saved at the end of the step the signal came in
+    assert min(row["trainer/global_step"] for row in resumed if "train/loss" in row) == step
+    before = [row for row in interrupted if row.get("trainer/global_step", -1) < step]
+    assert scalars(before + resumed) == scalars(straight)

@@ -231,9 +231,10 @@ class LastCheckpoint(Callback):
                 "off (last_checkpoint keeps last.ckpt current)"
             )
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # After Lightning has set its signal handlers for the fit: these replace them until
-        # training ends (a signal during the sanity check is acted on at the first step's end).
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After Lightning has set its own handlers for the fit (after `on_fit_start`): these
+        # replace them until training ends, so that Lightning's SIGTERM handling does not also
+        # stop the fit (at an epoch's end, exit status 0, no checkpoint).
         self._asked, self._stopping = None, False
         if threading_is_main():
             for signum in (signal.SIGUSR1, signal.SIGTERM):
