@@ -53,12 +53,14 @@ class SlowSteps(Callback):
 
 class SignalAtStep(Callback):
     """Sends its own process `signal` (a name: SIGTERM, SIGUSR1) when training reaches `step`
-    optimizer steps, as a scheduler stopping the job would."""
+    optimizer steps, as a scheduler stopping the job would; under DDP only in process `rank`
+    (None: every process)."""
 
-    def __init__(self, step: int, signal: str = "SIGTERM") -> None:
+    def __init__(self, step: int, signal: str = "SIGTERM", rank: int | None = None) -> None:
         self.step = step
         self.signal = signal
+        self.rank = rank
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and self.rank in (None, trainer.global_rank):
             os.kill(os.getpid(), getattr(signal, self.signal))

@@ -402,3 +402,26 @@ def test_a_resumed_offline_wandb_run_keeps_its_id_and_one_continuous_history(tmp
     assert min(row["trainer/global_step"] for row in resumed if "train/loss" in row) == step
     before = [row for row in interrupted if row.get("trainer/global_step", -1) < step]
     assert scalars(before + resumed) == scalars(straight)
+
+
+@pytest.mark.slow
+def test_under_ddp_a_sigterm_to_one_process_stops_both_at_one_checkpoint_and_the_resume_is_exact(
+    tmp_path, tiny_model_dir
+):
+    write_corpus(tmp_path / "corpus.conll")
+    ddp = ("--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+           "--trainer.log_every_n_steps=1")  # fmt: skip
+    fit(tmp_path, tiny_model_dir, tmp_path / "straight", *ddp)
+    # Rank 1 never sees the signal: the processes agree to stop at the same step all the same.
+    stopped = fit(
+        tmp_path, tiny_model_dir, tmp_path / "preempted", *ddp,
+        "--trainer.callbacks+=tests.faults.SignalAtStep", "--trainer.callbacks.step=6",
+        "--trainer.callbacks.rank=0", check=False,
+    )  # fmt: skip
+    assert stopped.returncode == 75, stopped.stderr[-3000:]
+    saved = torch.load(
+        tmp_path / "preempted/wnut/version_0/checkpoints" / LAST, map_location="cpu", weights_only=True
+    )
+    assert saved["global_step"] == 7  # the end of the step the signal came in
+    fit(tmp_path, tiny_model_dir, tmp_path / "preempted", *ddp, "--ckpt_path=last")
+    assert_same_run(run_record(tmp_path / "preempted"), run_record(tmp_path / "straight"))

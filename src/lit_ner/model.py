@@ -353,6 +353,12 @@ class TokenClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
+        if self._trainer is not None and self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            # Every process draws its own dropout masks: each gets its own RNG state back (every
+            # process saves, rank 0 writes).
+            gathered: list[Any] = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, checkpoint["rng_states"])
+            checkpoint["rng_states_per_rank"] = gathered
         if self._trainer is not None and self._positions is not None:
             # The epoch's padding counts so far, every process's together (every process saves).
             counts = self.trainer.strategy.reduce(self._positions.double(), reduce_op="sum")
@@ -366,7 +372,11 @@ class TokenClassifier(L.LightningModule):
                 f"{where or 'checkpoint'}: its labels {list(saved)} differ from the data's "
                 f"{self.label_names}; use it with data of its label set (or pass --data.label_names)"
             )
-        self._rng_states_to_restore = checkpoint.get("rng_states")
+        per_rank = checkpoint.get("rng_states_per_rank")
+        if per_rank and self._trainer is not None and len(per_rank) == self.trainer.world_size:
+            self._rng_states_to_restore = per_rank[self.global_rank]
+        else:
+            self._rng_states_to_restore = checkpoint.get("rng_states")
         if "epoch_positions" in checkpoint:
             epoch, counts = checkpoint["epoch_positions"]
             # The sum of every process's counts goes on in one process.
