@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -199,6 +200,12 @@ def test_sigusr1_in_a_slurm_job_saves_requeues_and_the_restarted_job_ends_as_the
     saved = torch.load(last, map_location="cpu", weights_only=True)
     assert 4 <= saved["global_step"] < STEPS_PER_EPOCH * EPOCHS  # saved where it stopped, mid-fit
     assert not (tmp_path / "job/wnut/version_0/fit_summary.json").exists()  # no test, no export
+    assert (tmp_path / "job/wnut/version_0/job_id").read_text() == "slurm:4242\n"
+    # Meanwhile another job's run beside it saved a newer last.ckpt: the restart must not take it.
+    other = tmp_path / "job/wnut/version_1"
+    (other / "checkpoints").mkdir(parents=True)
+    shutil.copy(last, other / "checkpoints" / LAST)
+    (other / "job_id").write_text("slurm:777\n")
 
     restarted = {**job, "SLURM_RESTART_COUNT": "1"}
     second = fit(tmp_path, tiny_model_dir, tmp_path / "job", *command, env=restarted)

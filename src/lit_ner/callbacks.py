@@ -31,7 +31,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from lit_ner.checkpoints import LAST, checkpoint_dir
+from lit_ner.checkpoints import JOB_FILE, LAST, checkpoint_dir, job_id
 from lit_ner.errors import LitNerError
 from lit_ner.formats import write_atomically, write_conll
 from lit_ner.model import STAGE_SPLITS
@@ -236,6 +236,9 @@ class LastCheckpoint(Callback):
         # replace them until training ends, so that Lightning's SIGTERM handling does not also
         # stop the fit (at an epoch's end, exit status 0, no checkpoint).
         self._asked, self._stopping = None, False
+        job = job_id()
+        if job and trainer.is_global_zero:  # which job's run this is, for its restarts to find
+            write_atomically(Path(checkpoint_dir(trainer)).parent / JOB_FILE, job + "\n")
         if threading_is_main():
             for signum in (signal.SIGUSR1, signal.SIGTERM):
                 self._handlers[signum] = signal.signal(signum, self._on_signal)

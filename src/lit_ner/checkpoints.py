@@ -88,12 +88,38 @@ def checkpoint_dir(trainer: Any) -> str:
     return os.path.join(trainer.log_dir or trainer.default_root_dir, "checkpoints")
 
 
-def find_last_checkpoint(run_root: str | Path) -> Path | None:
+def find_last_checkpoint(run_root: str | Path, job: str | None = None) -> Path | None:
     """The newest `last.ckpt` in a checkpoint directory or under a logger's run root
-    (`save_dir/name`, e.g. `runs/wnut/version_3/checkpoints/last.ckpt`); None when there is none."""
+    (`save_dir/name`, e.g. `runs/wnut/version_3/checkpoints/last.ckpt`), of the runs job `job`
+    started if given (see `job_id`); None when there is none."""
     root = Path(run_root)
     candidates = [*root.glob(LAST), *root.glob(f"checkpoints/{LAST}"), *root.glob(f"*/checkpoints/{LAST}")]
+    if job is not None:
+        candidates = [path for path in candidates if run_job(path.parent.parent) == job]
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+
+
+JOB_FILE = "job_id"
+
+
+def job_id() -> str | None:
+    """This job's id as its launcher keeps it across restarts: SLURM's job id (`ARRAY_TASK` for
+    an array task), or torchrun's rendezvous id when one was given (`--rdzv-id`); None otherwise.
+    A restarted job resumes the run its id started, not another job's newer run beside it."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"slurm:{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    if os.environ.get("SLURM_JOB_ID"):
+        return f"slurm:{os.environ['SLURM_JOB_ID']}"
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id and run_id != "none":  # torchrun's default when no --rdzv-id is given
+        return f"torchrun:{run_id}"
+    return None
+
+
+def run_job(run_dir: Path) -> str | None:
+    """The job id recorded in a run directory (written when its training started)."""
+    path = run_dir / JOB_FILE
+    return path.read_text().strip() if path.is_file() else None
 
 
 def rng_states() -> dict[str, Any]:

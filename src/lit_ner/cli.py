@@ -41,6 +41,7 @@ from lit_ner.checkpoints import (
     checkpoint_errors,
     continue_run,
     find_last_checkpoint,
+    job_id,
     load_checkpoint,
     restarted_by,
 )
@@ -211,7 +212,8 @@ class LitNerCLI(LightningCLI):
             ckpt_path = "last"
         if ckpt_path == "last":
             run_root = self._run_root()
-            last = find_last_checkpoint(run_root)
+            # A restarted job resumes its own run (by its job id), not a newer one beside it.
+            last = find_last_checkpoint(run_root, job_id() if launcher else None)
             if last is None:
                 rank_zero_info(f"--ckpt_path last: no {LAST} under {run_root} yet; training from the start")
                 config["ckpt_path"] = None
