@@ -76,6 +76,15 @@ def final_state(save_dir):
     return torch.load(paths[-1], map_location="cpu", weights_only=True)
 
 
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, tiny_model_dir):
+    """The uninterrupted fit the interrupted ones must equal (the same command, never stopped)."""
+    tmp_path = tmp_path_factory.mktemp("straight")
+    write_corpus(tmp_path / "corpus.conll")
+    fit(tmp_path, tiny_model_dir, tmp_path / "straight", "--trainer.log_every_n_steps=1")
+    return tmp_path / "straight"
+
+
 def run_record(save_dir):
     """What a finished fit decided, without what differs between any two runs (paths, minutes,
     memory, throughput rates): best checkpoint names, scores, test report, export weights and
@@ -111,11 +120,12 @@ def assert_same_run(resumed, straight):
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_epoch_resumes_as_the_same_run_an_uninterrupted_run_is(tmp_path, tiny_model_dir):
+def test_a_run_killed_mid_epoch_resumes_as_the_same_run_an_uninterrupted_run_is(
+    tmp_path, tiny_model_dir, straight_run
+):
     write_corpus(tmp_path / "corpus.conll")
     logging = "--trainer.log_every_n_steps=1"
-    fit(tmp_path, tiny_model_dir, tmp_path / "straight", logging)
-    straight = final_state(tmp_path / "straight")
+    straight = final_state(straight_run)
 
     killed = fit(
         tmp_path,
@@ -148,15 +158,9 @@ def test_a_run_killed_mid_epoch_resumes_as_the_same_run_an_uninterrupted_run_is(
     assert not torch.equal(
         interrupted["state_dict"]["model.classifier.weight"], resumed["state_dict"]["model.classifier.weight"]
     )
-    assert_same_run(run_record(tmp_path / "preempted"), run_record(tmp_path / "straight"))
+    assert_same_run(run_record(tmp_path / "preempted"), run_record(straight_run))
 
-    # Determinism: a second uninterrupted run with the same seed gives identical test metrics.
-    fit(tmp_path, tiny_model_dir, tmp_path / "again", logging)
-    reports = [
-        json.loads((tmp_path / run / "wnut/version_0/test_report.json").read_text())
-        for run in ("straight", "again")
-    ]
-    assert reports[0] == reports[1]
+    # (Bit-equal to an uninterrupted run: training is deterministic for a seed, as it must be.)
 
 
 SLURM_JOB = {
@@ -172,11 +176,10 @@ SLURM_JOB = {
 
 @pytest.mark.slow
 def test_sigusr1_in_a_slurm_job_saves_requeues_and_the_restarted_job_ends_as_the_uninterrupted_one(
-    tmp_path, tiny_model_dir
+    tmp_path, tiny_model_dir, straight_run
 ):
     write_corpus(tmp_path / "corpus.conll")
     logging = "--trainer.log_every_n_steps=1"
-    fit(tmp_path, tiny_model_dir, tmp_path / "straight", logging)
     # A stand-in for SLURM's scontrol that records how it was called.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -210,7 +213,7 @@ def test_sigusr1_in_a_slurm_job_saves_requeues_and_the_restarted_job_ends_as_the
     restarted = {**job, "SLURM_RESTART_COUNT": "1"}
     second = fit(tmp_path, tiny_model_dir, tmp_path / "job", *command, env=restarted)
     assert "restarted by SLURM: resuming" in second.stderr + second.stdout
-    assert_same_run(run_record(tmp_path / "job"), run_record(tmp_path / "straight"))
+    assert_same_run(run_record(tmp_path / "job"), run_record(straight_run))
 
 
 def fit_in_process(tmp_path, model_dir, *extra):
@@ -300,9 +303,10 @@ def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint_whole(tm
 def test_the_wnut17_slice_killed_after_its_first_validation_keeps_the_uninterrupted_fits_best(
     tmp_path, minilm_dir, wnut17_dir
 ):
-    # Issue #20's experiment: on this slice every epoch scores val F1 0.0, and a tie is no
-    # improvement, so the uninterrupted fit keeps epoch 0. A resumed fit that forgot the best
-    # score it had (a new run directory) kept epoch 1 instead, and tested and exported that.
+    # Issue #20's experiment (2 epochs here, not 3, to keep the test short): on this slice every
+    # epoch scores val F1 0.0, and a tie is no improvement, so the uninterrupted fit keeps epoch 0.
+    # A resumed fit that forgot the best score it had (a new run directory) kept epoch 1 instead,
+    # and tested and exported that.
     files = {}
     for split, name, lines in (
         ("train", "wnut17train.conll", 6000),
@@ -317,7 +321,7 @@ def test_the_wnut17_slice_killed_after_its_first_validation_keeps_the_uninterrup
         args = [
             sys.executable, "-m", "lit_ner", "fit", "--config", WNUT_CONFIG,
             "--model.model_name_or_path", minilm_dir, "--model.head", "softmax",
-            "--model.learning_rate", "1e-4", "--trainer.max_epochs", "3",
+            "--model.learning_rate", "1e-4", "--trainer.max_epochs", "2",
             "--last_checkpoint.every_n_train_steps", "10", "--trainer.enable_progress_bar=false",
             f"--data.train_file={files['train']}", f"--data.validation_file={files['validation']}",
             f"--data.test_file={files['test']}", f"--data.cache_dir={tmp_path / 'cache'}",
@@ -417,7 +421,7 @@ def test_under_ddp_a_sigterm_to_one_process_stops_both_at_one_checkpoint_and_the
 ):
     write_corpus(tmp_path / "corpus.conll")
     ddp = ("--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
-           "--trainer.log_every_n_steps=1")  # fmt: skip
+           "--trainer.log_every_n_steps=1", "--trainer.max_epochs=2")  # fmt: skip
     fit(tmp_path, tiny_model_dir, tmp_path / "straight", *ddp)
     # Rank 1 never sees the signal: the processes agree to stop at the same step all the same.
     stopped = fit(
