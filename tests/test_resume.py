@@ -436,3 +436,23 @@ def test_under_ddp_a_sigterm_to_one_process_stops_both_at_one_checkpoint_and_the
     assert saved["global_step"] == 7  # the end of the step the signal came in
     fit(tmp_path, tiny_model_dir, tmp_path / "preempted", *ddp, "--ckpt_path=last")
     assert_same_run(run_record(tmp_path / "preempted"), run_record(tmp_path / "straight"))
+
+
+def test_ckpt_path_last_in_another_job_resumes_that_jobs_run_as_a_new_run(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    # A run another job started may still be going on: it is resumed from, never written into.
+    for name, value in SLURM_JOB.items():
+        monkeypatch.setenv(name, value)
+    fit_in_process(tmp_path, tiny_model_dir)
+    first = tmp_path / "wnut/version_0"
+    assert (first / "job_id").read_text() == "slurm:4242\n"
+    metrics = (first / "metrics.csv").read_text()
+    monkeypatch.setenv("SLURM_JOB_ID", "4243")
+    cli = fit_in_process(tmp_path, tiny_model_dir, "--ckpt_path=last", "--trainer.max_epochs=2")
+    assert cli.trainer.global_step == 2 * STEPS_PER_EPOCH  # went on from the first job's checkpoint
+    assert (tmp_path / "wnut/version_1/job_id").read_text() == "slurm:4243\n"
+    assert (first / "metrics.csv").read_text() == metrics
+    assert (first / "checkpoints" / LAST).stat().st_mtime < (
+        tmp_path / "wnut/version_1/checkpoints" / LAST
+    ).stat().st_mtime

@@ -234,10 +234,12 @@ class LastCheckpoint(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After Lightning has set its own handlers for the fit (after `on_fit_start`): these
         # replace them until training ends, so that Lightning's SIGTERM handling does not also
-        # stop the fit (at an epoch's end, exit status 0, no checkpoint).
+        # stop the fit (a SIGTERMException: exit status 0, no checkpoint).
         self._asked, self._stopping = None, False
         job = job_id()
-        if job and trainer.is_global_zero:  # which job's run this is, for its restarts to find
+        if job and trainer.logger is not None and trainer.is_global_zero:
+            # Which job's run this is, for its restarts to find (a logger's run directory only:
+            # without a logger the checkpoint directory's parent may be shared by many runs).
             write_atomically(Path(checkpoint_dir(trainer)).parent / JOB_FILE, job + "\n")
         if threading_is_main():
             for signum in (signal.SIGUSR1, signal.SIGTERM):
@@ -263,6 +265,12 @@ class LastCheckpoint(Callback):
         self._restore_handlers()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGTERM and self._asked is not None:
+            # Asked twice: the stop may be stuck (a collective, slow storage); stop as by default.
+            self._restore_handlers()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         if self._asked != signal.SIGUSR1:  # a requeue request outranks a plain stop
             self._asked = signum
 
@@ -281,7 +289,7 @@ class LastCheckpoint(Callback):
         # After the epoch's validation, so the best-checkpoint state it holds is current: saved
         # even when the epoch's last step was just saved, since that save preceded the validation.
         self._save(trainer, again=True)
-        self._stop_if_asked(trainer)
+        self._stop_if_asked(trainer, epoch_end=True)
 
     def _save(self, trainer: L.Trainer, again: bool = False) -> None:
         # A step spans several batches under gradient accumulation: save it once.
@@ -293,7 +301,13 @@ class LastCheckpoint(Callback):
         # The full state (optimizer, loops, callbacks), not weights only: it is what resumes.
         trainer.save_checkpoint(Path(checkpoint_dir(trainer)) / LAST, weights_only=False)
 
-    def _stop_if_asked(self, trainer: L.Trainer) -> None:
+    def _stop_if_asked(self, trainer: L.Trainer, epoch_end: bool = False) -> None:
+        loop = trainer.fit_loop
+        if not epoch_end and (loop._should_accumulate() or loop.epoch_loop.batch_progress.is_last_batch):
+            # Not between two optimizer steps (the accumulated gradients are in no checkpoint), or
+            # the epoch's validation is still to come: decided at the epoch's end instead, so that
+            # the requeue (after which SLURM soon kills the job) comes after the validation.
+            return
         # Every process decides together (a signal may reach one process and not yet another), so
         # that all save the same step and none waits alone in a collective.
         asked = torch.tensor(

@@ -106,14 +106,17 @@ def job_id() -> str | None:
     """This job's id as its launcher keeps it across restarts: SLURM's job id (`ARRAY_TASK` for
     an array task), or torchrun's rendezvous id when one was given (`--rdzv-id`); None otherwise.
     A restarted job resumes the run its id started, not another job's newer run beside it."""
-    if os.environ.get("SLURM_ARRAY_JOB_ID"):
-        return f"slurm:{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
-    if os.environ.get("SLURM_JOB_ID"):
-        return f"slurm:{os.environ['SLURM_JOB_ID']}"
+    job = None
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
-    if run_id and run_id != "none":  # torchrun's default when no --rdzv-id is given
-        return f"torchrun:{run_id}"
-    return None
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"slurm:{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    elif os.environ.get("SLURM_JOB_ID"):
+        job = f"slurm:{os.environ['SLURM_JOB_ID']}"
+    elif run_id and run_id != "none":  # torchrun's default when no --rdzv-id is given
+        job = f"torchrun:{run_id}"
+    # One job may run several fits, one after another (`fit --seeds`): each is a part of it.
+    part = os.environ.get("LIT_NER_JOB_PART")
+    return f"{job}/{part}" if job and part else job
 
 
 def run_job(run_dir: Path) -> str | None:
@@ -182,40 +185,53 @@ def continue_run(trainer: Any, checkpoint: str | Path) -> bool:
     run_dir = checkpoint.parent.parent
     if checkpoint.name != LAST or checkpoint.parent.name != "checkpoints":
         return False
+    if run_job(run_dir) != job_id():
+        # Another job's run (or a run of a job, resumed outside it): it may still be going on, so
+        # it is never written into; the fit resumes from its checkpoint as a new run.
+        return False
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
     step = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"]
     found = re.fullmatch(r"version_(\d+)", run_dir.name)
     version = int(found[1]) if found else run_dir.name
     continued = False
-    for logger in trainer.loggers:
+    for index, logger in enumerate(trainer.loggers):
         root = Path(logger.save_dir or trainer.default_root_dir, str(logger.name)).resolve()
         if root != run_dir.parent:
             continue
-        continued = True
-        if isinstance(logger, (CSVLogger, TensorBoardLogger)):
-            logger._version = version
-        if isinstance(logger, TensorBoardLogger):
-            logger._kwargs["purge_step"] = step
-        elif isinstance(logger, WandbLogger):
+        # The first logger names the run directory (ModelCheckpoint's); a CSV or TensorBoard
+        # logger beside it in the same root shares its versions. A W&B logger's version is its
+        # run id: it is continued only when it is the one that named the directory.
+        if isinstance(logger, WandbLogger) and index == 0:
             logger._id = logger._wandb_init["id"] = run_dir.name
             logger._wandb_init["resume"] = "allow"
-        elif isinstance(logger, CSVLogger) and trainer.global_rank == 0:
-            carry_metrics(logger, step)
+        elif isinstance(logger, (CSVLogger, TensorBoardLogger)) and (index == 0 or found):
+            logger._version = version
+            if isinstance(logger, TensorBoardLogger):
+                logger._kwargs["purge_step"] = step
+            elif trainer.global_rank == 0:
+                carry_metrics(logger, step)
+        else:
+            continue
+        continued = continued or index == 0
     return continued
 
 
 def carry_metrics(logger: Any, step: int) -> None:
-    """Keeps the rows of a reopened run's metrics.csv logged before `step`."""
+    """Keeps the rows of a reopened run's metrics.csv logged before `step`. The file is moved
+    aside first (Lightning's CSV writer deletes it) and removed once the rows are written again."""
     path = Path(logger.log_dir) / "metrics.csv"
+    aside = path.with_name(".metrics.csv.before-resume")
     rows = []
     if path.is_file():
         with path.open(newline="") as file:
             for row in csv.DictReader(file):
                 if row.get("step") and int(float(row["step"])) < step:
                     rows.append({key: value for key, value in row.items() if value != ""})
+        path.replace(aside)
     with warnings.catch_warnings():  # "...exists and is not empty...will be deleted": expected
         warnings.simplefilter("ignore")
         writer = logger.experiment
     writer.metrics = rows
     writer.save()
+    aside.unlink(missing_ok=True)

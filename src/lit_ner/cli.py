@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins import CheckpointIO
+from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
@@ -187,7 +188,12 @@ class LitNerCLI(LightningCLI):
         plugins = config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-            config = {**config, "plugins": [*plugins, SafeCheckpointIO()]}
+            plugins = [*plugins, SafeCheckpointIO()]
+        if SLURMEnvironment.detect() and not any(isinstance(p, ClusterEnvironment) for p in plugins):
+            # lit_ner's LastCheckpoint stops and requeues SLURM jobs; Lightning's own requeue
+            # (a mid-step hpc_ckpt in default_root_dir, which any later fit there would resume) off.
+            plugins = [*plugins, SLURMEnvironment(auto_requeue=False)]
+        config = {**config, "plugins": plugins}
         # lit_ner's rich progress bar (and with it Lightning's rich model summary), unless the
         # progress bar is off or the config names its own.
         named = config.get("callbacks") or []
@@ -207,13 +213,22 @@ class LitNerCLI(LightningCLI):
         config = self.config_init[self.subcommand]
         ckpt_path = config.get("ckpt_path")
         launcher = restarted_by()
-        if ckpt_path is None and launcher:
-            rank_zero_info(f"restarted by {launcher}: resuming as with --ckpt_path last")
-            ckpt_path = "last"
+        if launcher and ckpt_path != "last":
+            # A restart goes on from where this job stopped; a checkpoint the command names (or
+            # none) is only where the job's first start began.
+            own = find_last_checkpoint(self._run_root(), job_id())
+            if own is not None or ckpt_path is None:
+                rank_zero_info(f"restarted by {launcher}: resuming as with --ckpt_path last")
+                ckpt_path = "last"
         if ckpt_path == "last":
             run_root = self._run_root()
-            # A restarted job resumes its own run (by its job id), not a newer one beside it.
-            last = find_last_checkpoint(run_root, job_id() if launcher else None)
+            # A restarted job resumes its own run (by its job id), never a newer one beside it;
+            # otherwise this job's run first, else the newest (another job's is resumed as a new
+            # run: see continue_run).
+            job = job_id()
+            last = find_last_checkpoint(run_root, job) if job else None
+            if last is None and not launcher:
+                last = find_last_checkpoint(run_root)
             if last is None:
                 rank_zero_info(f"--ckpt_path last: no {LAST} under {run_root} yet; training from the start")
                 config["ckpt_path"] = None

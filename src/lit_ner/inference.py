@@ -122,7 +122,7 @@ class Tagger:
                 --onnx`; run by ONNX Runtime, without torch).
             trust_remote_code: run modelling code that a Hub model ships.
             **kwargs: the `Tagger`'s options (batch_size, device, precision, stride, threads,
-                decoding).
+                decoding, max_padding).
         """
         if backend not in ("torch", "onnx"):
             raise LitNerError(f"backend must be 'torch' or 'onnx', not {backend!r}")
@@ -232,7 +232,7 @@ def tag(
             for an annotation tool to import and a person to correct: "label-studio" (a JSON list
             of tasks, the entities as `predictions`) or "doccano" (JSONL).
         **tagger: `Tagger.from_pretrained`'s options (trust_remote_code, batch_size, device,
-            precision, stride, decoding).
+            precision, stride, threads, decoding, max_padding).
 
     Returns:
         The exit status: 1 when some lines were skipped (each named on stderr), else 0.

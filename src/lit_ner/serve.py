@@ -207,7 +207,7 @@ def serve(
         max_text_length: characters one text may hold.
         timeout: seconds a request may wait for its answer (504 after).
         **tagger: the `Tagger`'s options (trust_remote_code, batch_size, device, precision,
-            stride, decoding).
+            stride, threads, decoding, max_padding).
     """
     if litserve is None:
         raise LitNerError("lit_ner serve needs LitServe: pip install 'lit_ner[serve]'")

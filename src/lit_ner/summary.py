@@ -105,6 +105,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# What a fit stopped by a signal exits with (callbacks.LastCheckpoint.EXIT_RESUMABLE).
+EXIT_RESUMABLE = 75
+
+
 def fit_seeds(config_yaml: str, seeds: Sequence[int]) -> dict[str, Any]:
     """One `lit_ner fit` per seed, each in its own process from the same resolved config
     (`config_yaml`, as `fit` dumps it), then their summary, printed and written as
@@ -117,7 +121,12 @@ def fit_seeds(config_yaml: str, seeds: Sequence[int]) -> dict[str, Any]:
             command = [sys.executable, "-m", "lit_ner", "fit", "--config", str(config)]
             command += [f"--seed_everything={seed}", f"--summary_file={record}"]
             print(f"lit_ner fit --seeds: seed {seed}", flush=True)
-            status = subprocess.run(command, env=os.environ.copy()).returncode
+            # Each seed's run is its own under a job's restarts too (checkpoints.job_id).
+            env = {**os.environ, "LIT_NER_JOB_PART": f"seed-{seed}"}
+            status = subprocess.run(command, env=env).returncode
+            if status == EXIT_RESUMABLE:  # stopped to be resumed (a SLURM requeue, a SIGTERM)
+                print(f"lit_ner fit --seeds: seed {seed} stopped to be resumed", flush=True)
+                raise SystemExit(EXIT_RESUMABLE)
             if status != 0:
                 raise LitNerError(f"fit with seed {seed} failed (exit status {status}); see its output above")
             if not record.is_file():
