@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,10 +28,10 @@ from lightning.pytorch.callbacks import BasePredictionWriter, Callback, RichProg
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import RunningStage
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 
-from lit_ner.checkpoints import JOB_FILE, LAST, checkpoint_dir, job_id
-from lit_ner.errors import LitNerError
+from lit_ner.checkpoints import JOB_FILE, LAST, StopSignals, checkpoint_dir, job_id, requeue_slurm_job
+from lit_ner.errors import EXIT_RESUMABLE, LitNerError
 from lit_ner.formats import write_atomically, write_conll
 from lit_ner.model import STAGE_SPLITS
 from lit_ner.plots import SAMPLE_COLUMNS, draw_plots, sample_predictions
@@ -198,11 +197,11 @@ class LastCheckpoint(Callback):
     or a preemption, with `sbatch --signal=SIGUSR1@90`) or SIGTERM (what torchrun's elastic agent,
     Kubernetes and most schedulers send), training goes on to the end of the step in progress,
     every process agrees, `last.ckpt` is saved there, and the process exits with status
-    `EXIT_RESUMABLE` (75, EX_TEMPFAIL: try again) as the next step begins, without testing or
-    exporting. On SIGUSR1 in a
-    SLURM job, rank 0 first asks SLURM to requeue it (`scontrol requeue $SLURM_JOB_ID`); when
-    SLURM (or torchrun, after a SIGTERM) starts the job again with the same command, `fit`
-    resumes from that checkpoint by itself (`checkpoints.restarted_by`). Lightning's own SLURM
+    `errors.EXIT_RESUMABLE` (75, EX_TEMPFAIL: try again) as the next step begins, without
+    testing or exporting. On SIGUSR1 in a SLURM job, rank 0 first asks SLURM to requeue it
+    (`scontrol requeue $SLURM_JOB_ID`, `checkpoints.requeue_slurm_job`); when SLURM (or torchrun,
+    after a SIGTERM) starts the job again with the same command, `fit` resumes from that
+    checkpoint by itself (`checkpoints.restarted_by`). Lightning's own SLURM
     handler saves from inside the signal handler, mid-step, into `default_root_dir`; this one
     saves between steps, into the run's own checkpoint directory, and replaces it during `fit`.
 
@@ -214,14 +213,11 @@ class LastCheckpoint(Callback):
         every_n_train_steps: steps between saves within an epoch; 0 saves at epoch ends only.
     """
 
-    EXIT_RESUMABLE = 75
-
     def __init__(self, every_n_train_steps: int = 50) -> None:
         self.every_n_train_steps = every_n_train_steps
         self._last_saved_step = -1
-        self._asked: int | None = None  # the stop signal received, if any
+        self._signals = StopSignals()
         self._stopping = False  # saved (and requeued): exit at the next step or epoch start
-        self._handlers: dict[int, Any] = {}
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         best = trainer.checkpoint_callback
@@ -235,18 +231,16 @@ class LastCheckpoint(Callback):
         # After Lightning has set its own handlers for the fit (after `on_fit_start`): these
         # replace them until training ends, so that Lightning's SIGTERM handling does not also
         # stop the fit (a SIGTERMException: exit status 0, no checkpoint).
-        self._asked, self._stopping = None, False
+        self._stopping = False
         job = job_id()
         if job and trainer.logger is not None and trainer.is_global_zero:
             # Which job's run this is, for its restarts to find (a logger's run directory only:
             # without a logger the checkpoint directory's parent may be shared by many runs).
             write_atomically(Path(checkpoint_dir(trainer)).parent / JOB_FILE, job + "\n")
-        if threading_is_main():
-            for signum in (signal.SIGUSR1, signal.SIGTERM):
-                self._handlers[signum] = signal.signal(signum, self._on_signal)
+        self._signals.install()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore_handlers()
+        self._signals.restore()
         self._exit_if_stopping()
 
     # The exit waits for the next step or epoch to begin: by then Lightning has logged the step
@@ -259,25 +253,10 @@ class LastCheckpoint(Callback):
 
     def _exit_if_stopping(self) -> None:
         if self._stopping:
-            raise SystemExit(self.EXIT_RESUMABLE)
+            raise SystemExit(EXIT_RESUMABLE)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, error: BaseException) -> None:
-        self._restore_handlers()
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGTERM and self._asked is not None:
-            # Asked twice: the stop may be stuck (a collective, slow storage); stop as by default.
-            self._restore_handlers()
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        if self._asked != signal.SIGUSR1:  # a requeue request outranks a plain stop
-            self._asked = signum
-
-    def _restore_handlers(self) -> None:
-        for signum, handler in self._handlers.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        self._handlers = {}
+        self._signals.restore()
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         step = trainer.global_step
@@ -311,7 +290,7 @@ class LastCheckpoint(Callback):
         # Every process decides together (a signal may reach one process and not yet another), so
         # that all save the same step and none waits alone in a collective.
         asked = torch.tensor(
-            [self._asked is not None, self._asked == signal.SIGUSR1],
+            [self._signals.asked is not None, self._signals.asked == signal.SIGUSR1],
             dtype=torch.float32,
             device=trainer.strategy.root_device,
         )
@@ -322,28 +301,11 @@ class LastCheckpoint(Callback):
         name = "SIGUSR1" if requeue else "SIGTERM"
         where = f"step {trainer.global_step}, epoch {trainer.current_epoch}"
         if requeue and trainer.is_global_zero:
-            job = os.environ.get("SLURM_JOB_ID")
-            if os.environ.get("SLURM_ARRAY_JOB_ID"):
-                job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
-            if job:
-                done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-                if done.returncode:
-                    rank_zero_warn(f"scontrol requeue {job} failed: {done.stderr.strip() or done.returncode}")
-                else:
-                    rank_zero_info(f"{name} at {where}: last.ckpt saved, SLURM job {job} requeued")
-            else:
-                rank_zero_info(f"{name} at {where}: last.ckpt saved (not a SLURM job: nothing to requeue)")
+            rank_zero_info(f"{name} at {where}: last.ckpt saved; {requeue_slurm_job()}")
         else:
             rank_zero_info(f"{name} at {where}: last.ckpt saved; resume with --ckpt_path last")
         trainer.strategy.barrier("lit_ner-stop")
         self._stopping = True
-
-
-def threading_is_main() -> bool:
-    """Signal handlers can only be set from the main thread."""
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def sentences_in(batch: dict[str, torch.Tensor]) -> int:

@@ -10,7 +10,8 @@
   keeps `last.ckpt` current), and `continue_run` makes the resumed fit the same run: the same run
   directory, ModelCheckpoint's best score and path, each step once in the logs.
 - `restarted_by` tells a job that its launcher restarted it (SLURM after a requeue, torchrun's
-  elastic agent), so that `fit` resumes with no flag changed.
+  elastic agent), so that `fit` resumes with no flag changed; `job_id` names the job's run.
+- `StopSignals` and `requeue_slurm_job`: what `callbacks.LastCheckpoint` stops and requeues with.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import csv
 import os
 import pickle
 import re
+import signal
+import subprocess
+import threading
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -108,15 +112,61 @@ def job_id() -> str | None:
     A restarted job resumes the run its id started, not another job's newer run beside it."""
     job = None
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
-    if os.environ.get("SLURM_ARRAY_JOB_ID"):
-        job = f"slurm:{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
-    elif os.environ.get("SLURM_JOB_ID"):
-        job = f"slurm:{os.environ['SLURM_JOB_ID']}"
+    if slurm_job():
+        job = f"slurm:{slurm_job()}"
     elif run_id and run_id != "none":  # torchrun's default when no --rdzv-id is given
         job = f"torchrun:{run_id}"
     # One job may run several fits, one after another (`fit --seeds`): each is a part of it.
     part = os.environ.get("LIT_NER_JOB_PART")
     return f"{job}/{part}" if job and part else job
+
+
+def slurm_job() -> str | None:
+    """SLURM's id of this job, as `scontrol` takes it (`ARRAYJOB_TASK` for an array task)."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
+def requeue_slurm_job() -> str:
+    """Asks SLURM to requeue this job (`scontrol requeue`); says what came of it."""
+    job = slurm_job()
+    if not job:
+        return "not a SLURM job: nothing to requeue"
+    done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    if done.returncode:
+        return f"scontrol requeue {job} failed: {done.stderr.strip() or done.returncode}"
+    return f"SLURM job {job} requeued"
+
+
+class StopSignals:
+    """While installed, SIGUSR1 and SIGTERM only record that the job was asked to stop (`asked`:
+    the signal; SIGUSR1, a requeue request, outranks SIGTERM), for the training loop to act on
+    between steps. A second SIGTERM stops the process at once (the stop may be stuck in a
+    collective or on slow storage)."""
+
+    def __init__(self) -> None:
+        self.asked: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        self.asked = None
+        if threading.current_thread() is threading.main_thread():  # where handlers can be set
+            for signum in (signal.SIGUSR1, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGTERM and self.asked is not None:
+            self.restore()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        elif self.asked != signal.SIGUSR1:
+            self.asked = signum
 
 
 def run_job(run_dir: Path) -> str | None:

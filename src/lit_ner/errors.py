@@ -7,6 +7,9 @@ anything else is a bug in lit_ner and keeps its traceback.
 import sys
 from typing import NoReturn
 
+# The exit status of a fit stopped by a signal to be resumed (EX_TEMPFAIL: try again).
+EXIT_RESUMABLE = 75
+
 
 class LitNerError(Exception):
     """A problem the user can fix: bad input, a missing file, an unreachable Hub."""

@@ -24,7 +24,7 @@ from json import dumps  # `summarize`'s `json` argument hides the module there
 from pathlib import Path
 from typing import Any
 
-from lit_ner.errors import LitNerError
+from lit_ner.errors import EXIT_RESUMABLE, LitNerError
 from lit_ner.formats import write_atomically
 
 FIRST_SEED = 42  # the configs' seed_everything: seed 1 of N is the single-seed recipe
@@ -103,10 +103,6 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  {name:>15}: {numbers['mean']:.4f} ± {numbers['std']:.4f}  ({values})")
     lines += [f"  run: {run['run_dir']}" for run in summary["runs"]]
     return "\n".join(lines)
-
-
-# What a fit stopped by a signal exits with (callbacks.LastCheckpoint.EXIT_RESUMABLE).
-EXIT_RESUMABLE = 75
 
 
 def fit_seeds(config_yaml: str, seeds: Sequence[int]) -> dict[str, Any]:
