@@ -39,12 +39,22 @@ BASELINE = [
     "--model.learning_rate=1e-4",
     "--data.batch_size=16",
 ]
+# The recipe the levers above chose (configs/offline.yaml before word features and mention
+# replacement existed): the second round of levers is each on top of it.
+CRF_RECIPE = [
+    "--model.head=crf",
+    "--model.decoding=argmax",
+    "--model.learning_rate=3e-5",
+    "--data.batch_size=8",
+]
 LEVERS = {
     "baseline": BASELINE,
     "crf": [*BASELINE, "--model.head=crf"],
     "class_weights": [*BASELINE, "--model.class_weights=inverse_sqrt"],
     "label_smoothing": [*BASELINE, "--model.label_smoothing=0.1"],
     "recipe": [],
+    "crf_recipe": CRF_RECIPE,
+    "word_features": [*CRF_RECIPE, "--model.word_features=true"],
 }
 DECODING_LEVERS = {"valid_bio": "baseline"}  # lever -> the trained lever whose checkpoints it re-reads
 

@@ -285,11 +285,14 @@ def test_dataloaders_yield_padded_batches_with_one_label_per_word(tiny_model_dir
         "input_ids",
         "attention_mask",
         "labels",
+        "shape_ids",
         "word_labels",
         "word_index",
         "sentence_id",
         "word_offset",
     }
+    assert batch["shape_ids"].shape == batch["input_ids"].shape
+    assert batch["shape_ids"][batch["attention_mask"] == 0].eq(0).all()  # padding has no word
     # Each sentence's index in its split; evaluation batches come longest first.
     ids = batch["sentence_id"].tolist()
     lengths = [len(data.datasets["validation"][i]["input_ids"]) for i in range(3)]

@@ -15,12 +15,15 @@ from typing import Any
 
 import torch
 
+from lit_ner.word_shapes import word_shape
+
 IGNORE_INDEX = -100  # what torch's cross-entropy and seqeval-style scoring skip
 # What `tokenize_and_align` makes of each sentence (or window of a long sentence).
 EXAMPLE_COLUMNS = (
     "input_ids",
     "attention_mask",
     "labels",
+    "shape_ids",
     "word_labels",
     "word_index",
     "sentence_id",
@@ -131,6 +134,8 @@ def tokenize_and_align(
     truncation. Each example keeps:
     - `labels`: subword-level labels for the loss (the words the example owns, first subwords;
       everything else -100);
+    - `shape_ids`: per subword position, the shape of its word from the original characters
+      (`word_shapes`; 0 on special tokens), for `--model.word_features`;
     - `word_labels`: the gold label of every word it owns, words without any subword included;
     - `word_index`: per subword position, the index among the owned words of the word it starts,
       else -1;
@@ -144,6 +149,7 @@ def tokenize_and_align(
     encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=False, verbose=False)
     out: dict[str, list] = {name: [] for name in EXAMPLE_COLUMNS}
     for i, word_labels in enumerate(batch["tags"]):
+        shapes = [word_shape(word) for word in batch["tokens"][i]]
         ids = encoding["input_ids"][i]
         word_ids = encoding.word_ids(batch_index=i)
         content = [p for p, w in enumerate(word_ids) if w is not None]
@@ -184,6 +190,7 @@ def tokenize_and_align(
             out["input_ids"].append(window_ids)
             out["attention_mask"].append([1] * len(window_ids))
             out["labels"].append(labels)
+            out["shape_ids"].append([0 if w is None else shapes[w] for w in window_word_ids])
             out["word_labels"].append(word_labels[own_first:own_last])
             out["word_index"].append(starts)
             out["sentence_id"].append(sentence_ids[i])
@@ -217,12 +224,18 @@ class TokenClassificationCollator:
         input_ids = torch.full((len(examples), length), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
         labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
+        with_shapes = "shape_ids" in examples[0]
+        shape_ids = torch.zeros((len(examples), length), dtype=torch.long)
         for row, example in enumerate(examples):
             n = len(example["input_ids"])
             input_ids[row, :n] = torch.tensor(example["input_ids"])
             attention_mask[row, :n] = 1
             labels[row, :n] = torch.tensor(example["labels"])
+            if with_shapes:
+                shape_ids[row, :n] = torch.tensor(example["shape_ids"])
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if with_shapes:
+            batch["shape_ids"] = shape_ids
         if "word_labels" in examples[0]:
             # Word-level scoring: every word's gold label, and where each word starts.
             n_words = max(len(example["word_labels"]) for example in examples)

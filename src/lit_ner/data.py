@@ -41,6 +41,7 @@ from lit_ner.formats import (
 )
 from lit_ner.hub import hub_errors, resolve_name_or_path
 from lit_ner.sampling import LengthGroupedSampler, SortedSampler
+from lit_ner.word_shapes import SHAPES
 
 WNUT17_HUB_NAMES = {"leondz/wnut_17", "wnut_17"}
 
@@ -361,7 +362,16 @@ class NERDataModule(L.LightningDataModule):
         # In-memory data sets are not cached by `datasets`; key the cache on the data and on
         # everything that shapes the encoding, so any change re-tokenizes.
         fingerprint = Hasher.hash(
-            [raw["tokens"], raw["tags"], self.tokenizer, max_length, hp.stride, continuation, "align-v4"]
+            [
+                raw["tokens"],
+                raw["tags"],
+                self.tokenizer,
+                max_length,
+                hp.stride,
+                continuation,
+                SHAPES,
+                "align-v5",
+            ]
         )
         cache_dir = Path(hp.cache_dir or datasets.config.HF_DATASETS_CACHE) / "lit_ner"
         cache_dir.mkdir(parents=True, exist_ok=True)

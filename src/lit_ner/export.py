@@ -3,10 +3,11 @@ card that `transformers.pipeline("token-classification")` loads, plus, in its co
 decodes it (`lit_ner_decoding`, and a CRF's learned scores). From a LightningModule after `fit`,
 from a checkpoint or another export (`lit_ner export`), and up to the Hub (`--push_to_hub`).
 
-A model decoded word by word (`valid_bio`, or a CRF) also carries the code to decode it so
-anywhere: `lit_ner_pipeline.py` and `word_decoding.py` (copies of lit_ner's `pipeline.py` and
-`word_decoding.py`) and `lit_ner_config.py`, a config class that names that pipeline, so that
-`pipeline("token-classification", model=EXPORT, trust_remote_code=True)` decodes as `lit_ner tag`.
+A model decoded word by word (`valid_bio`, or a CRF), or trained with word-shape features (whose
+score table the config carries, `lit_ner_word_shape_scores`), also carries the code to tag with it
+anywhere: `lit_ner_pipeline.py`, `word_decoding.py` and `word_shapes.py` (copies of lit_ner's
+modules) and `lit_ner_config.py`, a config class that names that pipeline, so that
+`pipeline("token-classification", model=EXPORT, trust_remote_code=True)` tags as `lit_ner tag`.
 Without `trust_remote_code`, transformers reads the plain config and runs its standard pipeline.
 
 `--onnx` adds `model.onnx` (torch.onnx's dynamo exporter; dynamic batch and sequence axes),
@@ -34,7 +35,12 @@ if TYPE_CHECKING:
 EXPORT_DIRNAME = "hf_model"
 WORD_LEVEL = ("valid_bio", "crf")
 # The export's remote code: lit_ner's modules, shipped under these names.
-PIPELINE_FILES = {"pipeline.py": "lit_ner_pipeline.py", "word_decoding.py": "word_decoding.py"}
+PIPELINE_FILES = {
+    "pipeline.py": "lit_ner_pipeline.py",
+    "word_decoding.py": "word_decoding.py",
+    "word_shapes.py": "word_shapes.py",
+}
+WORD_SHAPES_KEY = "lit_ner_word_shape_scores"  # config.json: the (shapes, labels) score table
 CONFIG_CODE = '''"""Written by `lit_ner export`: this model's config and model classes, naming the pipeline in
 lit_ner_pipeline.py, so that `pipeline("token-classification", model=..., trust_remote_code=True)`
 decodes the model as lit_ner does. Without trust_remote_code, transformers loads the plain
@@ -75,7 +81,28 @@ def export_module(module: Any, tokenizer: Any, directory: str | Path, card: str 
     `pipeline("ner")` reads the export with argmax)."""
     crf = dict(module.crf.named_parameters()) if module.crf is not None else None
     set_decoding(module.model.config, module.hparams.decoding, crf)
+    set_word_shapes(
+        module.model.config, module.word_shapes.table() if module.word_shapes is not None else None
+    )
     return save_hf_model(module.model, tokenizer, directory, card)
+
+
+def set_word_shapes(config: Any, table: torch.Tensor | None) -> None:
+    """Records in a transformers config the word-shape scores a model adds to its logits (the
+    `(shapes, labels)` table of `model.WordShapeScores`; None: a model without word features)."""
+    from lit_ner.word_shapes import SHAPES
+
+    if table is None:
+        for key in (WORD_SHAPES_KEY, "lit_ner_word_shapes"):
+            if hasattr(config, key):
+                delattr(config, key)
+        return
+    setattr(config, WORD_SHAPES_KEY, table.detach().float().cpu().tolist())
+    config.lit_ner_word_shapes = list(SHAPES)  # the id order, for a reader of config.json
+
+
+def has_word_shapes(config: Any) -> bool:
+    return getattr(config, WORD_SHAPES_KEY, None) is not None
 
 
 def set_decoding(config: Any, decoding: str, crf: dict[str, torch.Tensor] | None = None) -> None:
@@ -110,8 +137,10 @@ def save_hf_model(
     if old.exists() and not directory.exists():
         old.rename(directory)  # a kill between the two renames below
     shutil.rmtree(partial, ignore_errors=True)
-    word_level = getattr(model.config, "lit_ner_decoding", "argmax") in WORD_LEVEL
-    if word_level:
+    with_code = getattr(model.config, "lit_ner_decoding", "argmax") in WORD_LEVEL or has_word_shapes(
+        model.config
+    )
+    if with_code:
         model.config.auto_map = {
             "AutoConfig": "lit_ner_config.LitNerConfig",
             "AutoModelForTokenClassification": "lit_ner_config.LitNerForTokenClassification",
@@ -120,7 +149,7 @@ def save_hf_model(
         del model.config.auto_map  # re-exported with another decoding: the plain model again
     model.save_pretrained(partial)  # safetensors: transformers 5 writes nothing else
     tokenizer.save_pretrained(partial)
-    if word_level:
+    if with_code:
         write_pipeline_code(model, partial)
     if onnx:
         export_onnx(model, list(tokenizer.model_input_names), partial, quantize)
@@ -135,7 +164,8 @@ def save_hf_model(
 
 
 def write_pipeline_code(model: Any, directory: Path) -> None:
-    """The remote code of a word-level decoded model (module docstring) into its export folder."""
+    """The remote code of a word-level decoded model or of one with word features (module
+    docstring) into its export folder."""
     here = Path(__file__).parent
     for source, name in PIPELINE_FILES.items():
         shutil.copyfile(here / source, directory / name)
@@ -260,6 +290,11 @@ def model_from_checkpoint(
     model.load_state_dict(state)
     crf = {k.removeprefix("crf."): v for k, v in checkpoint["state_dict"].items() if k.startswith("crf.")}
     set_decoding(model.config, hparams.get("decoding", "argmax"), crf or None)
+    state = checkpoint["state_dict"]
+    table = None
+    if "word_shapes.embedding.weight" in state:  # model.WordShapeScores.table, from the weights
+        table = state["word_shapes.embedding.weight"].float() @ state["word_shapes.head.weight"].float().T
+    set_word_shapes(model.config, table)
     name = hparams["model_name_or_path"]
     with hub_errors(f"tokenizer '{name}'"):
         tokenizer = AutoTokenizer.from_pretrained(
@@ -316,14 +351,34 @@ def model_card(
             "",
         ]
     decoding = "crf" if model_hparams.get("head") == "crf" else model_hparams.get("decoding", "argmax")
-    return "\n".join(lines) + usage(decoding, onnx=None)
+    return "\n".join(lines) + usage(
+        decoding, onnx=None, word_features=bool(model_hparams.get("word_features"))
+    )
 
 
-def usage(decoding: str, onnx: str | None) -> str:
+def usage(decoding: str, onnx: str | None, word_features: bool = False) -> str:
     """The model card's "Use" section: how to load the export, and what transformers' own
     pipeline does with it when it cannot decode as lit_ner does."""
     lines = ["## Use", "", "```python", "from transformers import pipeline"]
-    if decoding in WORD_LEVEL:
+    if word_features:
+        lines += [
+            'tagger = pipeline("token-classification", model="PATH_OR_REPO", trust_remote_code=True)',
+            "```",
+            "",
+            "This model was trained with word-shape features: each word's casing, digits, `@`/`#`, URL "
+            "or emoji, read from the original text (its uncased tokenizer cannot see them), add learned "
+            "label scores (`lit_ner_word_shape_scores` in config.json). With `trust_remote_code=True` the "
+            "pipeline runs the code shipped here (`lit_ner_pipeline.py`, `word_shapes.py`, "
+            "`word_decoding.py`: numpy and transformers only) and tags as lit_ner does. **Without it**, "
+            "transformers' standard pipeline runs the encoder alone, without the shape scores"
+            + (
+                " and with each subword's argmax instead of lit_ner's word-level decoding"
+                if decoding in WORD_LEVEL
+                else ""
+            )
+            + ": its entities differ from the model's, often markedly.",
+        ]
+    elif decoding in WORD_LEVEL:
         how = "a CRF over the words" if decoding == "crf" else "Viterbi under valid BIO"
         lines += [
             'tagger = pipeline("token-classification", model="PATH_OR_REPO", trust_remote_code=True)',
@@ -356,10 +411,10 @@ def usage(decoding: str, onnx: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_usage(card: str, decoding: str, onnx: str | None) -> str:
+def with_usage(card: str, decoding: str, onnx: str | None, word_features: bool = False) -> str:
     """A card with its "Use" section (the last one) rewritten."""
     head = card[: card.index("## Use")] if "## Use" in card else card.rstrip("\n") + "\n\n"
-    return head + usage(decoding, onnx)
+    return head + usage(decoding, onnx, word_features)
 
 
 def export_checkpoint(
@@ -380,7 +435,9 @@ def export_checkpoint(
     card = model_card(
         checkpoint.get("hyper_parameters", {}), checkpoint.get("datamodule_hyper_parameters", {}), scores
     )
-    card = with_usage(card, model.config.lit_ner_decoding, quantize or "32" if onnx else None)
+    card = with_usage(
+        card, model.config.lit_ner_decoding, quantize or "32" if onnx else None, has_word_shapes(model.config)
+    )
     return save_hf_model(model, tokenizer, out_dir, card, onnx, quantize)
 
 
@@ -400,7 +457,7 @@ def export_folder(
     readme = Path(path) / "README.md"
     card = readme.read_text(encoding="utf-8") if readme.is_file() else "# Token classifier\n"
     decoding = getattr(model.config, "lit_ner_decoding", "argmax")
-    card = with_usage(card, decoding, quantize or "32" if onnx else None)
+    card = with_usage(card, decoding, quantize or "32" if onnx else None, has_word_shapes(model.config))
     return save_hf_model(model, tokenizer, out_dir, card, onnx, quantize)
 
 

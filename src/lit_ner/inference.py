@@ -7,7 +7,8 @@ numpy port of the pipeline's post-processing). Only the model calls differ: ever
 text, sorted by length and run in padded batches, by PyTorch or by ONNX Runtime (`runtime.py`),
 instead of one text at a time. Long texts are always windowed (the pipeline, unless given
 `stride`, silently cuts them at the model's maximum length). Models trained with valid-BIO or CRF
-decoding are decoded word by word as lit_ner validates them (`word_decoding.py`).
+decoding are decoded word by word as lit_ner validates them (`word_decoding.py`); those trained
+with word-shape features get their words' shape scores added to the logits (`word_shapes.py`).
 
 Light to import: with the ONNX backend, neither torch nor transformers is loaded.
 """
@@ -26,6 +27,7 @@ from lit_ner.formats import read_texts, write_atomically
 from lit_ner.hub import hub_errors, resolve_name_or_path
 from lit_ner.runtime import OnnxModel, TorchModel, Windower, bf16_is_native
 from lit_ner.word_decoding import DECODINGS, Decoding, crf_scores, decode_words
+from lit_ner.word_shapes import add_shape_scores, shape_scores
 
 __all__ = ["AGGREGATION_STRATEGIES", "Aggregation", "Tagger", "bf16_is_native", "tag"]
 
@@ -103,6 +105,8 @@ class Tagger:
                 "decoding 'crf' needs a model trained with --model.head crf (no CRF in its config)"
             )
         self.label_names = [config.id2label[i] for i in range(config.num_labels)]
+        # A model trained with word-shape features: the score table its words' shapes add.
+        self.shape_scores = shape_scores(config)
         self.aggregator = Aggregator(self.windower.tokenizer, self.label_names, self.windower.unk_token_id)
 
     @classmethod
@@ -173,6 +177,9 @@ class Tagger:
         self._forward([window for text_windows in windows for window in text_windows])
         results = []
         for text, text_windows in zip(texts, windows):
+            if self.shape_scores is not None:
+                for window in text_windows:
+                    window["logits"] = add_shape_scores(text, window, self.shape_scores)
             if not text_windows:
                 results.append([])
             elif self.decoding == "argmax":

@@ -19,6 +19,7 @@ from lit_ner.errors import LitNerError
 from lit_ner.hub import hub_errors, resolve_name_or_path
 from lit_ner.metrics import NERMetrics
 from lit_ner.scoring import surface_scores
+from lit_ner.word_shapes import SHAPES
 
 STAGE_SPLITS = {"val": "validation", "test": "test"}
 
@@ -62,6 +63,26 @@ def label_weights(
     return weights.sqrt() if method == "inverse_sqrt" else weights
 
 
+class WordShapeScores(nn.Module):
+    """Label scores from word shapes: an embedding of each position's shape id
+    (`lit_ner.word_shapes`) through a linear layer without bias. Added to the token classifier's
+    logits, it is exactly its linear head applied to the encoder output concatenated with the
+    shape embedding. Its weights start at zero, so a fresh model scores as it would without."""
+
+    def __init__(self, dim: int, num_labels: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(len(SHAPES), dim, padding_idx=0)
+        self.head = nn.Linear(dim, num_labels, bias=False)
+        nn.init.zeros_(self.head.weight)
+
+    def forward(self, shape_ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embedding(shape_ids))
+
+    def table(self) -> torch.Tensor:
+        """The `(shapes, labels)` scores it adds for each shape id (row 0, no word: zeros)."""
+        return self.head(self.embedding.weight).detach().float()
+
+
 class TokenClassifier(L.LightningModule):
     """Fine-tunes a transformer encoder for word-level NER.
 
@@ -102,6 +123,15 @@ class TokenClassifier(L.LightningModule):
         label_smoothing: cross-entropy label smoothing of the training loss (softmax head).
         crf_lr_factor: the CRF's learning rate as a multiple of `learning_rate` (its scores
             start from zero).
+        word_features: give the encoder each word's shape, from its original characters
+            (casing, digits, `@`/`#`, URL, emoji: `lit_ner.word_shapes`), which an uncased
+            tokenizer throws away: a learned embedding of the shape is concatenated to every
+            subword's encoder output before the linear head, for both heads. Saved in
+            checkpoints; exports carry it as a score table that `lit_ner tag`, the Tagger, ONNX
+            and the export's pipeline code all apply.
+        word_features_dim: the size of the shape embedding.
+        word_features_lr_factor: the shape embedding's and its head's learning rate as a
+            multiple of `learning_rate` (learnt from scratch, as the CRF).
     """
 
     def __init__(
@@ -122,6 +152,9 @@ class TokenClassifier(L.LightningModule):
         o_weight: float = 1.0,
         label_smoothing: float = 0.0,
         crf_lr_factor: float = 100.0,
+        word_features: bool = False,
+        word_features_dim: int = 16,
+        word_features_lr_factor: float = 100.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -140,6 +173,9 @@ class TokenClassifier(L.LightningModule):
             raise LitNerError("model.label_smoothing must be in [0, 1) and model.o_weight >= 0")
         self.model = load_token_classifier(model_name_or_path, self.label_names, trust_remote_code)
         self.crf = CRF(len(self.label_names), self.label_names) if head == "crf" else None
+        self.word_shapes = (
+            WordShapeScores(word_features_dim, len(self.label_names)) if word_features else None
+        )
         start, transitions = bio_constraints(self.label_names)
         self.register_buffer("bio_start", start, persistent=False)
         self.register_buffer("bio_transitions", transitions, persistent=False)
@@ -149,7 +185,7 @@ class TokenClassifier(L.LightningModule):
         # A batch of 16 sentences x 32 tokens, about a WNUT-17 batch: the model summary shows the
         # FLOPs of one forward of it, and each layer's input and output shapes.
         example = torch.ones(16, 32, dtype=torch.long)
-        self.example_input_array = (example, example)
+        self.example_input_array = (example, example, example)  # input ids, mask, shape ids
         # Read by Lightning's ThroughputMonitor (`callbacks.SentenceThroughput`): None, since a
         # batch's FLOPs change with its length; the model summary shows those of the batch above.
         self.flops_per_batch = None
@@ -171,8 +207,18 @@ class TokenClassifier(L.LightningModule):
         if self.hparams.compile and getattr(self.model, "_compiled_call_impl", None) is None:
             self.model.compile(dynamic=True)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, num_labels)
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, shape_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, num_labels)
+        if self.word_shapes is None:
+            return logits
+        if shape_ids is None:
+            raise LitNerError("model.word_features: this model needs each position's word shape (shape_ids)")
+        return logits + self.word_shapes(shape_ids)
+
+    def _logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self(batch["input_ids"], batch["attention_mask"], batch.get("shape_ids"))
 
     def setup(self, stage: str) -> None:
         hp = self.hparams
@@ -223,7 +269,7 @@ class TokenClassifier(L.LightningModule):
             if epoch == self.current_epoch:
                 self._positions = torch.tensor(saved, dtype=counts.dtype, device=counts.device)
         self._positions = counts if self._positions is None else self._positions + counts
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self._logits(batch)
         loss = self._loss(logits, batch["labels"], training=True)
         # Every process decides together: under DDP one process skipping or stopping alone would
         # leave the others waiting in the gradient all-reduce.
@@ -293,7 +339,7 @@ class TokenClassifier(L.LightningModule):
         return self.decode(self.word_scores(logits, batch), batch["word_labels"] != IGNORE_INDEX)
 
     def _evaluation_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: NERMetrics) -> None:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self._logits(batch)
         loss = self._loss(logits, batch["labels"])
         self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].size(0), sync_dist=True)
         metrics.update(
@@ -404,7 +450,7 @@ class TokenClassifier(L.LightningModule):
         the index of its first word in that sentence, and per word it owns the predicted tag (the
         word's first subword's; `O` for a word that has no subword position) and that tag's
         probability (0 for a word without a subword)."""
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self._logits(batch)
         word_scores = self.word_scores(logits, batch)
         predictions = self.decode(word_scores, batch["word_labels"] != IGNORE_INDEX)
         # The predicted tag's probability at each word's first subword (the softmax of the
@@ -460,16 +506,17 @@ class TokenClassifier(L.LightningModule):
             {"params": decay, "weight_decay": hp.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        if self.crf is not None:
-            # A few hundred scores learnt from scratch: at the encoder's learning rate they would
-            # barely move in a fine-tuning run.
-            groups.append(
-                {
-                    "params": list(self.crf.parameters()),
-                    "weight_decay": 0.0,
-                    "lr": hp.learning_rate * hp.crf_lr_factor,
-                }
-            )
+        # A few hundred scores learnt from scratch: at the encoder's learning rate they would
+        # barely move in a fine-tuning run.
+        for module, factor in ((self.crf, hp.crf_lr_factor), (self.word_shapes, hp.word_features_lr_factor)):
+            if module is not None:
+                groups.append(
+                    {
+                        "params": list(module.parameters()),
+                        "weight_decay": 0.0,
+                        "lr": hp.learning_rate * factor,
+                    }
+                )
         optimizer = torch.optim.AdamW(
             groups,
             lr=hp.learning_rate,
