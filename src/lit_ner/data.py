@@ -16,6 +16,7 @@ and string tags); label checks, tokenization, windows, caching and scoring all s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from functools import partial
 from pathlib import Path
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from lit_ner.alignment import TokenClassificationCollator, continuation_label_ids, tokenize_and_align
 from lit_ner.annotations import read_annotations
+from lit_ner.augment import Augmentation, MentionReplacedSet
 from lit_ner.errors import LitNerError
 from lit_ner.formats import (
     PACKAGED_WNUT17,
@@ -78,6 +80,11 @@ class NERDataModule(L.LightningDataModule):
             from files or the Hub, instead of reading it as seqeval's default mode does (counted
             and reported).
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
+        augment: training-data augmentation, redrawn every epoch from the run's seed (validation,
+            test and predict data are never touched): `augment.mention_replacement: p` replaces
+            each training mention with probability p by another training mention of its type
+            (`lit_ner.augment`); the replacements are counted and logged each epoch
+            (`train/replaced_mentions`).
         batch_size: training sentences per batch (per device under DDP).
         group_by_length: batch training sentences of similar length together (shuffled chunks
             sorted by length, batches shuffled; see `LengthGroupedSampler`), which cuts padding;
@@ -110,6 +117,7 @@ class NERDataModule(L.LightningDataModule):
         stride: int = 128,
         strict_bio: bool = False,
         label_all_tokens: bool = False,
+        augment: Augmentation = Augmentation(),  # noqa: B008 - a frozen default, never mutated
         batch_size: int = 16,
         group_by_length: bool = True,
         group_size: int = 50,
@@ -123,7 +131,18 @@ class NERDataModule(L.LightningDataModule):
         super().__init__()
         # label_names is resolved from the data and recorded once, in the model's hparams (the
         # linked copy); Lightning refuses to log two different values under one key.
-        self.save_hyperparameters(ignore=["label_names"])
+        self.save_hyperparameters(ignore=["label_names", "augment"])
+        if isinstance(augment, dict):  # as saved in checkpoints, or a config read as plain dicts
+            augment = Augmentation(**augment)
+        if not 0.0 <= augment.mention_replacement <= 1.0:
+            raise LitNerError(
+                "data.augment.mention_replacement must be a probability in [0, 1], "
+                f"not {augment.mention_replacement}"
+            )
+        # Plain values in the hyper-parameters (checkpoints, model cards, hparams.yaml).
+        self.hparams["augment"] = dataclasses.asdict(augment)
+        self.augment = augment
+        self._augmented: MentionReplacedSet | None = None
         self._tokenizer = None
         self._seed: int | None = None
         # (epoch, batches done, processes) from a checkpoint
@@ -333,6 +352,17 @@ class NERDataModule(L.LightningDataModule):
             if split not in self.datasets:
                 self.datasets[split] = self._tokenized(split)
 
+    def _align(self) -> Any:
+        """Sentences (`tokens`, tag-id `tags`, `sentence_id` columns) to model examples, as set up."""
+        hp = self.hparams
+        return partial(
+            tokenize_and_align,
+            tokenizer=self.tokenizer,
+            max_length=self.max_length,
+            continuation_ids=continuation_label_ids(self.label_names) if hp.label_all_tokens else None,
+            stride=hp.stride,
+        )
+
     def _tokenized(self, split: str) -> Any:
         import datasets
         from datasets.fingerprint import Hasher
@@ -352,13 +382,7 @@ class NERDataModule(L.LightningDataModule):
         )
         continuation = continuation_label_ids(self.label_names) if hp.label_all_tokens else None
         max_length = self.max_length
-        align = partial(
-            tokenize_and_align,
-            tokenizer=self.tokenizer,
-            max_length=max_length,
-            continuation_ids=continuation,
-            stride=hp.stride,
-        )
+        align = self._align()
         # In-memory data sets are not cached by `datasets`; key the cache on the data and on
         # everything that shapes the encoding, so any change re-tokenizes.
         fingerprint = Hasher.hash(
@@ -421,10 +445,10 @@ class NERDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
 
-    def _dataloader(self, split: str, **loader: Any) -> DataLoader:
+    def _dataloader(self, split: str, dataset: Any = None, **loader: Any) -> DataLoader:
         hp = self.hparams
         return DataLoader(
-            self.datasets[split],
+            self.datasets[split] if dataset is None else dataset,
             collate_fn=TokenClassificationCollator(self.tokenizer.pad_token_id, hp.pad_to_multiple_of),
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
@@ -441,9 +465,27 @@ class NERDataModule(L.LightningDataModule):
             self._seed = torch.initial_seed() % 2**63
         return self._seed
 
+    def mention_replaced(self) -> MentionReplacedSet | None:
+        """The training set redrawn every epoch (`augment.mention_replacement`), or None."""
+        if not self.augment.mention_replacement:
+            return None
+        if self._augmented is None or self._augmented.seed != self.seed:
+            train = self.get_split("train")
+            self._augmented = MentionReplacedSet(
+                train["tokens"], train["tags"], self.label_names, self._align(),
+                self.augment.mention_replacement, self.seed,
+            )  # fmt: skip
+        return self._augmented
+
+    def augmentation_counts(self, epoch: int) -> dict[str, int] | None:
+        """What augmentation did to epoch `epoch`'s training data (`MentionReplacedSet.draw`)."""
+        augmented = self.mention_replaced()
+        return None if augmented is None else augmented.draw(epoch)[1]
+
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
         world_size, rank = self._world()
+        augmented = self.mention_replaced()
         sampler = LengthGroupedSampler(
             self._lengths("train"),
             hp.batch_size,
@@ -452,6 +494,8 @@ class NERDataModule(L.LightningDataModule):
             self.seed,
             group_by_length=hp.group_by_length,
             group_size=hp.group_size,
+            # A redrawn sentence is batched by its original length: near enough for grouping.
+            epoch_indices=augmented is not None,
         )
         if world_size > 1:
             rank_zero_info(
@@ -473,7 +517,7 @@ class NERDataModule(L.LightningDataModule):
             self._resume = None
         # The sampler yields whole batches (batch_size=None): the DataLoader fetches each with one
         # `dataset[indices]` and hands its columns to the collator.
-        return self._dataloader("train", sampler=sampler, batch_size=None)
+        return self._dataloader("train", augmented, sampler=sampler, batch_size=None)
 
     def _eval_dataloader(self, split: str) -> DataLoader:
         hp = self.hparams

@@ -256,6 +256,20 @@ class TokenClassifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._positions = None
+        datamodule = getattr(self.trainer, "datamodule", None)
+        counts = getattr(datamodule, "augmentation_counts", lambda epoch: None)(self.current_epoch)
+        if counts:
+            # The same draw in every process (a function of the seed and the epoch).
+            self.log("train/replaced_mentions", float(counts["replaced"]))
+            rank_zero_info(
+                f"epoch {self.current_epoch}: mention replacement swapped {counts['replaced']:,} of the "
+                f"{counts['mentions']:,} training mentions, in {counts['sentences']:,} sentences"
+                + (
+                    f" ({counts['kept_for_length']} drawn sentences kept as they were: their windows changed)"
+                    if counts["kept_for_length"]
+                    else ""
+                )
+            )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         mask = batch["attention_mask"]

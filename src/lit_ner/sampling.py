@@ -47,6 +47,10 @@ class LengthGroupedSampler(DistributedSampler):
     Lightning's checkpoints keep the loop's position but not the sampler's, so a run resumed
     mid-epoch would otherwise see a fresh order; `resume_at(epoch, n)` makes the next pass over
     `epoch` skip the `n` batches the interrupted run had already trained on.
+
+    With `epoch_indices`, it yields `epoch * len(lengths) + i` for example `i`: the index into a
+    training set redrawn every epoch (`augment.MentionReplacedSet`), so that the epoch travels
+    with the indices into DataLoader worker processes.
     """
 
     def __init__(
@@ -58,12 +62,14 @@ class LengthGroupedSampler(DistributedSampler):
         seed: int = 0,
         group_by_length: bool = True,
         group_size: int = 50,
+        epoch_indices: bool = False,
     ) -> None:
         super().__init__(lengths, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.group_by_length = group_by_length
         self.group_size = group_size
+        self.epoch_indices = epoch_indices
         if len(self.lengths) < num_replicas:
             raise LitNerError(
                 f"{len(self.lengths)} training sentences cannot give each of {num_replicas} processes a batch"
@@ -106,6 +112,9 @@ class LengthGroupedSampler(DistributedSampler):
         if self._resume is not None and self._resume[0] == self.epoch:
             batches = batches[self._resume[1] :]
         self._resume = None
+        if self.epoch_indices:
+            offset = self.epoch * len(self.lengths)
+            batches = [[offset + i for i in batch] for batch in batches]
         yield from batches
 
     def __len__(self) -> int:
