@@ -1,6 +1,6 @@
 """What each quality lever buys on WNUT-17, over seeds: `make levers` (needs WNUT17_DIR).
 
-Usage: python bench/levers.py [--seeds 3] [--levers baseline crf ...] [--out bench/levers.json]
+Usage: python bench/levers.py [--seeds 3] [--levers baseline crf ...] [--out bench/levers.json] [--table]
 
 Each lever is the baseline (configs/wnut.yaml + configs/offline.yaml with the softmax head and
 argmax decoding at lr 1e-4, batch 16: the offline recipe before the levers existed; 10% warm-up,
@@ -106,6 +106,47 @@ def redecode(name: str, trained: dict) -> dict:
     return {"args": [f"--model.decoding={name}"], "re-reads": DECODING_LEVERS[name], "runs": runs}
 
 
+# The lever table of docs/experiments.md, in this order: lever -> (its name, the change).
+TABLE_ROWS = {
+    "baseline": ("baseline", "—"),
+    "valid_bio": ("valid-BIO decoding", "`--model.decoding valid_bio` (baseline's checkpoints)"),
+    "crf": ("CRF head", "`--model.head crf`"),
+    "class_weights": ("class weights", "`--model.class_weights inverse_sqrt`"),
+    "label_smoothing": ("label smoothing", "`--model.label_smoothing 0.1`"),
+    "recipe": ("**the offline recipe**", "CRF head, lr 3e-5, batch 8"),
+    "word_features": ("word-shape features", "the recipe + `--model.word_features true`"),
+    "mention_replacement": (
+        "mention replacement",
+        "the recipe + `--data.augment.mention_replacement 0.3`",
+    ),
+    "word_features_mention_replacement": ("both", "the recipe + both of the above"),
+    "mpnet": ("all-mpnet-base-v2", "the recipe on `pkg://all_mpnet_base_v2` (110M parameters)"),
+}
+
+
+def markdown_table(results: dict) -> str:
+    """The lever table of docs/experiments.md from `levers.json`: validation and test entity F1,
+    mean ± sample standard deviation over the seeds, each seed's test F1, minutes per run."""
+    lines = [
+        "| lever | change | val F1 | test F1 | test F1 per seed | minutes per run |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, (name, change) in TABLE_ROWS.items():
+        if key not in results:
+            continue
+        result = results[key]
+        runs = result["runs"]
+
+        def cell(name: str, result: dict = result) -> str:
+            spread = f" ± {result[name]['std']:.3f}" if len(result["runs"]) > 1 else ""
+            return f"{result[name]['mean']:.3f}{spread}"
+
+        seeds = ", ".join(f"{run['test_f1']:.3f} ({run['seed']})" for run in runs)
+        minutes = f"{result['minutes'] / len(runs):.1f}" if result.get("minutes") else "—"
+        lines.append(f"| {name} | {change} | {cell('val_f1')} | {cell('test_f1')} | {seeds} | {minutes} |")
+    return "\n".join(lines) + "\n"
+
+
 def with_statistics(result: dict) -> dict:
     for key in ("val_f1", "test_f1"):
         values = [run[key] for run in result["runs"]]
@@ -125,7 +166,11 @@ def main() -> None:
         default=["baseline", "valid_bio", "crf", "class_weights", "label_smoothing", "recipe"],
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "levers.json")
+    parser.add_argument("--table", action="store_true", help="print docs/experiments.md's table and exit")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.out.read_text())), end="")
+        return
     if not os.environ.get("WNUT17_DIR"):
         sys.exit("bench/levers.py: set WNUT17_DIR to the WNUT-17 release files")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}

@@ -223,6 +223,16 @@ def test_the_readme_results_are_the_figures_make_results_wrote():
         assert cells == results_cells(results[key]["scores"]), key
 
 
+def test_the_lever_table_is_the_figures_make_levers_wrote():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_levers", REPO / "bench" / "levers.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = json.loads((REPO / "bench" / "levers.json").read_text())
+    assert bench.markdown_table(results) in (REPO / "docs" / "experiments.md").read_text()
+
+
 def test_the_tagging_tables_are_the_figures_make_bench_wrote():
     import importlib.util
 
