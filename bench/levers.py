@@ -6,7 +6,9 @@ Each lever is the baseline (configs/wnut.yaml + configs/offline.yaml with the so
 argmax decoding at lr 1e-4, batch 16: the offline recipe before the levers existed; 10% warm-up,
 6 epochs, fp32) with one change, trained with `lit_ner fit --seeds N` (seeds 42, 43, ...), the best epoch
 chosen on validation F1 and that checkpoint scored once on test. `recipe` is configs/offline.yaml
-as it stands, the levers chosen on validation. Valid-BIO decoding changes no weights: it
+as it stands, the levers chosen on validation. The second round (word_features,
+mention_replacement, both, mpnet) is each a change to the recipe those levers chose (`CRF_RECIPE`,
+spelled out). Valid-BIO decoding changes no weights: it
 re-reads the baseline's best checkpoints (`validate` and `test` with `--model.decoding
 valid_bio`), so its difference to the baseline is the decoding's alone. Results (per seed, mean
 and standard deviation of validation and test entity F1) are merged into the JSON file by lever,
@@ -53,7 +55,6 @@ LEVERS = {
     "class_weights": [*BASELINE, "--model.class_weights=inverse_sqrt"],
     "label_smoothing": [*BASELINE, "--model.label_smoothing=0.1"],
     "recipe": [],
-    "crf_recipe": CRF_RECIPE,
     "word_features": [*CRF_RECIPE, "--model.word_features=true"],
     # p = 0.3, Dai and Adel's (COLING 2020) setting for mention replacement.
     "mention_replacement": [*CRF_RECIPE, "--data.augment.mention_replacement=0.3"],
@@ -124,6 +125,11 @@ TABLE_ROWS = {
 }
 
 
+def mean_and_spread(result: dict, name: str) -> str:
+    spread = f" ± {result[name]['std']:.3f}" if len(result["runs"]) > 1 else ""
+    return f"{result[name]['mean']:.3f}{spread}"
+
+
 def markdown_table(results: dict) -> str:
     """The lever table of docs/experiments.md from `levers.json`: validation and test entity F1,
     mean ± sample standard deviation over the seeds, each seed's test F1, minutes per run."""
@@ -136,14 +142,10 @@ def markdown_table(results: dict) -> str:
             continue
         result = results[key]
         runs = result["runs"]
-
-        def cell(name: str, result: dict = result) -> str:
-            spread = f" ± {result[name]['std']:.3f}" if len(result["runs"]) > 1 else ""
-            return f"{result[name]['mean']:.3f}{spread}"
-
         seeds = ", ".join(f"{run['test_f1']:.3f} ({run['seed']})" for run in runs)
         minutes = f"{result['minutes'] / len(runs):.1f}" if result.get("minutes") else "—"
-        lines.append(f"| {name} | {change} | {cell('val_f1')} | {cell('test_f1')} | {seeds} | {minutes} |")
+        val, test = mean_and_spread(result, "val_f1"), mean_and_spread(result, "test_f1")
+        lines.append(f"| {name} | {change} | {val} | {test} | {seeds} | {minutes} |")
     return "\n".join(lines) + "\n"
 
 

@@ -153,3 +153,52 @@ def test_a_model_trained_with_word_features_tags_the_same_entities_on_every_path
     without = Tagger.from_pretrained(export, precision="32")
     without.shape_scores = None
     assert sum(spans(a) != spans(b) for a, b in zip(without(texts), from_export)) > 20
+
+
+def argmax_export_with_word_features(tiny_model_dir, directory, version=None):
+    from transformers import AutoTokenizer
+
+    from lit_ner.export import save_hf_model, set_decoding, set_word_shapes
+    from lit_ner.model import load_token_classifier
+
+    torch.manual_seed(3)
+    model = load_token_classifier(tiny_model_dir, WNUT17_LABELS)
+    set_decoding(model.config, "argmax")
+    table = 3 * torch.randn(len(SHAPES), len(WNUT17_LABELS))
+    table[0] = 0  # no word
+    set_word_shapes(model.config, table)
+    if version is not None:
+        model.config.lit_ner_word_shapes_version = version
+    save_hf_model(model, AutoTokenizer.from_pretrained(tiny_model_dir), directory, "# card\n")
+    return str(directory)
+
+
+@pytest.mark.parametrize("strategy", ["simple", "first", "max"])
+def test_an_argmax_export_with_word_features_tags_alike_in_its_shipped_pipeline(
+    tiny_model_dir, tmp_path, strategy
+):
+    from transformers import pipeline
+
+    from .test_inference import SPECIAL_TEXTS
+
+    export = argmax_export_with_word_features(tiny_model_dir, tmp_path / "export")
+    texts = [text for text in SPECIAL_TEXTS if text]
+    ours = Tagger.from_pretrained(export, precision="32")(texts, strategy)
+    shipped = pipeline("token-classification", model=export, trust_remote_code=True)
+    for text, theirs in zip(texts, ours):
+        assert_same_entities(shipped(text, aggregation_strategy=strategy), theirs)
+    assert sum(map(len, ours)) > 10
+    without = Tagger.from_pretrained(export, precision="32")
+    without.shape_scores = None
+    assert [spans(found) for found in without(texts, strategy)] != [spans(found) for found in ours]
+    # Pre-split words carry no offsets into one text: refused in one line, never mis-shaped.
+    with pytest.raises(ValueError, match="pass the text, not is_split_into_words=True"):
+        shipped(["Apple", "opens"], is_split_into_words=True)
+
+
+def test_a_model_whose_word_shapes_are_not_this_codes_is_refused_in_one_line(tiny_model_dir, tmp_path):
+    from lit_ner.errors import LitNerError
+
+    export = argmax_export_with_word_features(tiny_model_dir, tmp_path / "export", version=99)
+    with pytest.raises(LitNerError, match=r"word-shape features: the model's word shapes \(version 99"):
+        Tagger.from_pretrained(export)

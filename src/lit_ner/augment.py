@@ -13,6 +13,7 @@ and worker: a resumed run trains on the same sentences as the uninterrupted one.
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,13 +56,14 @@ def replace_mentions(
     for type_, first, last in bio_spans(tags):
         mention = tuple(words[first : last + 1])
         others = pool.get(type_, [])
-        if rng.random() >= p or len(others) - (mention in others) < 1:
+        # The mention's own place in its type's sorted list, if there (binary search).
+        own = bisect.bisect_left(others, mention)
+        present = own < len(others) and others[own] == mention
+        if rng.random() >= p or len(others) - present < 1:
             continue
         # Uniform over the type's other mentions: skip the mention's own place in the list.
-        k = rng.randrange(len(others) - (mention in others))
-        if mention in others and k >= others.index(mention):
-            k += 1
-        new = others[k]
+        k = rng.randrange(len(others) - present)
+        new = others[k + 1 if present and k >= own else k]
         out_words += [*words[position:first], *new]
         out_tags += [*tags[position:first], f"B-{type_}", *[f"I-{type_}"] * (len(new) - 1)]
         position = last + 1
@@ -75,7 +77,7 @@ class MentionReplacedSet:
     Indexed as `LengthGroupedSampler(epoch_indices=True)` yields: `epoch * len(self) + k` is
     example `k` of epoch `epoch`'s draw, so the epoch travels with the indices into worker
     processes. A DataLoader with `batch_size=None` asks for a whole batch at once and gets its
-    columns.
+    examples, one dict each, for the collator.
 
     A sentence keeps its number of examples (windows) whatever replaces its mentions, so that the
     example count, the sampler's batches and the learning-rate schedule stay those of the data:

@@ -43,7 +43,7 @@ from lit_ner.formats import (
 )
 from lit_ner.hub import hub_errors, resolve_name_or_path
 from lit_ner.sampling import LengthGroupedSampler, SortedSampler
-from lit_ner.word_shapes import SHAPES
+from lit_ner.word_shapes import SHAPES, WORD_SHAPES_VERSION
 
 WNUT17_HUB_NAMES = {"leondz/wnut_17", "wnut_17"}
 
@@ -133,6 +133,9 @@ class NERDataModule(L.LightningDataModule):
         # linked copy); Lightning refuses to log two different values under one key.
         self.save_hyperparameters(ignore=["label_names", "augment"])
         if isinstance(augment, dict):  # as saved in checkpoints, or a config read as plain dicts
+            unknown = set(augment) - {field.name for field in dataclasses.fields(Augmentation)}
+            if unknown:
+                raise LitNerError(f"data.augment: unknown option(s) {sorted(unknown)}")
             augment = Augmentation(**augment)
         if not 0.0 <= augment.mention_replacement <= 1.0:
             raise LitNerError(
@@ -394,6 +397,7 @@ class NERDataModule(L.LightningDataModule):
                 hp.stride,
                 continuation,
                 SHAPES,
+                WORD_SHAPES_VERSION,
                 "align-v5",
             ]
         )

@@ -43,8 +43,9 @@ PIPELINE_FILES = {
 WORD_SHAPES_KEY = "lit_ner_word_shape_scores"  # config.json: the (shapes, labels) score table
 CONFIG_CODE = '''"""Written by `lit_ner export`: this model's config and model classes, naming the pipeline in
 lit_ner_pipeline.py, so that `pipeline("token-classification", model=..., trust_remote_code=True)`
-decodes the model as lit_ner does. Without trust_remote_code, transformers loads the plain
-{config_class} and its standard pipeline, which takes each subword's argmax."""
+tags with the model as lit_ner does (its words' shape scores, its word-level decoding). Without
+trust_remote_code, transformers loads the plain {config_class} and its standard pipeline, which
+takes each subword's argmax of the encoder's logits alone."""
 
 from transformers import {config_class} as BaseConfig, {model_class} as BaseModel
 
@@ -90,15 +91,16 @@ def export_module(module: Any, tokenizer: Any, directory: str | Path, card: str 
 def set_word_shapes(config: Any, table: torch.Tensor | None) -> None:
     """Records in a transformers config the word-shape scores a model adds to its logits (the
     `(shapes, labels)` table of `model.WordShapeScores`; None: a model without word features)."""
-    from lit_ner.word_shapes import SHAPES
+    from lit_ner.word_shapes import SHAPES, WORD_SHAPES_VERSION
 
     if table is None:
-        for key in (WORD_SHAPES_KEY, "lit_ner_word_shapes"):
+        for key in (WORD_SHAPES_KEY, "lit_ner_word_shapes", "lit_ner_word_shapes_version"):
             if hasattr(config, key):
                 delattr(config, key)
         return
     setattr(config, WORD_SHAPES_KEY, table.detach().float().cpu().tolist())
     config.lit_ner_word_shapes = list(SHAPES)  # the id order, for a reader of config.json
+    config.lit_ner_word_shapes_version = WORD_SHAPES_VERSION
 
 
 def has_word_shapes(config: Any) -> bool:
@@ -277,7 +279,7 @@ def model_from_checkpoint(
     from transformers import AutoTokenizer
 
     from lit_ner.checkpoints import load_checkpoint
-    from lit_ner.model import load_token_classifier
+    from lit_ner.model import WordShapeScores, load_token_classifier
 
     checkpoint = checkpoint if checkpoint is not None else load_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters", {})
@@ -290,10 +292,17 @@ def model_from_checkpoint(
     model.load_state_dict(state)
     crf = {k.removeprefix("crf."): v for k, v in checkpoint["state_dict"].items() if k.startswith("crf.")}
     set_decoding(model.config, hparams.get("decoding", "argmax"), crf or None)
-    state = checkpoint["state_dict"]
+    shape_weights = {
+        k.removeprefix("word_shapes."): v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith("word_shapes.")
+    }
     table = None
-    if "word_shapes.embedding.weight" in state:  # model.WordShapeScores.table, from the weights
-        table = state["word_shapes.embedding.weight"].float() @ state["word_shapes.head.weight"].float().T
+    if shape_weights:
+        dim = hparams.get("word_features_dim", shape_weights["embedding.weight"].shape[1])
+        word_shapes = WordShapeScores(dim, len(hparams["label_names"]))
+        word_shapes.load_state_dict(shape_weights)
+        table = word_shapes.table()
     set_word_shapes(model.config, table)
     name = hparams["model_name_or_path"]
     with hub_errors(f"tokenizer '{name}'"):
@@ -361,8 +370,11 @@ def usage(decoding: str, onnx: str | None, word_features: bool = False) -> str:
     pipeline does with it when it cannot decode as lit_ner does."""
     lines = ["## Use", "", "```python", "from transformers import pipeline"]
     if word_features:
+        options = "trust_remote_code=True" + (
+            "" if decoding in WORD_LEVEL else ', aggregation_strategy="simple"'
+        )
         lines += [
-            'tagger = pipeline("token-classification", model="PATH_OR_REPO", trust_remote_code=True)',
+            f'tagger = pipeline("token-classification", model="PATH_OR_REPO", {options})',
             "```",
             "",
             "This model was trained with word-shape features: each word's casing, digits, `@`/`#`, URL "

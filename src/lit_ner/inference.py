@@ -106,7 +106,10 @@ class Tagger:
             )
         self.label_names = [config.id2label[i] for i in range(config.num_labels)]
         # A model trained with word-shape features: the score table its words' shapes add.
-        self.shape_scores = shape_scores(config)
+        try:
+            self.shape_scores = shape_scores(config, len(self.label_names))
+        except ValueError as error:
+            raise LitNerError(f"word-shape features: {error}") from None
         self.aggregator = Aggregator(self.windower.tokenizer, self.label_names, self.windower.unk_token_id)
 
     @classmethod
@@ -177,9 +180,11 @@ class Tagger:
         self._forward([window for text_windows in windows for window in text_windows])
         results = []
         for text, text_windows in zip(texts, windows):
-            if self.shape_scores is not None:
-                for window in text_windows:
-                    window["logits"] = add_shape_scores(text, window, self.shape_scores)
+            if self.shape_scores is not None and text_windows:
+                for window, logits in zip(
+                    text_windows, add_shape_scores(text, text_windows, self.shape_scores)
+                ):
+                    window["logits"] = logits
             if not text_windows:
                 results.append([])
             elif self.decoding == "argmax":

@@ -67,7 +67,9 @@ class WordShapeScores(nn.Module):
     """Label scores from word shapes: an embedding of each position's shape id
     (`lit_ner.word_shapes`) through a linear layer without bias. Added to the token classifier's
     logits, it is exactly its linear head applied to the encoder output concatenated with the
-    shape embedding. Its weights start at zero, so a fresh model scores as it would without."""
+    shape embedding (the classifier's dropout falls on the encoder output alone: the shapes are a
+    handful of values, not features to co-adapt). Its weights start at zero, so a fresh model
+    scores as it would without; exports carry its `table()`."""
 
     def __init__(self, dim: int, num_labels: int) -> None:
         super().__init__()
@@ -169,6 +171,8 @@ class TokenClassifier(L.LightningModule):
                 f"model.class_weights has {len(class_weights)} weights for {len(self.label_names)} "
                 f"labels {self.label_names}"
             )
+        if word_features and word_features_dim < 1:
+            raise LitNerError(f"model.word_features_dim must be at least 1, not {word_features_dim}")
         if not 0.0 <= label_smoothing < 1.0 or o_weight < 0:
             raise LitNerError("model.label_smoothing must be in [0, 1) and model.o_weight >= 0")
         self.model = load_token_classifier(model_name_or_path, self.label_names, trust_remote_code)
@@ -260,7 +264,7 @@ class TokenClassifier(L.LightningModule):
         counts = getattr(datamodule, "augmentation_counts", lambda epoch: None)(self.current_epoch)
         if counts:
             # The same draw in every process (a function of the seed and the epoch).
-            self.log("train/replaced_mentions", float(counts["replaced"]))
+            self.log("train/replaced_mentions", float(counts["replaced"]), sync_dist=True)
             rank_zero_info(
                 f"epoch {self.current_epoch}: mention replacement swapped {counts['replaced']:,} of the "
                 f"{counts['mentions']:,} training mentions, in {counts['sentences']:,} sentences"

@@ -22,10 +22,13 @@ from .word_shapes import add_shape_scores, shape_scores
 
 
 class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
-    """`TokenClassificationPipeline` with lit_ner's word-level decoding for models whose config
-    says `lit_ner_decoding: valid_bio` or `crf`. Entities are the pipeline's dicts
-    (`entity_group`, `score`, `word`, `start`, `end`), whole whitespace-separated words;
-    `aggregation_strategy` does not apply to them."""
+    """`TokenClassificationPipeline` as `lit_ner tag` tags: a model trained with word-shape
+    features (`lit_ner_word_shape_scores` in its config) gets its words' shape scores added to the
+    logits; a model whose config says `lit_ner_decoding: valid_bio` or `crf` is then decoded word
+    by word, its entities the pipeline's dicts (`entity_group`, `score`, `word`, `start`, `end`),
+    whole whitespace-separated words (`aggregation_strategy` does not apply to them); an argmax
+    model gets the standard post-processing.
+    """
 
     def check_model_type(self, supported_models: Any) -> None:
         # The export's model class is a subclass (named LitNerForTokenClassification) of a
@@ -39,18 +42,29 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
         self, all_outputs: list[dict[str, Any]], aggregation_strategy: Any = None, ignore_labels: Any = None
     ):
         config = self.model.config
-        table = shape_scores(config)
+        table = shape_scores(config, config.num_labels)
+        decoding = getattr(config, "lit_ner_decoding", "argmax")
+        if (table is not None or decoding in ("valid_bio", "crf")) and all_outputs[0].get(
+            "word_ids"
+        ) is not None:
+            # Pre-split words come with offsets inside each word, not into one text.
+            raise ValueError(
+                "this model is tagged from the text itself (its words are the whitespace-separated "
+                "pieces): pass the text, not is_split_into_words=True"
+            )
         if table is not None:
-            text = all_outputs[0]["sentence"]
-            for outputs in all_outputs:
-                window = {
+            windows = [
+                {
                     "offsets": outputs["offset_mapping"][0].tolist(),
                     "special": outputs["special_tokens_mask"][0].tolist(),
                     "logits": outputs["logits"][0].float().cpu().numpy(),
                 }
-                logits = add_shape_scores(text, window, table)
+                for outputs in all_outputs
+            ]
+            for outputs, logits in zip(
+                all_outputs, add_shape_scores(all_outputs[0]["sentence"], windows, table)
+            ):
                 outputs["logits"] = torch.from_numpy(logits)[None]
-        decoding = getattr(config, "lit_ner_decoding", "argmax")
         if decoding not in ("valid_bio", "crf"):
             if aggregation_strategy is None:
                 return super().postprocess(all_outputs, ignore_labels=ignore_labels)

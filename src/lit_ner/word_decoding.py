@@ -87,6 +87,26 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def text_words(text: str) -> list[tuple[int, int]]:
+    """A text's words, as lit_ner tags raw text: its whitespace-separated pieces, as
+    `(start, end)` character offsets (as the words of a CoNLL file)."""
+    return [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
+
+
+def token_words(words: Sequence[tuple[int, int]], offsets: Any, special: Any) -> list[int]:
+    """Per token of a window (`offsets`: `(tokens, 2)` character offsets; `special`: 1 on special
+    and padding tokens), the index in `words` of the word it falls in, or -1."""
+    starts = [start for start, _ in words]
+    out = []
+    for (start, end), is_special in zip(
+        np.asarray(offsets).reshape(-1, 2).tolist(), np.asarray(special).tolist()
+    ):
+        word = bisect.bisect_right(starts, start) - 1
+        inside = not is_special and end > start and word >= 0 and start < words[word][1]
+        out.append(word if inside else -1)
+    return out
+
+
 def decode_words(
     text: str,
     windows: Sequence[dict[str, Any]],
@@ -108,19 +128,13 @@ def decode_words(
             (Viterbi over the emissions with the CRF's scores).
         crf: for `"crf"`, the CRF's `start`, `transitions` and `end` scores.
     """
-    words = [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
-    word_starts = [start for start, _ in words]
+    words = text_words(text)
     # Every text token, by window: (position, word, first character).
     tokens = []
     for window in windows:
-        offsets = np.asarray(window["offsets"]).tolist()
-        special = np.asarray(window["special"]).tolist()
-        window_tokens = []
-        for position, (start, end) in enumerate(offsets):
-            word = bisect.bisect_right(word_starts, start) - 1
-            if not special[position] and end > start and word >= 0 and start < words[word][1]:
-                window_tokens.append((position, word, start))
-        tokens.append(window_tokens)
+        starts = np.asarray(window["offsets"])[:, 0].tolist() if len(window["offsets"]) else []
+        positions = token_words(words, window["offsets"], window["special"])
+        tokens.append([(p, word, starts[p]) for p, word in enumerate(positions) if word >= 0])
     # A word's first subword is its token that starts first (a window may begin mid-word, and
     # characters the tokenizer drops may open the word).
     first_char: dict[int, int] = {}

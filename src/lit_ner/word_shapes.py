@@ -12,24 +12,27 @@ learned `(shapes, labels)` score table (`shape_scores`), which is how exports ca
 (`lit_ner_word_shape_scores` in config.json) and how every tagging path applies it.
 
 This file travels inside such a model's export (`lit_ner export`), beside `lit_ner_pipeline.py`,
-so it imports nothing but numpy and the standard library, and nothing of lit_ner.
+so it imports nothing but numpy, the standard library and `word_decoding` beside it.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 import unicodedata
 from typing import Any
 
 import numpy as np
 
-# Id 0 is no word (special tokens, padding): its row of scores is zero. Changing the list changes
-# every trained model's meaning: append only.
+from .word_decoding import text_words, token_words
+
+# Id 0 is no word (special tokens, padding): its row of scores is zero. Changing the list or the
+# rules of `word_shape` changes every trained model's meaning: bump the version (checkpoints and
+# exports record it; the data cache is keyed on it).
+WORD_SHAPES_VERSION = 1
 SHAPES = (
     "none",
     "lower",  # hello, don't
-    "capitalised",  # Hello, I, O'Neil
+    "capitalised",  # Hello, I, Paris
     "all_caps",  # NASA, U.S.
     "mixed",  # iPhone, McDonald, eBay
     "digits",  # 2017, 3pm, A380
@@ -70,31 +73,45 @@ def word_shape(word: str) -> int:
     return SHAPE_IDS["mixed"]
 
 
-def text_position_shapes(text: str, offsets: Any, special: Any) -> np.ndarray:
-    """Per position of a window of `text` (`offsets`: `(tokens, 2)` character offsets, `special`:
-    1 on special and padding tokens), the shape id of the whitespace-separated word it falls in,
-    as `word_decoding.decode_words` finds a text's words."""
-    words = [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
-    starts = [start for start, _ in words]
-    shapes = [word_shape(text[start:end]) for start, end in words]
-    out = np.zeros(len(offsets), dtype=np.int64)
-    for position, ((start, end), is_special) in enumerate(zip(np.asarray(offsets).tolist(), special)):
-        word = bisect.bisect_right(starts, start) - 1
-        if not is_special and end > start and word >= 0 and start < words[word][1]:
-            out[position] = shapes[word]
-    return out
+def text_position_shapes(text: str, windows: Any) -> list[np.ndarray]:
+    """Per window of `text` (each with `offsets`, `(tokens, 2)` character offsets, and `special`,
+    1 on special and padding tokens), the shape id of the word each position falls in, the words
+    being the text's whitespace-separated pieces (`word_decoding.text_words`, as lit_ner decodes
+    raw text; a CoNLL file's words are the same). 0 where no word."""
+    words = text_words(text)
+    shapes = np.asarray([0] + [word_shape(text[start:end]) for start, end in words], dtype=np.int64)
+    return [
+        shapes[np.asarray(token_words(words, w["offsets"], w["special"]), dtype=np.int64) + 1]
+        for w in windows
+    ]
 
 
-def shape_scores(config: Any) -> np.ndarray | None:
+def shape_scores(config: Any, num_labels: int) -> np.ndarray | None:
     """The `(shapes, labels)` score table from a model config (an object or a dict) that lit_ner's
-    export wrote, or None for a model trained without word features."""
+    export wrote, or None for a model trained without word features. A `ValueError` when the
+    table was made with other shape rules than these (another lit_ner version) or has the wrong
+    size."""
     get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
     table = get("lit_ner_word_shape_scores")
-    return None if table is None else np.asarray(table, dtype=np.float32)
+    if table is None:
+        return None
+    version, names = get("lit_ner_word_shapes_version"), get("lit_ner_word_shapes")
+    table = np.asarray(table, dtype=np.float32)
+    if version != WORD_SHAPES_VERSION or list(names or []) != list(SHAPES):
+        raise ValueError(
+            f"the model's word shapes (version {version}: {names}) are not this code's (version "
+            f"{WORD_SHAPES_VERSION}: {list(SHAPES)}); tag it with the lit_ner version that trained it"
+        )
+    if table.shape != (len(SHAPES), num_labels):
+        raise ValueError(
+            f"lit_ner_word_shape_scores is {table.shape[0]} x {table.shape[1] if table.ndim > 1 else 0}, "
+            f"not {len(SHAPES)} shapes x {num_labels} labels"
+        )
+    return table
 
 
-def add_shape_scores(text: str, window: dict[str, Any], table: np.ndarray) -> np.ndarray:
-    """A window's logits with its words' shape scores added (`window`: `offsets`, `special`,
-    `logits` of one window of `text`)."""
-    shapes = text_position_shapes(text, window["offsets"], np.asarray(window["special"]).tolist())
-    return np.asarray(window["logits"], dtype=np.float32) + table[shapes]
+def add_shape_scores(text: str, windows: Any, table: np.ndarray) -> list[np.ndarray]:
+    """Each window's logits (`windows`: the windows of `text`, each with `offsets`, `special` and
+    `logits`) with its words' shape scores added."""
+    shapes = text_position_shapes(text, windows)
+    return [np.asarray(w["logits"], dtype=np.float32) + table[ids] for w, ids in zip(windows, shapes)]
