@@ -2,6 +2,12 @@
 the docs show kept in `bench/results.json` under "results": `make results`.
 
 Usage: python bench/results.py [--rows recipe tutorial ...] [--out bench/results.json]
+       python bench/results.py --recipe_from_lever NAME
+
+`--recipe_from_lever NAME` takes the recipe row from `make levers`' run of lever NAME instead of
+training it again: allowed only when that lever's settings, on top of the configs as they stand,
+change nothing (the two `--print_config` outputs are compared), so its three fits are the
+recipe's.
 
 Rows (the packaged all-MiniLM-L6-v2 and the WNUT-17 release inside the package unless
 WNUT17_DIR is set; fp32; the best epoch chosen on validation F1, that checkpoint scored once on
@@ -31,6 +37,8 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/training.py's pieces of the tutorial
 
@@ -158,6 +166,38 @@ def run_hf_row(name: str) -> dict:
     }
 
 
+def recipe_from_lever(name: str) -> dict:
+    """The recipe row from lever `name`'s `fit --seeds 3` (bench/levers.py), which must be the
+    configs as they stand."""
+    lever = json.loads((REPO / "bench" / "levers.json").read_text())[name]
+
+    def config(*args: str) -> dict:
+        command = [sys.executable, "-m", "lit_ner", "fit", *CONFIGS, *args, "--print_config"]
+        printed = subprocess.run(command, check=True, cwd=REPO, capture_output=True, text=True).stdout
+        return {
+            key: value
+            for key, value in yaml.safe_load(printed).items()
+            if key in ("model", "data", "trainer")
+        }
+
+    if config(*lever["args"]) != config():
+        sys.exit(
+            f"bench/results.py: lever {name} ({' '.join(lever['args'])}) is not the configs as they stand"
+        )
+    seeds_file = f"seeds-{'-'.join(str(run['seed']) for run in lever['runs'])}.json"
+    summary = json.loads((REPO / "runs" / f"levers-{name}" / seeds_file).read_text())
+    command = [*CONFIGS, *lever["args"], f"--trainer.logger.init_args.name=levers-{name}"]
+    return {
+        "command": "python -m lit_ner fit "
+        + " ".join(command)
+        + " --trainer.enable_progress_bar=false --seeds 3",
+        "source": f"make levers: lever {name}, the configs as they stand",
+        "runs": summary["runs"],
+        "scores": summary["scores"],
+        "machine": lever.get("machine", machine()),
+    }
+
+
 def machine() -> str:
     """The hardware the row ran on, in words: CPU model, cores, bf16 support."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
@@ -173,9 +213,16 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=[*ROWS, *HF_ROWS], choices=[*ROWS, *HF_ROWS])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     parser.add_argument("--hf_child", help=argparse.SUPPRESS)
+    parser.add_argument("--recipe_from_lever", help="take the recipe row from this lever's runs (see above)")
     args = parser.parse_args()
     if args.hf_child:
         return run_hf_trainer(args.hf_child, args.out)
+    if args.recipe_from_lever:
+        data = json.loads(args.out.read_text())
+        data["results"]["recipe"] = recipe_from_lever(args.recipe_from_lever)
+        args.out.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"recipe: written to {args.out} from lever {args.recipe_from_lever}")
+        return None
     for name in args.rows:
         result = run_row(name) if name in ROWS else run_hf_row(name)
         data = json.loads(args.out.read_text()) if args.out.is_file() else {}
