@@ -51,6 +51,8 @@ def test_offline_overlay_swaps_in_the_packaged_encoder_local_data_and_its_recipe
     assert config["model"]["learning_rate"] == 3e-5 and config["model"]["warmup_steps"] == 0.1
     assert config["data"]["dataset_name"] is None
     assert config["trainer"]["max_epochs"] == 6 and config["data"]["batch_size"] == 8
+    assert config["model"]["word_features"] is True
+    assert config["data"]["augment"] == {"mention_replacement": 0.3}
     assert config["model"]["weight_decay"] == 0.01  # untouched keys come from wnut.yaml
 
 
