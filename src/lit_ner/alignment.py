@@ -200,6 +200,39 @@ def tokenize_and_align(
     return out
 
 
+def alignment_report(
+    split: str,
+    n_windows: Sequence[int],
+    word_offsets: Sequence[int],
+    unlabelled_words: Sequence[int],
+    max_length: int,
+    stride: int,
+) -> tuple[str, str | None]:
+    """What `tokenize_and_align` did to a split, from its `n_windows`, `word_offset` and
+    `unlabelled_words` columns: a line on the sentences and their windows, and a warning when
+    some words have no subword position (or None)."""
+    # A sentence's first example is the one that starts at its word 0.
+    firsts = [n for n, offset in zip(n_windows, word_offsets) if offset == 0]
+    message = f"{split}: {len(firsts)} sentences"
+    long_sentences = [n for n in firsts if n > 1]
+    if long_sentences:
+        message += (
+            f"; {len(long_sentences)} longer than {max_length} subword positions, each split into "
+            f"overlapping windows ({sum(long_sentences)} windows, stride {stride}): "
+            "every word is trained on and scored once"
+        )
+    unlabelled = sum(unlabelled_words)
+    warning = None
+    if unlabelled:
+        warning = (
+            f"{split}: {unlabelled} word{'s' * (unlabelled != 1)} without any subword position (the "
+            "tokenizer turns them into nothing, e.g. zero-width or control characters); they are "
+            "not trained on, and are "
+            "scored as predicted 'O' (a miss where they belong to an entity)"
+        )
+    return message, warning
+
+
 @dataclass
 class TokenClassificationCollator:
     """Pads a list of examples to the longest one in the batch (dynamic padding).

@@ -14,11 +14,13 @@ and worker: a resumed run trains on the same sentences as the uninterrupted one.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lit_ner.errors import LitNerError
 from lit_ner.word_decoding import bio_spans
 
 
@@ -32,6 +34,21 @@ class Augmentation:
     """
 
     mention_replacement: float = 0.0
+
+    @classmethod
+    def checked(cls, augment: Augmentation | dict) -> Augmentation:
+        """`augment` (or a dict of its fields, as checkpoints save it) after checking it."""
+        if isinstance(augment, dict):
+            unknown = set(augment) - {field.name for field in dataclasses.fields(cls)}
+            if unknown:
+                raise LitNerError(f"data.augment: unknown option(s) {sorted(unknown)}")
+            augment = cls(**augment)
+        if not 0.0 <= augment.mention_replacement <= 1.0:
+            raise LitNerError(
+                "data.augment.mention_replacement must be a probability in [0, 1], "
+                f"not {augment.mention_replacement}"
+            )
+        return augment
 
 
 def mention_pool(sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]]) -> dict[str, list[tuple]]:

@@ -27,7 +27,12 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from lit_ner.alignment import TokenClassificationCollator, continuation_label_ids, tokenize_and_align
+from lit_ner.alignment import (
+    TokenClassificationCollator,
+    alignment_report,
+    continuation_label_ids,
+    tokenize_and_align,
+)
 from lit_ner.annotations import read_annotations
 from lit_ner.augment import Augmentation, MentionReplacedSet
 from lit_ner.errors import LitNerError
@@ -41,7 +46,7 @@ from lit_ner.formats import (
     ill_formed_bio,
     wnut17_files,
 )
-from lit_ner.hub import hub_errors, resolve_name_or_path
+from lit_ner.hub import hub_errors, read_hub_splits, resolve_name_or_path
 from lit_ner.sampling import LengthGroupedSampler, SortedSampler
 from lit_ner.word_shapes import SHAPES, WORD_SHAPES_VERSION
 
@@ -80,11 +85,8 @@ class NERDataModule(L.LightningDataModule):
             from files or the Hub, instead of reading it as seqeval's default mode does (counted
             and reported).
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
-        augment: training-data augmentation, redrawn every epoch from the run's seed (validation,
-            test and predict data are never touched): `augment.mention_replacement: p` replaces
-            each training mention with probability p by another training mention of its type
-            (`lit_ner.augment`); the replacements are counted and logged each epoch
-            (`train/replaced_mentions`).
+        augment: training-data augmentation, redrawn every epoch from the seed, counted in the logs
+            (`lit_ner.augment.Augmentation`; validation, test and predict are never touched).
         batch_size: training sentences per batch (per device under DDP).
         group_by_length: batch training sentences of similar length together (shuffled chunks
             sorted by length, batches shuffled; see `LengthGroupedSampler`), which cuts padding;
@@ -132,18 +134,8 @@ class NERDataModule(L.LightningDataModule):
         # label_names is resolved from the data and recorded once, in the model's hparams (the
         # linked copy); Lightning refuses to log two different values under one key.
         self.save_hyperparameters(ignore=["label_names", "augment"])
-        if isinstance(augment, dict):  # as saved in checkpoints, or a config read as plain dicts
-            unknown = set(augment) - {field.name for field in dataclasses.fields(Augmentation)}
-            if unknown:
-                raise LitNerError(f"data.augment: unknown option(s) {sorted(unknown)}")
-            augment = Augmentation(**augment)
-        if not 0.0 <= augment.mention_replacement <= 1.0:
-            raise LitNerError(
-                "data.augment.mention_replacement must be a probability in [0, 1], "
-                f"not {augment.mention_replacement}"
-            )
-        # Plain values in the hyper-parameters (checkpoints, model cards, hparams.yaml).
-        self.hparams["augment"] = dataclasses.asdict(augment)
+        augment = Augmentation.checked(augment)
+        self.hparams["augment"] = dataclasses.asdict(augment)  # plain values in checkpoints and cards
         self.augment = augment
         self._augmented: MentionReplacedSet | None = None
         self._tokenizer = None
@@ -193,41 +185,13 @@ class NERDataModule(L.LightningDataModule):
         return self._splits
 
     def _read_hub(self) -> dict[str, Split]:
-        import datasets
-
         hp = self.hparams
-        with hub_errors(f"data set '{hp.dataset_name}'"):
-            dataset = datasets.load_dataset(
-                hp.dataset_name, hp.dataset_config_name, revision=hp.dataset_revision
-            )
-        features = next(iter(dataset.values())).features
-        for column in (hp.tokens_column, hp.tags_column):
-            if column not in features:
-                raise LitNerError(
-                    f"data set '{hp.dataset_name}' has no column '{column}' (it has {list(features)})"
-                )
-        names = getattr(getattr(features[hp.tags_column], "feature", None), "names", None)
-        if names:
-            self._hub_label_names = list(names)
-        elif self._label_names is not None:
-            names = self._label_names  # plain integer tags, named by --data.label_names
-        else:
-            raise LitNerError(
-                f"data set '{hp.dataset_name}': column '{hp.tags_column}' is not a sequence of ClassLabel; "
-                "set --data.label_names to the tag names in id order"
-            )
-        splits = {}
-        for split, part in dataset.items():
-            ids = part[hp.tags_column]
-            for n, sentence in enumerate(ids):
-                bad = [i for i in sentence if not 0 <= i < len(names)]
-                if bad:
-                    raise LitNerError(
-                        f"data set '{hp.dataset_name}', {split} sentence {n}: tag id {bad[0]} is not one of "
-                        f"the {len(names)} labels {list(names)}"
-                    )
-            tags = [[names[i] for i in sentence] for sentence in ids]
-            splits[split] = {"tokens": [list(words) for words in part[hp.tokens_column]], "tags": tags}
+        splits, names = read_hub_splits(
+            hp.dataset_name, hp.dataset_config_name, hp.dataset_revision, hp.tokens_column, hp.tags_column,
+            self._label_names,
+        )  # fmt: skip
+        if names is not None:
+            self._hub_label_names = names
         return splits
 
     def get_split(self, split: str) -> Split:
@@ -383,9 +347,8 @@ class NERDataModule(L.LightningDataModule):
                 "sentence_id": list(range(len(data["tags"]))),
             }
         )
-        continuation = continuation_label_ids(self.label_names) if hp.label_all_tokens else None
-        max_length = self.max_length
         align = self._align()
+        max_length, continuation = align.keywords["max_length"], align.keywords["continuation_ids"]
         # In-memory data sets are not cached by `datasets`; key the cache on the data and on
         # everything that shapes the encoding, so any change re-tokenizes.
         fingerprint = Hasher.hash(
@@ -410,31 +373,15 @@ class NERDataModule(L.LightningDataModule):
             cache_file_name=str(cache_dir / f"{split}-{fingerprint}.arrow"),
             new_fingerprint=fingerprint,
         )
-        self._report_alignment(split, tokenized, max_length)
+        # What was windowed, and words without a subword: nothing is cut or dropped silently.
+        info, warning = alignment_report(
+            split, tokenized["n_windows"], tokenized["word_offset"], tokenized["unlabelled_words"],
+            max_length, hp.stride,
+        )  # fmt: skip
+        rank_zero_info(info)
+        if warning:
+            rank_zero_warn(warning)
         return tokenized.remove_columns(["unlabelled_words", "n_windows"])
-
-    def _report_alignment(self, split: str, tokenized: Any, max_length: int) -> None:
-        """Says how many sentences were windowed and how many words have no subword: nothing is
-        cut or dropped silently."""
-        # A sentence's first example is the one that starts at its word 0.
-        firsts = [n for n, offset in zip(tokenized["n_windows"], tokenized["word_offset"]) if offset == 0]
-        message = f"{split}: {len(firsts)} sentences"
-        long_sentences = [n for n in firsts if n > 1]
-        if long_sentences:
-            message += (
-                f"; {len(long_sentences)} longer than {max_length} subword positions, each split into "
-                f"overlapping windows ({sum(long_sentences)} windows, stride {self.hparams.stride}): "
-                "every word is trained on and scored once"
-            )
-        rank_zero_info(message)
-        unlabelled = sum(tokenized["unlabelled_words"])
-        if unlabelled:
-            rank_zero_warn(
-                f"{split}: {unlabelled} word{'s' * (unlabelled != 1)} without any subword position (the "
-                "tokenizer turns them into nothing, e.g. zero-width or control characters); they are "
-                "not trained on, and are "
-                "scored as predicted 'O' (a miss where they belong to an entity)"
-            )
 
     def _lengths(self, split: str) -> list[int]:
         """Each example's number of subword positions (for grouping and sorting by length)."""
@@ -446,8 +393,7 @@ class NERDataModule(L.LightningDataModule):
         return self._example_lengths[split]
 
     def _world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        return (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
 
     def _dataloader(self, split: str, dataset: Any = None, **loader: Any) -> DataLoader:
         hp = self.hparams
