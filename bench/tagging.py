@@ -388,6 +388,8 @@ def main() -> None:
         "batch_size": {"torch": taggers["torch_fp32"].batch_size, "onnx": taggers["onnx_int8"].batch_size},
         "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(),
+        # ONNX Runtime: batches run at once, each on one thread (`Tagger(threads=...)`).
+        "onnx_batches_at_once": taggers["onnx_int8"].model.parallel,
         "bf16_native": bf16_is_native(torch.device("cpu")),
         "machine": machine(),
     }

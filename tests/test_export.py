@@ -109,6 +109,32 @@ def test_the_onnx_backend_tags_as_torch_does_without_importing_torch(crf_export_
         assert_same_entities(ours, theirs)
 
 
+def test_onnx_batches_run_at_once_on_single_threaded_runs_and_tag_as_one_at_a_time(
+    crf_export_dir, wnut17_dir
+):
+    import threading
+
+    texts = SPECIAL_TEXTS + wnut17_test_texts(wnut17_dir)[:40]
+    one_at_a_time = Tagger.from_pretrained(crf_export_dir, backend="onnx", batch_size=2, threads=1)
+    at_once = Tagger.from_pretrained(crf_export_dir, backend="onnx", batch_size=2, threads=3)
+    assert one_at_a_time.model.parallel == 1 and at_once.model.parallel == 3
+    # Each run on one thread: the cores go to runs side by side, not to one run's ops.
+    assert at_once.model.session.get_session_options().intra_op_num_threads == 1
+    callers = set()
+    run = at_once.model.session.run
+
+    def recorded_run(*args, **kwargs):
+        callers.add(threading.current_thread().name)
+        return run(*args, **kwargs)
+
+    at_once.model.session.run = recorded_run
+    expected = one_at_a_time(texts)
+    assert sum(map(len, expected)) > 10
+    for ours, theirs in zip(at_once(texts), expected):
+        assert_same_entities(ours, theirs)
+    assert len(callers) > 1 and all(name.startswith("lit_ner-onnx") for name in callers)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["simple", "first"])
 def test_onnx_fp32_finds_the_torch_taggers_entities_on_the_wnut17_test_texts(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,8 +50,8 @@ class Tagger:
             the third digit, which can flip a close argmax). An ONNX model runs as exported.
         stride: tokens that consecutive windows of a long text share (default 128, at most half
             a window).
-        threads: ONNX Runtime's threads (None: one per core); the torch backend uses torch's
-            own setting (`torch.set_num_threads`).
+        threads: for an ONNX model on a CPU, batches run at once, each single-threaded (None:
+            one per core); the torch backend uses torch's own setting (`torch.set_num_threads`).
         max_padding: a batch holds only windows at least `1 / (1 + max_padding)` as long as its
             longest, so that padding is at most that fraction of the real tokens (None: 0.1 on a
             CPU, where every padded position costs as much as a real one, and no bound on a GPU,
@@ -94,6 +95,7 @@ class Tagger:
         if max_padding < 0:
             raise LitNerError(f"max_padding must be >= 0, not {max_padding}")
         self.max_padding = max_padding
+        self._pool: ThreadPoolExecutor | None = None
         self.precision = self.model.precision
         config = self.model.config
         self.decoding = decoding or getattr(config, "lit_ner_decoding", None) or "argmax"
@@ -196,19 +198,28 @@ class Tagger:
     def _forward(self, windows: list[dict[str, Any]]) -> None:
         """Runs the model on every window, longest first in padded batches (of at most
         `batch_size` windows, within `max_padding` of the longest), and sets each window's
-        `logits` (its own length)."""
+        `logits` (its own length). An ONNX model on a CPU runs its `parallel` batches at once
+        (ONNX Runtime releases the GIL in `run`)."""
         order = sorted(windows, key=lambda window: -len(window["input_ids"]))
-        start = 0
+        batches, start = [], 0
         while start < len(order):
             shortest = len(order[start]["input_ids"]) / (1 + self.max_padding)
             end = start + 1
             while end < min(len(order), start + self.batch_size) and len(order[end]["input_ids"]) >= shortest:
                 end += 1
-            batch = order[start:end]
-            logits = self.model(self.windower.batch(batch))
-            for row, window in enumerate(batch):
-                window["logits"] = logits[row, : len(window["input_ids"])]
+            batches.append(order[start:end])
             start = end
+        parallel = min(getattr(self.model, "parallel", 1), len(batches))
+        if parallel > 1 and self._pool is None:
+            self._pool = ThreadPoolExecutor(self.model.parallel, thread_name_prefix="lit_ner-onnx")
+        runs = self._pool.map(self._run, batches) if parallel > 1 else map(self._run, batches)
+        for _ in runs:  # run them all here; a batch's error is raised here
+            pass
+
+    def _run(self, batch: list[dict[str, Any]]) -> None:
+        logits = self.model(self.windower.batch(batch))
+        for row, window in enumerate(batch):
+            window["logits"] = logits[row, : len(window["input_ids"])]
 
 
 ONNX_HINT = "model.onnx (lit_ner export ... --onnx true)"
