@@ -109,6 +109,22 @@ def test_the_onnx_backend_tags_as_torch_does_without_importing_torch(crf_export_
         assert_same_entities(ours, theirs)
 
 
+def test_onnx_is_exported_with_eager_attention_and_leaves_the_model_as_it_was(tiny_model_dir, tmp_path):
+    import onnx
+
+    from lit_ner.export import export_onnx
+    from lit_ner.formats import WNUT17_LABELS
+    from lit_ner.model import load_token_classifier
+
+    model = load_token_classifier(tiny_model_dir, WNUT17_LABELS)
+    assert model.config._attn_implementation == "sdpa"
+    export_onnx(model, ["input_ids", "attention_mask"], tmp_path)
+    # SDPA's export guards fully masked rows with IsNaN/Where: ONNX Runtime time for nothing.
+    ops = {node.op_type for node in onnx.load(str(tmp_path / ONNX_FILENAME)).graph.node}
+    assert "Softmax" in ops and "IsNaN" not in ops
+    assert model.config._attn_implementation == "sdpa"
+
+
 def test_onnx_batches_run_at_once_on_single_threaded_runs_and_tag_as_one_at_a_time(
     crf_export_dir, wnut17_dir
 ):

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -179,27 +180,44 @@ class Tagger:
 
     def _tag(self, texts: Sequence[str], aggregation_strategy: Aggregation) -> list[list[dict]]:
         windows = [self.windower(text) for text in texts]
-        self._forward([window for text_windows in windows for window in text_windows])
-        results = []
-        for text, text_windows in zip(texts, windows):
-            if self.shape_scores is not None and text_windows:
-                for window, logits in zip(
-                    text_windows, add_shape_scores(text, text_windows, self.shape_scores)
-                ):
-                    window["logits"] = logits
-            if not text_windows:
-                results.append([])
-            elif self.decoding == "argmax":
-                results.append(self.aggregator(text, text_windows, aggregation_strategy))
-            else:
-                results.append(decode_words(text, text_windows, self.label_names, self.decoding, self.crf))
+        results: list[list[dict]] = [[] for _ in texts]
+        owner = {id(window): i for i, text_windows in enumerate(windows) for window in text_windows}
+        waiting = [len(text_windows) for text_windows in windows]
+        lock = threading.Lock()
+
+        def batch_done(batch: list[dict[str, Any]]) -> None:
+            # A text is decoded as soon as its last window has logits, in the thread that ran that
+            # window: with ONNX Runtime's batches side by side, one thread's decoding (Python,
+            # under the GIL) overlaps another's model run.
+            with lock:
+                done = []
+                for window in batch:
+                    i = owner[id(window)]
+                    waiting[i] -= 1
+                    if waiting[i] == 0:
+                        done.append(i)
+            for i in done:
+                results[i] = self._entities(texts[i], windows[i], aggregation_strategy)
+
+        self._forward([window for text_windows in windows for window in text_windows], batch_done)
         return results
 
-    def _forward(self, windows: list[dict[str, Any]]) -> None:
+    def _entities(
+        self, text: str, windows: list[dict[str, Any]], aggregation_strategy: Aggregation
+    ) -> list[dict]:
+        """One text's entities, from its windows' logits."""
+        if self.shape_scores is not None:
+            for window, logits in zip(windows, add_shape_scores(text, windows, self.shape_scores)):
+                window["logits"] = logits
+        if self.decoding == "argmax":
+            return self.aggregator(text, windows, aggregation_strategy)
+        return decode_words(text, windows, self.label_names, self.decoding, self.crf)
+
+    def _forward(self, windows: list[dict[str, Any]], batch_done: Callable[[list], None]) -> None:
         """Runs the model on every window, longest first in padded batches (of at most
-        `batch_size` windows, within `max_padding` of the longest), and sets each window's
-        `logits` (its own length). An ONNX model on a CPU runs its `parallel` batches at once
-        (ONNX Runtime releases the GIL in `run`)."""
+        `batch_size` windows, within `max_padding` of the longest), sets each window's `logits`
+        (its own length) and calls `batch_done` with each batch. An ONNX model on a CPU runs its
+        `parallel` batches at once (ONNX Runtime releases the GIL in `run`)."""
         order = sorted(windows, key=lambda window: -len(window["input_ids"]))
         batches, start = [], 0
         while start < len(order):
@@ -209,17 +227,19 @@ class Tagger:
                 end += 1
             batches.append(order[start:end])
             start = end
+
+        def run(batch: list[dict[str, Any]]) -> None:
+            logits = self.model(self.windower.batch(batch))
+            for row, window in enumerate(batch):
+                window["logits"] = logits[row, : len(window["input_ids"])]
+            batch_done(batch)
+
         parallel = min(getattr(self.model, "parallel", 1), len(batches))
         if parallel > 1 and self._pool is None:
             self._pool = ThreadPoolExecutor(self.model.parallel, thread_name_prefix="lit_ner-onnx")
-        runs = self._pool.map(self._run, batches) if parallel > 1 else map(self._run, batches)
+        runs = self._pool.map(run, batches) if parallel > 1 else map(run, batches)
         for _ in runs:  # run them all here; a batch's error is raised here
             pass
-
-    def _run(self, batch: list[dict[str, Any]]) -> None:
-        logits = self.model(self.windower.batch(batch))
-        for row, window in enumerate(batch):
-            window["logits"] = logits[row, : len(window["input_ids"])]
 
 
 ONNX_HINT = "model.onnx (lit_ner export ... --onnx true)"

@@ -15,6 +15,7 @@ only after `B-X` or `I-X`) and, for a CRF, with its learned start, transition an
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any, Literal, get_args
@@ -33,6 +34,13 @@ IMPOSSIBLE = -1.0e4
 def bio_constraints(label_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """`(start, transitions)` penalties for valid BIO: `IMPOSSIBLE` where label `j` may not open a
     text (`I-X`) or may not follow label `i` (`I-X` after anything but `B-X`/`I-X`), else 0."""
+    start, transitions = _bio_constraints(tuple(label_names))
+    return start.copy(), transitions.copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _bio_constraints(label_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    # Built once per label set: decoding asks for them for every text.
     n = len(label_names)
     start = np.zeros(n, dtype=np.float32)
     transitions = np.zeros((n, n), dtype=np.float32)
