@@ -13,18 +13,19 @@ timings vary by +-15% from pass to pass):
 - pipeline_per_text: `pipeline("token-classification")` called once per text (the tutorial);
 - pipeline_batched: the pipeline on the whole list with `batch_size=32` (its own batching);
 - torch_fp32, torch_bf16: lit_ner's `Tagger` (texts sorted by length, padded batches of 32);
-- onnx_fp32, onnx_int8: the same Tagger on ONNX Runtime.
-For each: texts/s, the texts whose entities (type, start, end) equal the torch fp32 Tagger's, and
-the test entity F1 (seqeval, default mode) of its entities read back onto the words. The
-pipeline reads a CRF export by argmax (it cannot know the CRF), so its F1 is that of argmax.
+- onnx_fp32, onnx_int8: the same Tagger on ONNX Runtime (batches of 8 side by side, one a core).
+For each: texts/s, CPU time a text (all threads), the texts whose entities (type, start, end)
+equal the torch fp32 Tagger's, and the test entity F1 (seqeval, default mode) of its entities
+read back onto the words. The pipeline reads a CRF export by argmax (it cannot know the CRF), so
+its F1 is that of argmax.
 
 Then a bounded load test of `lit_ner serve` on the loopback address, per backend (onnx int8, and
 torch in its default precision; `--workers` one per core, each model process with one thread):
 1, 8 and 32 concurrent clients (threads in this process, keep-alive connections) send every test
 text once, a text a request, then 32 clients with 8 texts a request; texts/s, p50 and p99
-request latency, failed requests, and texts/s as a fraction of the offline Tagger's with the same
-backend. The clients share the 2 cores with the server, as the HTTP server shares them with the
-model.
+request latency, failed requests, texts/s as a fraction of the offline Tagger's with the same
+backend, and the CPU time a text cost the server's processes and the load generator. The clients
+share the 2 cores with the server, as the HTTP server shares them with the model.
 Results go in the JSON file under "tagging".
 """
 
@@ -69,13 +70,30 @@ def spans(entities: list[dict]) -> list[tuple]:
 
 
 def fastest(run, repeats: int):
-    """The outputs and the best time of `repeats` passes."""
-    seconds = []
+    """The outputs, the best time of `repeats` passes and the CPU time (all of this process's
+    threads) of that pass."""
+    best = (float("inf"), 0.0)
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         outputs = run()
-        seconds.append(time.perf_counter() - start)
-    return outputs, min(seconds)
+        best = min(best, (time.perf_counter() - start, time.process_time() - cpu))
+    return outputs, *best
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and all its descendants (the HTTP servers, LitServe's
+    queues and the model workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def directory_mb(directory: Path, pattern: str = "*") -> float:
@@ -136,12 +154,15 @@ def load_test(
                         failed[0] += not ok
 
             threads = [threading.Thread(target=client) for _ in range(n_clients)]
+            server_cpu, client_cpu = server_cpu_seconds(process.pid), time.process_time()
             start = time.perf_counter()
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
             seconds = time.perf_counter() - start
+            server_cpu = server_cpu_seconds(process.pid) - server_cpu
+            client_cpu = time.process_time() - client_cpu
             latencies.sort()
             results[f"{n_clients}_clients_{per_request}_texts"] = {
                 "clients": n_clients,
@@ -151,6 +172,9 @@ def load_test(
                 "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
                 "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
                 "failed": failed[0],
+                # Where the 2 cores went: the server's processes, and the load generator's.
+                "server_cpu_ms_per_text": round(1000 * server_cpu / len(texts), 2),
+                "load_generator_cpu_ms_per_text": round(1000 * client_cpu / len(texts), 2),
             }
             print(f"serve {backend}: {results[f'{n_clients}_clients_{per_request}_texts']}", flush=True)
         return results
@@ -175,19 +199,23 @@ ENGINE_NAMES = {
 def markdown_tables(result: dict) -> tuple[str, str, str]:
     """The docs' tables (docs/tagging.md) of a `tagging` result: the engines, the load test, and
     the ways to quantize."""
-    rows = ["| | texts/s | texts agreeing with torch fp32 | test entity F1 |", "|---|---|---|---|"]
+    rows = [
+        "| | texts/s | CPU ms a text | texts agreeing with torch fp32 | test entity F1 |",
+        "|---|---|---|---|---|",
+    ]
     for name, label in ENGINE_NAMES.items():
         engine = result["engines"][name]
         if name == ("torch_bf16" if result["bf16_native"] else "torch_fp32"):
             label += " (`auto` here)"
         rows.append(
-            f"| {label} | {engine['texts_per_s']:.0f} | {engine['texts_agreeing_with_torch_fp32']:,} "
+            f"| {label} | {engine['texts_per_s']:.0f} | {engine['cpu_ms_per_text']:.2f} "
+            f"| {engine['texts_agreeing_with_torch_fp32']:,} "
             f"| {engine['test_f1']:.4f} |"
         )
     serve = [
         "| backend | clients | texts a request | texts/s | of the offline Tagger's | p50 ms | p99 ms "
-        "| failed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| failed | CPU ms a text: server | load generator |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     workers, precision = result["serve"]["workers"], result["serve"]["backends"]["torch"]
     labels = {"onnx_int8": "ONNX int8", "torch": "torch bf16" if precision == "bf16" else "torch fp32"}
@@ -197,7 +225,8 @@ def markdown_tables(result: dict) -> tuple[str, str, str]:
             serve.append(
                 f"| {label} | {level['clients']} | {level['texts_per_request']} | {level['texts_per_s']:.0f} "
                 f"| {level['fraction_of_offline_tagger']:.0%} | {level['p50_ms']:.0f} "
-                f"| {level['p99_ms']:.0f} | {level['failed']} |"
+                f"| {level['p99_ms']:.0f} | {level['failed']} | {level['server_cpu_ms_per_text']:.2f} "
+                f"| {level['load_generator_cpu_ms_per_text']:.2f} |"
             )
     int8 = ["| ONNX Runtime dynamic quantization | test entity F1 | texts/s (one pass) | model.onnx MB |"]
     int8.append("|---|---|---|---|")
@@ -334,9 +363,13 @@ def main() -> None:
         tagger(texts[:64])  # warm up
         runs[name] = lambda tagger=tagger: tagger(texts)
     for name, run in runs.items():
-        found, seconds = fastest(run, args.repeats)
+        found, seconds, cpu = fastest(run, args.repeats)
         outputs[name] = found
-        engines[name] = {"texts_per_s": round(len(texts) / seconds, 1), "test_f1": f1(found)}
+        engines[name] = {
+            "texts_per_s": round(len(texts) / seconds, 1),
+            "test_f1": f1(found),
+            "cpu_ms_per_text": round(1000 * cpu / len(texts), 2),
+        }
         print(name, engines[name], flush=True)
     reference = [spans(e) for e in outputs["torch_fp32"]]
     for name in engines:
