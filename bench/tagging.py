@@ -196,9 +196,9 @@ ENGINE_NAMES = {
 }
 
 
-def markdown_tables(result: dict) -> tuple[str, str, str]:
-    """The docs' tables (docs/tagging.md) of a `tagging` result: the engines, the load test, and
-    the ways to quantize."""
+def markdown_tables(result: dict) -> tuple[str, str, str, str]:
+    """The docs' tables (docs/tagging.md) of a `tagging` result: the engines, the load test, the
+    ways to quantize, and the ways to run ONNX Runtime."""
     rows = [
         "| | texts/s | CPU ms a text | texts agreeing with torch fp32 | test entity F1 |",
         "|---|---|---|---|---|",
@@ -240,7 +240,18 @@ def markdown_tables(result: dict) -> tuple[str, str, str]:
         int8.append(
             f"| {label} | {choice['test_f1']:.4f} | {choice['texts_per_s']:.0f} | {choice['onnx_mb']} |"
         )
-    return "\n".join(rows), "\n".join(serve), "\n".join(int8)
+    measured = result["onnx_runs"]
+    cores = measured["cores"]
+    batch, length = measured["shape"]
+    runs = [f"| ONNX Runtime, int8 model, {batch}x{length} windows | ms a batch |", "|---|---|"]
+    for key, label in (
+        ("runs_side_by_side_one_thread_each", f"{cores} runs at once, one thread each (the backend's)"),
+        ("one_run_at_a_time_on_every_core", f"one run at a time on {cores} threads"),
+        ("one_thread_skip_layer_norm_unfused", "one thread, SkipLayerNorm fusion off (the backend's)"),
+        ("one_thread_skip_layer_norm_fused", "one thread, SkipLayerNorm fusion on"),
+    ):
+        runs.append(f"| {label} | {measured[key]:.1f} |")
+    return "\n".join(rows), "\n".join(serve), "\n".join(int8), "\n".join(runs)
 
 
 # ONNX Runtime's dynamic quantization, three ways: its defaults (every weight op, the embedding
@@ -286,6 +297,53 @@ def int8_choices(fp32_dir: Path, work: Path, texts: list[str], f1) -> dict:
     return choices
 
 
+def onnx_runs(int8_dir: Path, batch: int = 8, length: int = 32, runs: int = 20) -> dict:
+    """Milliseconds a batch of the int8 model (`batch` x `length` random windows), ONNX Runtime
+    set up four ways: the ONNX backend's (each run on one thread, as many runs at once as
+    cores, SkipLayerNormFusion off); one run at a time on every core; and one thread, one run at
+    a time, with ONNX Runtime's SkipLayerNormalization fusion off (the backend's) and on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import onnxruntime
+
+    from lit_ner.runtime import usable_cores
+
+    cores = usable_cores()
+    names = [i.name for i in onnxruntime.InferenceSession(str(int8_dir / "model.onnx")).get_inputs()]
+    ids = np.random.default_rng(0).integers(1000, 30000, (batch, length))
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    feed = {name: feed[name] for name in names}
+
+    def ms_a_batch(threads: int, at_once: int, fused: bool) -> float:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = onnxruntime.InferenceSession(
+            str(int8_dir / "model.onnx"), options, providers=["CPUExecutionProvider"],
+            disabled_optimizers=[] if fused else ["SkipLayerNormFusion"],
+        )  # fmt: skip
+        with ThreadPoolExecutor(at_once) as pool:
+            list(pool.map(lambda _: session.run(None, feed), range(2 * at_once)))  # warm up
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                list(pool.map(lambda _: session.run(None, feed), range(runs)))
+                best = min(best, (time.perf_counter() - start) / runs)
+        return round(1000 * best, 2)
+
+    result = {
+        "shape": [batch, length],
+        "cores": cores,
+        "runs_side_by_side_one_thread_each": ms_a_batch(1, cores, fused=False),
+        "one_run_at_a_time_on_every_core": ms_a_batch(cores, 1, fused=False),
+        "one_thread_skip_layer_norm_unfused": ms_a_batch(1, 1, fused=False),
+        "one_thread_skip_layer_norm_fused": ms_a_batch(1, 1, fused=True),
+    }
+    print("onnx runs", result, flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help=f"a trained export (default: {RECIPE_EXPORT.relative_to(ROOT)})")
@@ -300,7 +358,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, help="lit_ner serve's model workers (default: one per core)")
     parser.add_argument("--port", type=int, default=8731)
-    parser.add_argument("--only", choices=["int8_choices"], help="run this part alone (after a full run)")
+    parser.add_argument(
+        "--only", choices=["int8_choices", "onnx_runs"], help="run this part alone (after a full run)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -335,10 +395,13 @@ def main() -> None:
         predicted = [word_tags(t, w, e) for t, w, e in zip(texts, gold["tokens"], outputs)]
         return round(ner_scores(gold["tags"], predicted)["f1"], 4)
 
-    if args.only == "int8_choices":  # this part alone, merged into the last full run's results
+    if args.only:  # this part alone, merged into the last full run's results
         out = Path(args.out)
         results = json.loads(out.read_text())
-        results["tagging"]["int8_choices"] = int8_choices(onnx_dirs["onnx_fp32"], work, texts, f1)
+        if args.only == "int8_choices":
+            results["tagging"]["int8_choices"] = int8_choices(onnx_dirs["onnx_fp32"], work, texts, f1)
+        else:
+            results["tagging"]["onnx_runs"] = onnx_runs(onnx_dirs["onnx_int8"])
         out.write_text(json.dumps(results, indent=2) + "\n")
         return
     engines: dict[str, dict] = {}
@@ -380,6 +443,7 @@ def main() -> None:
     # one model wait for each other (on 2 cores, both backends served more this way).
     workers = {"onnx_int8": args.workers or os.cpu_count(), "torch": args.workers or os.cpu_count()}
     choices = int8_choices(onnx_dirs["onnx_fp32"], work, texts, f1)
+    runs_measured = onnx_runs(onnx_dirs["onnx_int8"])
     levels = [(n, 1) for n in args.clients] + [(max(args.clients), args.texts_per_request)]
     serve = {
         "onnx_int8": load_test(
@@ -413,6 +477,7 @@ def main() -> None:
             "export_with_onnx_int8": directory_mb(onnx_dirs["onnx_int8"]),
         },
         "int8_choices": choices,
+        "onnx_runs": runs_measured,
         "serve": {
             "backends": {"onnx_int8": "onnx", "torch": torch_precision},
             "workers": workers,

@@ -194,4 +194,5 @@ def crf_scores(config: Any) -> dict[str, Any] | None:
     get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
     if get("crf_transitions") is None:
         return None
-    return {name: get(f"crf_{name}") for name in ("start", "transitions", "end")}
+    names = ("start", "transitions", "end")
+    return {name: np.asarray(get(f"crf_{name}"), dtype=np.float32) for name in names}

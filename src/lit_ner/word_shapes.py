@@ -17,6 +17,7 @@ so it imports nothing but numpy, the standard library and `word_decoding` beside
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any
@@ -47,6 +48,7 @@ SHAPE_IDS = {name: i for i, name in enumerate(SHAPES)}
 URL = re.compile(r"^(https?://|www\.)|://", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a word's shape is asked for again and again: "the", "I", ...
 def word_shape(word: str) -> int:
     """The shape id of one word (a whitespace-free piece of text)."""
     if URL.search(word):
