@@ -230,3 +230,12 @@ def test_onnx_misuse_is_one_line(export_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and len(err.splitlines()) == 1
     assert f"{Path(export_dir)}: no model.onnx" in err
+
+
+def test_threads_below_one_is_one_line(crf_export_dir, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_text("hello\n")
+    with pytest.raises(SystemExit) as exit_:
+        run_command("tag", ["--model", crf_export_dir, "--backend", "onnx", "--threads", "0", str(source)])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.splitlines() == ["lit_ner: error: threads must be >= 1, not 0"]

@@ -211,7 +211,7 @@ def export_onnx(model: Any, input_names: list[str], directory: Path, quantize: s
 
     model = model.float().eval()
     # Eager attention exports as plain MatMul/Softmax; SDPA's export adds slicing and NaN guards
-    # that cost ONNX Runtime ~8% of an int8 run (8x32 windows, `make bench` ~5% end to end).
+    # that cost ONNX Runtime time for nothing (~8% of an int8 run on 8x32 windows, profiled).
     attention = getattr(model.config, "_attn_implementation", None)
     if attention not in (None, "eager"):
         try:

@@ -172,7 +172,7 @@ class OnnxModel:
         threads: on a CPU, batches run at once, each on one thread of its own (None: one per
             core the process may use). Single-threaded runs side by side beat every run
             splitting its matmuls over the cores: no hand-offs between threads at each of the
-            graph's few hundred small ops (`make bench`: ~1.5x for the int8 model on 2 cores).
+            graph's few hundred small ops (`make bench`, `tagging.onnx_runs`).
     """
 
     def __init__(self, directory: str | Path, threads: int | None = None) -> None:
@@ -194,6 +194,8 @@ class OnnxModel:
         # Threads that spin between runs steal the CPU from everything else on the machine (the
         # HTTP server, the next batch's tokenisation).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self.threads is not None and self.threads < 1:
+            raise LitNerError(f"threads must be >= 1, not {self.threads}")
         self.parallel = 1
         if not device.startswith("cuda"):
             options.intra_op_num_threads = 1
@@ -207,9 +209,8 @@ class OnnxModel:
             providers.insert(0, "CUDAExecutionProvider")
         elif device != "cpu":
             raise LitNerError(f"device {device!r}: the onnx backend runs on 'cpu' or 'cuda'")
-        # ONNX Runtime's fused SkipLayerNormalization CPU kernel took 0.63 ms where the Add and
-        # LayerNormalization it replaces took 0.07 (8x32x384, one thread, onnxruntime 1.32): left
-        # unfused, the int8 model runs a third faster on a CPU (`make bench`).
+        # ONNX Runtime's fused SkipLayerNormalization CPU kernel is slower than the Add and
+        # LayerNormalization it replaces (onnxruntime 1.32; `make bench`, `tagging.onnx_runs`).
         disabled = [] if device.startswith("cuda") else ["SkipLayerNormFusion"]
         self.session = onnxruntime.InferenceSession(
             str(self.path), options, providers=providers, disabled_optimizers=disabled
