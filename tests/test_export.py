@@ -151,6 +151,43 @@ def test_onnx_batches_run_at_once_on_single_threaded_runs_and_tag_as_one_at_a_ti
     assert len(callers) > 1 and all(name.startswith("lit_ner-onnx") for name in callers)
 
 
+def test_an_error_in_a_batch_run_beside_others_reaches_the_caller(crf_export_dir, wnut17_dir):
+    tagger = Tagger.from_pretrained(crf_export_dir, backend="onnx", batch_size=2, threads=2)
+    run, calls = tagger.model.session.run, []
+
+    def failing_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the third batch failed")
+        return run(*args, **kwargs)
+
+    tagger.model.session.run = failing_run
+    with pytest.raises(RuntimeError, match="the third batch failed"):
+        tagger(wnut17_test_texts(wnut17_dir)[:40])
+
+
+def _tag_in_forked_child(tagger, texts, queue):
+    queue.put([spans(entities) for entities in tagger(texts)])
+
+
+def test_a_tagger_used_before_a_fork_still_tags_in_the_child(crf_export_dir, wnut17_dir):
+    import multiprocessing
+
+    texts = wnut17_test_texts(wnut17_dir)[:40]
+    tagger = Tagger.from_pretrained(crf_export_dir, backend="onnx", batch_size=2, threads=2)
+    expected = [spans(entities) for entities in tagger(texts)]  # its threads exist now
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_tag_in_forked_child, args=(tagger, texts, queue))
+    child.start()
+    try:
+        assert queue.get(timeout=120) == expected  # a copied pool without threads would hang
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["simple", "first"])
 def test_onnx_fp32_finds_the_torch_taggers_entities_on_the_wnut17_test_texts(

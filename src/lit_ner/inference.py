@@ -16,6 +16,7 @@ Light to import: with the ONNX backend, neither torch nor transformers is loaded
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -80,7 +81,8 @@ class Tagger:
                 raise LitNerError(
                     f"precision {precision!r} applies to the torch backend; ONNX runs as exported"
                 )
-            model.threads = threads
+            if threads is not None:
+                model.threads = threads
             self.model = model.to(device)
         else:
             self.model = TorchModel(model, device, precision)
@@ -97,6 +99,7 @@ class Tagger:
             raise LitNerError(f"max_padding must be >= 0, not {max_padding}")
         self.max_padding = max_padding
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid, self._pool_lock = 0, threading.Lock()
         self.precision = self.model.precision
         config = self.model.config
         self.decoding = decoding or getattr(config, "lit_ner_decoding", None) or "argmax"
@@ -235,11 +238,18 @@ class Tagger:
             batch_done(batch)
 
         parallel = min(getattr(self.model, "parallel", 1), len(batches))
-        if parallel > 1 and self._pool is None:
-            self._pool = ThreadPoolExecutor(self.model.parallel, thread_name_prefix="lit_ner-onnx")
-        runs = self._pool.map(run, batches) if parallel > 1 else map(run, batches)
+        runs = self._threads().map(run, batches) if parallel > 1 else map(run, batches)
         for _ in runs:  # run them all here; a batch's error is raised here
             pass
+
+    def _threads(self) -> ThreadPoolExecutor:
+        """The threads that run batches side by side: made on first use, and again in a process
+        forked after it (a fork copies the pool but not its threads, so it would wait forever)."""
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self.model.parallel, thread_name_prefix="lit_ner-onnx")
+                self._pool_pid = os.getpid()
+            return self._pool
 
 
 ONNX_HINT = "model.onnx (lit_ner export ... --onnx true)"

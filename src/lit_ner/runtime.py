@@ -225,8 +225,9 @@ class OnnxModel:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which containers and `taskset`
-    narrow; `os.cpu_count()` where the platform has no affinity)."""
+    """The cores this process may run on: its CPU affinity (which `taskset` and cpusets narrow;
+    a CPU quota such as `docker --cpus` does not, so set `threads` there), or `os.cpu_count()`
+    where the platform has no affinity."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from lit_ner.aggregation import AGGREGATION_STRATEGIES
 from lit_ner.errors import LitNerError
+from lit_ner.runtime import usable_cores
 
 try:
     import litserve
@@ -223,15 +224,15 @@ def serve(
             "--batch_timeout >= 0"
         )
     if backend == "onnx" and tagger.get("threads") is None:
-        # One model per worker: the cores shared out, so that workers do not fight over them
-        # (ONNX Runtime's threads each take a core, and wait for each other).
-        tagger["threads"] = max(1, (os.cpu_count() or 1) // workers)
+        # The cores shared out between the workers (batches at once in each), so that workers
+        # do not fight over them.
+        tagger["threads"] = max(1, usable_cores() // workers)
     # Load once here, so that a bad model is one line now, not a worker's traceback later.
     from lit_ner.inference import Tagger
 
     Tagger.from_pretrained(model, backend=backend, **tagger)
     # Several torch workers share the cores out too.
-    torch_threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    torch_threads = max(1, usable_cores() // workers) if workers > 1 else None
     api = NERAPI(model, backend, tagger, max_batch_size, batch_timeout, torch_threads)
     server = litserve.LitServer(
         api,

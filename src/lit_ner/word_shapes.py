@@ -48,9 +48,14 @@ SHAPE_IDS = {name: i for i, name in enumerate(SHAPES)}
 URL = re.compile(r"^(https?://|www\.)|://", re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=1 << 16)  # a word's shape is asked for again and again: "the", "I", ...
 def word_shape(word: str) -> int:
     """The shape id of one word (a whitespace-free piece of text)."""
+    # Words recur ("the", "I", ...): short ones are remembered, long ones (a server's 10,000
+    # characters without a space) would hold memory for nothing.
+    return _short_word_shape(word) if len(word) <= 32 else _word_shape(word)
+
+
+def _word_shape(word: str) -> int:
     if URL.search(word):
         return SHAPE_IDS["url"]
     if len(word) > 1 and word[0] == "@":
@@ -73,6 +78,9 @@ def word_shape(word: str) -> int:
     if cased[0].isupper() and all(c.islower() for c in cased[1:]):
         return SHAPE_IDS["capitalised"]
     return SHAPE_IDS["mixed"]
+
+
+_short_word_shape = functools.lru_cache(maxsize=1 << 16)(_word_shape)
 
 
 def text_position_shapes(text: str, windows: Any) -> list[np.ndarray]:
