@@ -308,10 +308,10 @@ def onnx_runs(int8_dir: Path, batch: int = 8, length: int = 32, runs: int = 20) 
     import numpy as np
     import onnxruntime
 
-    from lit_ner.runtime import usable_cores
+    from lit_ner.runtime import OnnxModel, usable_cores
 
     cores = usable_cores()
-    names = [i.name for i in onnxruntime.InferenceSession(str(int8_dir / "model.onnx")).get_inputs()]
+    names = OnnxModel(int8_dir).input_names
     ids = np.random.default_rng(0).integers(1000, 30000, (batch, length))
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
     feed = {name: feed[name] for name in names}

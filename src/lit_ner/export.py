@@ -211,9 +211,8 @@ def export_onnx(model: Any, input_names: list[str], directory: Path, quantize: s
 
     model = model.float().eval()
     # Eager attention exports as plain MatMul/Softmax; SDPA's export adds slicing and NaN guards
-    # that cost ONNX Runtime time for nothing.
-    # A model that cannot switch (no `set_attn_implementation`, or transformers declines with a
-    # warning) exports with the attention it has.
+    # that cost ONNX Runtime time for nothing. A model that cannot switch (no
+    # `set_attn_implementation`, or transformers declines with a warning) exports as it is.
     attention = getattr(model.config, "_attn_implementation", None)
     if attention not in (None, "eager"):
         with contextlib.suppress(AttributeError, ValueError), quiet_logging():

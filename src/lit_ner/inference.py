@@ -184,7 +184,9 @@ class Tagger:
     def _tag(self, texts: Sequence[str], aggregation_strategy: Aggregation) -> list[list[dict]]:
         windows = [self.windower(text) for text in texts]
         results: list[list[dict]] = [[] for _ in texts]
-        owner = {id(window): i for i, text_windows in enumerate(windows) for window in text_windows}
+        for i, text_windows in enumerate(windows):
+            for window in text_windows:
+                window["text"] = i
         waiting = [len(text_windows) for text_windows in windows]
         lock = threading.Lock()
 
@@ -195,10 +197,9 @@ class Tagger:
             with lock:
                 done = []
                 for window in batch:
-                    i = owner[id(window)]
-                    waiting[i] -= 1
-                    if waiting[i] == 0:
-                        done.append(i)
+                    waiting[window["text"]] -= 1
+                    if waiting[window["text"]] == 0:
+                        done.append(window["text"])
             for i in done:
                 results[i] = self._entities(texts[i], windows[i], aggregation_strategy)
 

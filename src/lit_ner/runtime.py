@@ -196,26 +196,23 @@ class OnnxModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.threads is not None and self.threads < 1:
             raise LitNerError(f"threads must be >= 1, not {self.threads}")
-        self.parallel = 1
-        if not device.startswith("cuda"):
+        cuda = device.startswith("cuda")
+        if cuda and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            raise LitNerError("device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+        if not cuda and device != "cpu":
+            raise LitNerError(f"device {device!r}: the onnx backend runs on 'cpu' or 'cuda'")
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+        disabled, self.parallel = [], 1
+        if not cuda:
             options.intra_op_num_threads = 1
             self.parallel = self.threads or usable_cores()
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                raise LitNerError(
-                    "device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
-                )
-            providers.insert(0, "CUDAExecutionProvider")
-        elif device != "cpu":
-            raise LitNerError(f"device {device!r}: the onnx backend runs on 'cpu' or 'cuda'")
-        # ONNX Runtime's fused SkipLayerNormalization CPU kernel is slower than the Add and
-        # LayerNormalization it replaces (onnxruntime 1.32; `make bench`, `tagging.onnx_runs`).
-        disabled = [] if device.startswith("cuda") else ["SkipLayerNormFusion"]
+            # ONNX Runtime's fused SkipLayerNormalization CPU kernel is slower than the Add and
+            # LayerNormalization it replaces (onnxruntime 1.32; `make bench`, `tagging.onnx_runs`).
+            disabled = ["SkipLayerNormFusion"]
         self.session = onnxruntime.InferenceSession(
             str(self.path), options, providers=providers, disabled_optimizers=disabled
         )
-        self.device_type = "cuda" if device.startswith("cuda") else "cpu"
+        self.device_type = "cuda" if cuda else "cpu"
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.precision = self.session.get_modelmeta().custom_metadata_map.get("lit_ner_quantization", "32")
         return self
