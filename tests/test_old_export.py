@@ -1,0 +1,52 @@
+"""An export written before a change tags as it did: exports live on machines lit_ner never sees
+again, so the files they ship and the config keys they carry are a contract with the past."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import FIXTURES
+
+OLD_EXPORT = FIXTURES / "export_e3b6c96"
+EXPECTED = json.loads((FIXTURES / "export_e3b6c96.expected.json").read_text(encoding="utf-8"))
+TAGGERS = {
+    "torch": {"precision": "32"},
+    "torch_argmax": {"precision": "32", "decoding": "argmax"},
+    "torch_valid_bio": {"precision": "32", "decoding": "valid_bio"},
+    "onnx": {"backend": "onnx"},
+}
+
+
+def assert_same_entities(got, expected):
+    assert len(got) == len(expected)
+    for text_got, text_expected in zip(got, expected):
+        assert [{k: v for k, v in e.items() if k != "score"} for e in text_got] == [
+            {k: v for k, v in e.items() if k != "score"} for e in text_expected
+        ]
+        assert [e["score"] for e in text_got] == pytest.approx([e["score"] for e in text_expected], abs=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(TAGGERS))
+def test_the_tagger_tags_an_export_of_e3b6c96_as_e3b6c96_did(name):
+    from lit_ner import Tagger
+
+    tagger = Tagger.from_pretrained(str(OLD_EXPORT), **TAGGERS[name])
+    got = tagger.tag(EXPECTED["texts"], "first" if name == "torch_argmax" else "simple")
+    assert_same_entities(got, EXPECTED[name])
+
+
+def test_its_own_pipeline_code_tags_as_it_did_where_lit_ner_cannot_be_imported():
+    code = (
+        "import json, sys\n"
+        "sys.modules['lit_ner'] = None  # `import lit_ner` fails from here on\n"
+        "from transformers import pipeline\n"
+        f"pipe = pipeline('token-classification', model={str(OLD_EXPORT)!r}, trust_remote_code=True, stride=8)\n"
+        f"texts = json.loads({json.dumps(json.dumps(EXPECTED['texts']))})\n"
+        "out = [[{**e, 'score': float(e['score'])} for e in pipe(t)] if t.strip() else [] for t in texts]\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_same_entities(json.loads(done.stdout.strip().splitlines()[-1]), EXPECTED["pipeline"])
