@@ -269,8 +269,8 @@ def int8_choices(fp32_dir: Path, work: Path, texts: list[str], f1) -> dict:
     """Test F1, texts/s (one pass) and size of each way of quantizing the fp32 model.onnx."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from lit_ner.export import quiet_logging
-    from lit_ner.inference import Tagger
+    from lit_ner.export.onnx import quiet_logging
+    from lit_ner.tagging.tagger import Tagger
 
     choices = {}
     for name, options in INT8_CHOICES.items():
@@ -308,7 +308,7 @@ def onnx_runs(int8_dir: Path, batch: int = 8, length: int = 32, runs: int = 20) 
     import numpy as np
     import onnxruntime
 
-    from lit_ner.runtime import OnnxModel, usable_cores
+    from lit_ner.tagging.runtime import OnnxModel, usable_cores
 
     cores = usable_cores()
     names = OnnxModel(int8_dir).input_names
@@ -378,11 +378,12 @@ def main() -> None:
     import torch
     from transformers import pipeline
 
-    from lit_ner.export import export
-    from lit_ner.formats import read_conll, wnut17_files
-    from lit_ner.inference import Tagger
-    from lit_ner.runtime import bf16_is_native
+    from lit_ner.export.command import export
+    from lit_ner.formats import read_conll
     from lit_ner.scoring import ner_scores
+    from lit_ner.tagging.runtime import bf16_is_native
+    from lit_ner.tagging.tagger import Tagger
+    from lit_ner.wnut17 import wnut17_files
 
     gold = read_conll(wnut17_files(*([args.wnut17_dir] if args.wnut17_dir else []))["test"])
     texts = [" ".join(words) for words in gold["tokens"]]

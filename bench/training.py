@@ -85,7 +85,8 @@ class Meter:
 def read_wnut(wnut17_dir: Path | None) -> dict[str, dict[str, list]]:
     """WNUT-17's splits as the Hub data set has them (tokens, ClassLabel ids): from `wnut17_dir`,
     else the release inside the package."""
-    from lit_ner.formats import PACKAGED_WNUT17, WNUT17_LABELS, read_conll, wnut17_files
+    from lit_ner.formats import read_conll
+    from lit_ner.wnut17 import PACKAGED_WNUT17, WNUT17_LABELS, wnut17_files
 
     splits = {}
     for split, path in wnut17_files(wnut17_dir or PACKAGED_WNUT17).items():
@@ -101,7 +102,7 @@ def fresh_token_classifier(path: str):
     """The encoder with a fresh 13-label WNUT-17 head (seed it first), as the tutorial builds it."""
     from transformers import AutoModelForTokenClassification
 
-    from lit_ner.formats import WNUT17_LABELS
+    from lit_ner.wnut17 import WNUT17_LABELS
 
     return AutoModelForTokenClassification.from_pretrained(
         path,
@@ -116,7 +117,7 @@ def tutorial_functions(tokenizer):
     import numpy as np
     from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-    from lit_ner.formats import WNUT17_LABELS
+    from lit_ner.wnut17 import WNUT17_LABELS
 
     def tokenize_and_align_labels(examples):
         tokenized_inputs = tokenizer(examples["tokens"], truncation=True, is_split_into_words=True)
@@ -239,8 +240,8 @@ def run_lit_ner(name: str, wnut17_dir: Path) -> dict:
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
-    from lit_ner.data import NERDataModule
-    from lit_ner.model import TokenClassifier
+    from lit_ner.data.datamodule import NERDataModule
+    from lit_ner.model.module import TokenClassifier
 
     meter = Meter()
 

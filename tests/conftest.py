@@ -63,8 +63,8 @@ def export_dir(tmp_path_factory, tiny_model_dir):
     everywhere, which exercises every aggregation path."""
     import torch
 
-    from lit_ner.formats import WNUT17_LABELS
-    from lit_ner.model import load_token_classifier
+    from lit_ner.model.encoder import load_token_classifier
+    from lit_ner.wnut17 import WNUT17_LABELS
 
     torch.manual_seed(1)
     directory = tmp_path_factory.mktemp("export")
@@ -84,7 +84,7 @@ def wnut17_dir(tmp_path_factory) -> Path:
         return Path(directory)
     import gzip
 
-    from lit_ner.formats import wnut17_files
+    from lit_ner.wnut17 import wnut17_files
 
     unpacked = tmp_path_factory.mktemp("wnut17")
     for path in wnut17_files().values():
@@ -104,15 +104,17 @@ def word_level_export(directory: Path, tiny_model_dir: str, decoding: str, onnx:
     import torch
     from transformers import AutoTokenizer
 
-    from lit_ner.export import save_hf_model, set_decoding
-    from lit_ner.formats import WNUT17_LABELS
-    from lit_ner.model import load_token_classifier
+    from lit_ner.export.hf import save_hf_model
+    from lit_ner.model.encoder import load_token_classifier
+    from lit_ner.portable.word_decoding import write_decoding
+    from lit_ner.wnut17 import WNUT17_LABELS
 
     torch.manual_seed(2)
     model = load_token_classifier(tiny_model_dir, WNUT17_LABELS)
     n = len(WNUT17_LABELS)
     crf = {"start": torch.randn(n), "transitions": 3 * torch.randn(n, n), "end": torch.randn(n)}
-    set_decoding(model.config, decoding, crf if decoding == "crf" else None)
+    crf = {name: value.tolist() for name, value in crf.items()}
+    write_decoding(model.config, decoding, crf if decoding == "crf" else None)
     save_hf_model(model, AutoTokenizer.from_pretrained(tiny_model_dir), directory, "# card\n", onnx=onnx)
     return str(directory)
 

@@ -192,8 +192,8 @@ def test_label_studio_tasks_without_annotations_are_skipped_and_counted(tmp_path
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["doccano", "label-studio", "prodigy"])
 def test_span_files_train_through_the_data_options(fmt, dev, tiny_model_dir, tmp_path, no_wnut17_env):
-    from lit_ner.cli import cli_main
-    from lit_ner.formats import WNUT17_LABELS
+    from lit_ner.training.cli import cli_main
+    from lit_ner.wnut17 import WNUT17_LABELS
 
     sentences = list(zip(dev["tokens"], dev["tags"]))
     source = write_tool_file(
@@ -215,8 +215,8 @@ def test_span_files_train_through_the_data_options(fmt, dev, tiny_model_dir, tmp
 def test_tagged_texts_as_label_studio_pre_annotations_convert_back_to_the_taggers_entities(
     export_dir, tmp_path, capsys
 ):
-    from lit_ner.inference import Tagger
     from lit_ner.scoring import get_entities
+    from lit_ner.tagging.tagger import Tagger
 
     from .test_inference import SPECIAL_TEXTS
 

@@ -9,12 +9,14 @@ from functools import partial
 
 import pytest
 
-from lit_ner.alignment import tokenize_and_align
-from lit_ner.augment import Augmentation, MentionReplacedSet, mention_pool, replace_mentions
-from lit_ner.data import NERDataModule
+from lit_ner.data.alignment import tokenize_and_align
+from lit_ner.data.augment import Augmentation, MentionReplacedSet, mention_pool, replace_mentions
+from lit_ner.data.datamodule import NERDataModule
 from lit_ner.errors import LitNerError
-from lit_ner.formats import WNUT17_LABELS, ill_formed_bio, read_conll
-from lit_ner.word_decoding import bio_spans
+from lit_ner.formats import read_conll
+from lit_ner.portable.spans import get_entities
+from lit_ner.tag_schemes import ill_formed_bio
+from lit_ner.wnut17 import WNUT17_LABELS
 
 from .test_word_features import wnut17_slice
 
@@ -32,7 +34,7 @@ def test_every_mention_is_replaced_at_p_1_by_another_of_its_type_with_its_tags_r
     replaced = mentions = 0
     for words, sentence_tags in zip(tokens, tags):
         new_words, new_tags, n = replace_mentions(words, sentence_tags, pool, 1.0, rng)
-        old, new = bio_spans(sentence_tags), bio_spans(new_tags)
+        old, new = get_entities(sentence_tags), get_entities(new_tags)
         mentions += len(old)
         replaced += n
         assert len(new_words) == len(new_tags) and not ill_formed_bio(new_tags)
@@ -87,7 +89,7 @@ def test_a_sentence_whose_draw_would_change_its_windows_keeps_its_original(train
     assert counts["kept_for_length"] > 0
     assert len(rows) == len(augmented)  # the example count, and so the schedule, stay the data's
     # At p = 1 every sentence with a mention is drawn anew (each type here has several mentions).
-    with_mentions = sum(1 for sentence_tags in tags if bio_spans(sentence_tags))
+    with_mentions = sum(1 for sentence_tags in tags if get_entities(sentence_tags))
     assert counts["sentences"] + counts["kept_for_length"] == with_mentions
 
 
@@ -138,7 +140,7 @@ def test_a_probability_outside_0_1_is_refused(tiny_model_dir, tmp_path, wnut17_d
 
 
 def test_replacements_are_counted_in_the_logs_each_epoch(tiny_model_dir, wnut17_dir, tmp_path, caplog):
-    from lit_ner.cli import cli_main
+    from lit_ner.training.cli import cli_main
 
     from .conftest import REPO
 

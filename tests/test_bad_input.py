@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from lit_ner.cli import cli_main
+from lit_ner.training.cli import cli_main
 
 from .conftest import REPO
 

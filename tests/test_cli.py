@@ -9,11 +9,12 @@ import pytest
 import torch
 import yaml
 
-from lit_ner.cli import LitNerCLI, cli_main
-from lit_ner.data import NERDataModule
-from lit_ner.export import EXPORT_DIRNAME
-from lit_ner.formats import WNUT17_LABELS, read_conll
-from lit_ner.model import TokenClassifier
+from lit_ner.data.datamodule import NERDataModule
+from lit_ner.export.hf import EXPORT_DIRNAME
+from lit_ner.formats import read_conll
+from lit_ner.model.module import TokenClassifier
+from lit_ner.training.cli import LitNerCLI, cli_main
+from lit_ner.wnut17 import WNUT17_LABELS
 
 from .conftest import FIXTURES, REPO
 

@@ -4,17 +4,19 @@ import re
 import pytest
 import torch
 
-from lit_ner.alignment import (
+from lit_ner.data.alignment import (
     IGNORE_INDEX,
     TokenClassificationCollator,
     align_labels,
     continuation_label_ids,
-    plan_windows,
     tokenize_and_align,
 )
-from lit_ner.data import NERDataModule
+from lit_ner.data.datamodule import NERDataModule
 from lit_ner.errors import LitNerError
-from lit_ner.formats import WNUT17_LABELS, bio_label_order, ill_formed_bio, read_conll, read_jsonl
+from lit_ner.formats import read_conll, read_jsonl
+from lit_ner.tag_schemes import bio_label_order, ill_formed_bio
+from lit_ner.windows import word_windows
+from lit_ner.wnut17 import WNUT17_LABELS
 
 from .conftest import FIXTURES
 
@@ -198,7 +200,7 @@ def test_a_sentence_longer_than_max_length_becomes_windows_that_own_every_word_o
 
 def test_windows_overlap_by_the_stride_and_share_each_overlap_at_its_middle():
     one_subword_each = [(i, i + 1) for i in range(10)]
-    windows = plan_windows(one_subword_each, budget=4, stride=2)
+    windows = word_windows(one_subword_each, budget=4, stride=2)
     assert windows[0][:2] == (0, 4) and windows[1][0] == 2  # the second window repeats 2 words
     owned = [range(own_first, own_last) for _, _, own_first, own_last in windows]
     assert [w for r in owned for w in r] == list(range(10))
@@ -206,7 +208,7 @@ def test_windows_overlap_by_the_stride_and_share_each_overlap_at_its_middle():
 
 
 def test_a_single_word_longer_than_the_budget_gets_a_window_of_its_own():
-    windows = plan_windows([(0, 1), (1, 9), (9, 10)], budget=4, stride=1)
+    windows = word_windows([(0, 1), (1, 9), (9, 10)], budget=4, stride=1)
     assert (1, 2, 1, 2) in windows
     assert [w for _, _, a, b in windows for w in range(a, b)] == [0, 1, 2]
 
@@ -459,7 +461,7 @@ def test_ill_formed_bio_is_read_as_seqeval_reads_it_counted_and_reported(tiny_mo
 def test_without_a_directory_the_offline_data_is_the_release_shipped_inside_the_package(
     no_wnut17_env, tiny_model_dir, wnut17_dir, tmp_path
 ):
-    from lit_ner.formats import PACKAGED_WNUT17
+    from lit_ner.wnut17 import PACKAGED_WNUT17
 
     packaged = NERDataModule(
         dataset_name=None, tokenizer_name_or_path=tiny_model_dir, cache_dir=str(tmp_path)

@@ -8,8 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lit_ner.decoding import CRF, IMPOSSIBLE, bio_constraints, viterbi_decode
-from lit_ner.formats import WNUT17_LABELS
+from lit_ner.model.crf import CRF, bio_constraints, viterbi_decode
+from lit_ner.portable.word_decoding import IMPOSSIBLE
+from lit_ner.wnut17 import WNUT17_LABELS
 
 LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
 
@@ -186,10 +187,12 @@ def write_corpus(path, sentences=40, seed=0):
 def test_a_models_decoding_is_the_same_in_test_predict_and_tag(tiny_model_dir, tmp_path, model_args):
     import json
 
-    from lit_ner.cli import cli_main
-    from lit_ner.export import EXPORT_DIRNAME
-    from lit_ner.formats import WNUT17_LABELS, ill_formed_bio, read_conll
-    from lit_ner.inference import Tagger
+    from lit_ner.export.hf import EXPORT_DIRNAME
+    from lit_ner.formats import read_conll
+    from lit_ner.tag_schemes import ill_formed_bio
+    from lit_ner.tagging.tagger import Tagger
+    from lit_ner.training.cli import cli_main
+    from lit_ner.wnut17 import WNUT17_LABELS
 
     corpus = str(write_corpus(tmp_path / "corpus.conll"))
     common = [

@@ -130,7 +130,7 @@ def placeholder_files(tmp_path, monkeypatch):
 
 def parses(args: list[str], capsys) -> tuple[bool, str]:
     """Whether `lit_ner ARGS --print_config` parses (it prints the configuration and exits 0)."""
-    from lit_ner.cli import cli_main
+    from lit_ner.training.cli import cli_main
 
     with pytest.raises(SystemExit) as exit_:
         if args[0] in COMMANDS:
@@ -142,7 +142,7 @@ def parses(args: list[str], capsys) -> tuple[bool, str]:
 
 
 def help_flags(command: str, capsys) -> set[str]:
-    from lit_ner.cli import cli_main
+    from lit_ner.training.cli import cli_main
 
     with pytest.raises(SystemExit):
         run_command(command, ["--help"]) if command in COMMANDS else cli_main([command, "--help"])

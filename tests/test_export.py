@@ -11,8 +11,8 @@ import pytest
 
 from lit_ner.__main__ import run_command
 from lit_ner.formats import read_conll
-from lit_ner.inference import Tagger
-from lit_ner.runtime import ONNX_FILENAME
+from lit_ner.tagging.runtime import ONNX_FILENAME
+from lit_ner.tagging.tagger import Tagger
 
 from .test_inference import SPECIAL_TEXTS, assert_same_entities
 
@@ -81,7 +81,7 @@ def test_an_export_of_an_argmax_model_stays_a_plain_hugging_face_model(export_di
 
 ONNX_PROBE = """
 import json, sys
-from lit_ner.inference import Tagger
+from lit_ner.tagging.tagger import Tagger
 tagger = Tagger.from_pretrained(sys.argv[1], backend="onnx")
 texts = json.loads(sys.stdin.read())
 entities = [[{k: float(v) if k == "score" else v for k, v in e.items()} for e in f] for f in tagger(texts)]
@@ -112,9 +112,9 @@ def test_the_onnx_backend_tags_as_torch_does_without_importing_torch(crf_export_
 def test_onnx_is_exported_with_eager_attention_and_leaves_the_model_as_it_was(tiny_model_dir, tmp_path):
     import onnx
 
-    from lit_ner.export import export_onnx
-    from lit_ner.formats import WNUT17_LABELS
-    from lit_ner.model import load_token_classifier
+    from lit_ner.export.onnx import export_onnx
+    from lit_ner.model.encoder import load_token_classifier
+    from lit_ner.wnut17 import WNUT17_LABELS
 
     model = load_token_classifier(tiny_model_dir, WNUT17_LABELS)
     assert model.config._attn_implementation == "sdpa"
@@ -206,7 +206,7 @@ def test_onnx_fp32_finds_the_torch_taggers_entities_on_the_wnut17_test_texts(
 def test_export_of_a_crf_checkpoint_with_int8_onnx_tags_from_the_command_line(
     tiny_model_dir, tmp_path, capsys
 ):
-    from lit_ner.cli import cli_main
+    from lit_ner.training.cli import cli_main
 
     from .conftest import FIXTURES
 

@@ -5,10 +5,12 @@ are well-formed."""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lit_ner.alignment import IGNORE_INDEX, plan_windows, tokenize_and_align
+from lit_ner.data.alignment import IGNORE_INDEX, tokenize_and_align
 from lit_ner.errors import LitNerError
-from lit_ner.formats import WNUT17_LABELS, read_conll, read_jsonl, write_conll
+from lit_ner.formats import read_conll, read_jsonl, write_conll
 from lit_ner.scoring import get_entities, get_entities_strict
+from lit_ner.windows import word_windows
+from lit_ner.wnut17 import WNUT17_LABELS
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -91,7 +93,7 @@ def test_windows_cover_every_word_once_within_the_budget(lengths, budget, stride
     for n in lengths:
         spans.append((position, position + n))
         position += n
-    windows = plan_windows(spans, budget, min(stride, budget // 2))
+    windows = word_windows(spans, budget, min(stride, budget // 2))
     assert [w for _, _, a, b in windows for w in range(a, b)] == list(range(len(lengths)))
     for first, last, own_first, own_last in windows:
         assert first <= own_first < own_last <= last

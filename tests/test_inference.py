@@ -8,8 +8,9 @@ import torch
 
 from lit_ner.__main__ import run_command
 from lit_ner.errors import LitNerError
-from lit_ner.formats import WNUT17_LABELS, read_conll
-from lit_ner.inference import AGGREGATION_STRATEGIES, Tagger, bf16_is_native
+from lit_ner.formats import read_conll
+from lit_ner.tagging.tagger import AGGREGATION_STRATEGIES, Tagger, bf16_is_native
+from lit_ner.wnut17 import WNUT17_LABELS
 
 SPECIAL_TEXTS = [
     "Empire State Building = ESB . Pretty bad storm here last evening .",
@@ -161,8 +162,8 @@ def test_tag_refuses_an_empty_file_in_one_line(export_dir, tmp_path, capsys):
 
 
 def test_a_lit_ner_checkpoint_tags_like_its_hugging_face_export(tiny_model_dir, tmp_path):
-    from lit_ner.cli import cli_main
-    from lit_ner.export import EXPORT_DIRNAME
+    from lit_ner.export.hf import EXPORT_DIRNAME
+    from lit_ner.training.cli import cli_main
 
     from .conftest import FIXTURES
 
@@ -187,8 +188,8 @@ def test_a_lit_ner_checkpoint_tags_like_its_hugging_face_export(tiny_model_dir, 
 
 
 def test_export_writes_a_hugging_face_folder_with_a_model_card(tiny_model_dir, tmp_path, capsys):
-    from lit_ner.cli import cli_main
-    from lit_ner.export import EXPORT_DIRNAME
+    from lit_ner.export.hf import EXPORT_DIRNAME
+    from lit_ner.training.cli import cli_main
 
     from .conftest import FIXTURES
 

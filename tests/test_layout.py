@@ -18,39 +18,64 @@ from .conftest import FIXTURES, REPO
 SRC = REPO / "src" / "lit_ner"
 
 
-def test_the_documented_layout_lists_every_module_of_the_package():
+def modules() -> dict[str, str]:
+    """Every module of the package: dotted name -> path relative to src/lit_ner."""
+    found = {}
+    for path in sorted(SRC.rglob("*.py")):
+        relative = path.relative_to(SRC)
+        parts = [*relative.parent.parts, relative.stem]
+        name = ".".join(["lit_ner", *parts[:-1]] if parts[-1] == "__init__" else ["lit_ner", *parts])
+        found[name] = relative.as_posix()
+    return found
+
+
+def documented_layout() -> set[str]:
+    """The files the layout block of docs/development.md lists, as paths under src/lit_ner."""
     page = (REPO / "docs" / "development.md").read_text()
-    layout = page.split("## Layout", 1)[1].split("```")[1]
-    listed = set(re.findall(r"^  (\w+\.py)\b", layout, flags=re.MULTILINE))
-    assert listed == {path.name for path in SRC.glob("*.py")}
+    block = page.split("## Layout", 1)[1].split("```")[1]
+    listed, folder = set(), ""
+    for line in block.splitlines():
+        entry = re.match(r"^  (  )?(\w+/|\w+\.py\b)", line)
+        if not entry:
+            continue
+        nested, name = entry.groups()
+        if name.endswith("/"):
+            folder = name
+        else:
+            listed.add(f"{folder}{name}" if nested else name)
+    return listed
+
+
+def test_the_documented_layout_lists_every_module_of_the_package():
+    assert documented_layout() == set(modules().values())
 
 
 def test_only_the_callbacks_module_defines_lightning_callbacks():
     from lightning.pytorch.callbacks import Callback
 
     defining = set()
-    for path in SRC.glob("*.py"):
-        module = importlib.import_module(f"lit_ner.{path.stem}")
+    for name, path in modules().items():
+        module = importlib.import_module(name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if cls.__module__ == module.__name__ and issubclass(cls, Callback):
-                defining.add(path.name)
-    assert defining == {"callbacks.py"}
+                defining.add(path)
+    assert defining == {"training/callbacks.py"}
 
 
 def test_cli_holds_the_lightning_cli_class_and_its_entry_alone():
-    tree = ast.parse((SRC / "cli.py").read_text())
+    tree = ast.parse((SRC / "training" / "cli.py").read_text())
     top = {node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
     assert top == {"LitNerCLI", "cli_main"}
 
 
 def test_one_atomic_write_helper_writes_every_file():
-    # Every write goes through formats.write_atomically (the export folder is swapped whole).
-    for path in SRC.glob("*.py"):
-        text = path.read_text()
-        assert "os.replace(" not in text or path.name == "formats.py", path.name
-        assert ".write_text(" not in text or path.name == "export.py", path.name
-        assert "parser.save(" not in text, path.name
-        assert ".savefig(" not in text or ".savefig(file" in text, path.name
+    # Every write goes through files.write_atomically (the export folder is swapped whole).
+    for path in modules().values():
+        text = (SRC / path).read_text()
+        assert "os.replace(" not in text or path == "files.py", path
+        assert ".write_text(" not in text or path == "export/hf.py", path
+        assert "parser.save(" not in text, path
+        assert ".savefig(" not in text or ".savefig(file" in text, path
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -120,7 +145,7 @@ CONFIG_COMBINATIONS = [
 
 @pytest.mark.parametrize("names", CONFIG_COMBINATIONS, ids="+".join)
 def test_every_config_and_each_combination_the_readme_shows_parses(names, capsys):
-    from lit_ner.cli import cli_main
+    from lit_ner.training.cli import cli_main
 
     args = ["fit"] + [arg for name in names for arg in ("--config", str(REPO / "configs" / name))]
     with pytest.raises(SystemExit) as exit_:
@@ -141,7 +166,7 @@ def python_example() -> str:
 def test_the_documented_python_example_writes_the_same_reports_as_the_cli(
     tiny_model_dir, tmp_path, no_wnut17_env
 ):
-    from lit_ner.cli import cli_main
+    from lit_ner.training.cli import cli_main
 
     conll = str(FIXTURES / "quirks.conll")
     example = python_example()

@@ -5,9 +5,9 @@ import seqeval.metrics
 import torch
 from seqeval.metrics.sequence_labeling import get_entities as seqeval_get_entities
 
-from lit_ner.alignment import IGNORE_INDEX
-from lit_ner.formats import WNUT17_LABELS, read_conll
-from lit_ner.metrics import NERMetrics
+from lit_ner.data.alignment import IGNORE_INDEX
+from lit_ner.formats import read_conll
+from lit_ner.model.metrics import NERMetrics
 from lit_ner.scoring import (
     classification_report,
     entity_confusion,
@@ -16,6 +16,7 @@ from lit_ner.scoring import (
     ner_scores,
     surface_scores,
 )
+from lit_ner.wnut17 import WNUT17_LABELS
 
 # Valid and ill-formed BIO, IOBES prefixes and odd tags seqeval still parses.
 ODD_TAGS = ["E-person", "S-group", "B", "I", ".", "I-"]
@@ -183,6 +184,7 @@ def test_metric_over_masked_batches_equals_seqeval_on_the_words():
     scores = metric.compute()
     report = scores.pop("report")
     sentences = scores.pop("sentences")
+    assert scores.pop("surface") is None  # no words given
     assert_scores_equal(scores, seqeval_scores(y_true, y_pred))
     assert report["micro avg"]["f1"] == scores["f1"]
     assert report == classification_report(y_true, y_pred)
@@ -200,7 +202,23 @@ def test_metric_reset_forgets_earlier_sentences():
     scores = metric.compute()
     assert scores.pop("report")["person"]["support"] == 1
     assert scores.pop("sentences")["y_true"] == [["B-person", "I-person"]]
+    assert scores.pop("surface") is None
     assert scores == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 1.0}
+
+
+def test_with_the_splits_words_the_metric_gives_wnut17s_surface_scores_too():
+    words = [["see", "Paris", "now"], ["Paris", "!"]]
+    metric = NERMetrics(WNUT17_LABELS)
+    metric.words = words
+    gold = torch.tensor([[0, 7, 0], [7, 0, IGNORE_INDEX]])
+    metric.update(torch.tensor([[0, 7, 0], [0, 0, 0]]), gold, torch.tensor([0, 1]))
+    scores = metric.compute()
+    assert scores["sentences"]["words"] == words
+    assert scores["surface"] == surface_scores(
+        words, scores["sentences"]["y_true"], scores["sentences"]["y_pred"]
+    )
+    # One unique surface form, "paris", found: every measure 1 (two mentions, one found).
+    assert scores["surface"]["overall"]["f1"] == 1.0
 
 
 def test_metric_without_updates_computes_zeros():
@@ -226,7 +244,7 @@ def _ddp_worker(rank, world_size, init_file, y_true, y_pred, results):
         metric.update(pred, gold, torch.tensor(ids))
     scores = metric.compute()
     results[f"sentences{rank}"] = scores.pop("sentences")
-    results[rank] = {name: value for name, value in scores.items() if name != "report"}
+    results[rank] = {name: value for name, value in scores.items() if name not in ("report", "surface")}
     results[f"shard{rank}"] = shard
     torch.distributed.destroy_process_group()
 

@@ -1,15 +1,16 @@
 import json
+from collections import Counter
 
 import lightning as L
 import pytest
 import torch
 from torch import nn
 
-from lit_ner.alignment import IGNORE_INDEX
-from lit_ner.data import NERDataModule
+from lit_ner.data.alignment import IGNORE_INDEX
+from lit_ner.data.datamodule import NERDataModule
 from lit_ner.errors import LitNerError
-from lit_ner.formats import WNUT17_LABELS
-from lit_ner.model import TokenClassifier
+from lit_ner.model.module import TokenClassifier
+from lit_ner.wnut17 import WNUT17_LABELS
 
 from .conftest import FIXTURES
 
@@ -144,7 +145,7 @@ def test_training_lowers_the_loss_on_the_sentences_it_trains_on(tiny_model_dir, 
 def test_a_word_without_any_subword_is_scored_as_a_miss_not_dropped(tiny_model_dir, tmp_path):
     import json
 
-    from lit_ner.metrics import NERMetrics
+    from lit_ner.model.metrics import NERMetrics
 
     # A zero-width space tokenizes to nothing: the tutorial's alignment silently drops such words.
     sentences = [{"tokens": ["Hi", "\u200b", "Bob"], "tags": ["O", "B-person", "B-person"]}]
@@ -171,7 +172,7 @@ def test_a_word_without_any_subword_is_scored_as_a_miss_not_dropped(tiny_model_d
 
 
 def test_a_600_word_sentence_is_trained_on_and_scored_word_by_word(tiny_model_dir, tmp_path):
-    from lit_ner.metrics import NERMetrics
+    from lit_ner.model.metrics import NERMetrics
 
     # 600 words, ~800 subwords: the tiny model takes 128 positions, so the sentence needs windows;
     # a "New York" every 37 words puts some entities across window edges.
@@ -227,7 +228,10 @@ def test_a_600_word_sentence_is_trained_on_and_scored_word_by_word(tiny_model_di
 def test_an_export_interrupted_midway_leaves_the_previous_export_whole(
     model, tokenizer, tmp_path, monkeypatch
 ):
-    from lit_ner.export import export_module
+    from lit_ner.export.hf import hf_model, save_hf_model
+
+    def export_module(model, tokenizer, directory):
+        return save_hf_model(hf_model(model, model.hparams.decoding), tokenizer, directory)
 
     export = export_module(model, tokenizer, tmp_path / "hf_model")
     before = {path.name: path.read_bytes() for path in export.iterdir()}
@@ -277,14 +281,15 @@ def test_compile_keeps_the_outputs_and_the_parameter_names_of_the_plain_model(ti
 
 
 def test_inverse_frequency_weights_balance_the_labels_of_the_training_words():
-    from lit_ner.model import label_weights
+    from lit_ner.model.encoder import label_weights
 
     labels = ["O", "B-person", "I-person", "B-location", "I-location"]
     tags = [["O", "O", "O", "B-person"], ["O", "B-person", "I-person"]]  # 7 words
-    inverse = label_weights(labels, tags, "inverse")
+    counts = Counter(tag for sentence in tags for tag in sentence)
+    inverse = label_weights(labels, counts, "inverse")
     # N / (labels x count): O 7/20, B-person 7/10, I-person 7/5; labels never seen weigh 1.
     assert inverse.tolist() == pytest.approx([0.35, 0.7, 1.4, 1.0, 1.0])
-    assert label_weights(labels, tags, "inverse_sqrt").tolist() == pytest.approx(
+    assert label_weights(labels, counts, "inverse_sqrt").tolist() == pytest.approx(
         [0.35**0.5, 0.7**0.5, 1.4**0.5, 1.0, 1.0]
     )
 
@@ -314,7 +319,7 @@ def test_the_training_loss_is_weighted_and_smoothed_and_the_evaluation_loss_is_n
 
 def test_frequency_weights_come_from_the_training_split_when_fitting(tiny_model_dir, tmp_path):
     from lit_ner.formats import read_conll
-    from lit_ner.model import label_weights
+    from lit_ner.model.encoder import label_weights
 
     model = TokenClassifier(
         label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, class_weights="inverse_sqrt"
@@ -323,7 +328,9 @@ def test_frequency_weights_come_from_the_training_split_when_fitting(tiny_model_
     fit_tiny(model, tmp_path, max_steps=1)
     tags = read_conll(FIXTURES / "quirks.conll")["tags"]
     assert model.class_weight.tolist() == pytest.approx(
-        label_weights(WNUT17_LABELS, tags, "inverse_sqrt").tolist()
+        label_weights(
+            WNUT17_LABELS, Counter(t for sentence in tags for t in sentence), "inverse_sqrt"
+        ).tolist()
     )
 
 

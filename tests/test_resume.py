@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_ner.checkpoints import LAST
+from lit_ner.training.checkpoints import LAST
 
 from .conftest import REPO
 
@@ -217,7 +217,7 @@ def test_sigusr1_in_a_slurm_job_saves_requeues_and_the_restarted_job_ends_as_the
 
 
 def fit_in_process(tmp_path, model_dir, *extra):
-    from lit_ner.cli import cli_main
+    from lit_ner.training.cli import cli_main
 
     corpus = write_corpus(tmp_path / "corpus.conll")
     return cli_main(
@@ -281,7 +281,8 @@ def test_ckpt_path_last_on_a_jobs_first_start_trains_from_the_start(tmp_path, ti
 
 
 def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
-    from lit_ner.checkpoints import SafeCheckpointIO, load_checkpoint
+    from lit_ner.model.checkpoint import load_checkpoint
+    from lit_ner.training.checkpoints import SafeCheckpointIO
 
     io = SafeCheckpointIO()
     path = tmp_path / LAST

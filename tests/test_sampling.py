@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lit_ner.sampling import LengthGroupedSampler, SortedSampler, batch_sizes
+from lit_ner.data.sampling import LengthGroupedSampler, SortedSampler, batch_sizes
 
 
 def epoch_batches(lengths, batch_size, world_size, epoch=0, **kwargs):
@@ -111,7 +111,7 @@ def test_a_resumed_epoch_skips_exactly_the_batches_already_trained_on():
 
 
 def test_a_checkpoint_from_another_number_of_processes_resumes_with_a_warning(tiny_model_dir, tmp_path):
-    from lit_ner.data import NERDataModule
+    from lit_ner.data.datamodule import NERDataModule
 
     from .conftest import FIXTURES
 

@@ -7,7 +7,7 @@ import statistics
 import pytest
 
 from lit_ner.errors import LitNerError
-from lit_ner.summary import parse_seeds
+from lit_ner.training.summary import parse_seeds
 
 from .test_cli import run_lit_ner, tiny_fit_args
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lit_ner.inference import Tagger, to_json
+from lit_ner.tagging.tag import to_json
+from lit_ner.tagging.tagger import Tagger
 
 pytestmark = pytest.mark.slow  # each server takes ~15 s to start
 

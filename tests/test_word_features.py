@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from lit_ner.__main__ import run_command
-from lit_ner.alignment import TokenClassificationCollator, tokenize_and_align
-from lit_ner.cli import cli_main
-from lit_ner.formats import WNUT17_LABELS, read_conll
-from lit_ner.inference import Tagger
-from lit_ner.model import TokenClassifier
-from lit_ner.word_shapes import SHAPES, word_shape
+from lit_ner.data.alignment import TokenClassificationCollator, tokenize_and_align
+from lit_ner.formats import read_conll
+from lit_ner.model.module import TokenClassifier
+from lit_ner.portable.word_shapes import SHAPES, word_shape
+from lit_ner.tagging.tagger import Tagger
+from lit_ner.training.cli import cli_main
+from lit_ner.wnut17 import WNUT17_LABELS
 
 from .conftest import REPO
 from .test_export import tag_with_onnx
@@ -158,15 +159,17 @@ def test_a_model_trained_with_word_features_tags_the_same_entities_on_every_path
 def argmax_export_with_word_features(tiny_model_dir, directory, version=None):
     from transformers import AutoTokenizer
 
-    from lit_ner.export import save_hf_model, set_decoding, set_word_shapes
-    from lit_ner.model import load_token_classifier
+    from lit_ner.export.hf import save_hf_model
+    from lit_ner.model.encoder import load_token_classifier
+    from lit_ner.portable.word_decoding import write_decoding
+    from lit_ner.portable.word_shapes import write_shape_scores
 
     torch.manual_seed(3)
     model = load_token_classifier(tiny_model_dir, WNUT17_LABELS)
-    set_decoding(model.config, "argmax")
+    write_decoding(model.config, "argmax")
     table = 3 * torch.randn(len(SHAPES), len(WNUT17_LABELS))
     table[0] = 0  # no word
-    set_word_shapes(model.config, table)
+    write_shape_scores(model.config, table.tolist())
     if version is not None:
         model.config.lit_ner_word_shapes_version = version
     save_hf_model(model, AutoTokenizer.from_pretrained(tiny_model_dir), directory, "# card\n")

@@ -1,6 +1,6 @@
 """`lit_ner COMMAND` and `python -m lit_ner COMMAND`: the command table.
 
-LightningCLI's subcommands (`fit`, `validate`, `test`, `predict`) go to `lit_ner.cli`. lit_ner's
+LightningCLI's subcommands (`fit`, `validate`, `test`, `predict`) go to `lit_ner.training.cli`. lit_ner's
 own commands are typed functions turned into command lines by jsonargparse (`--help` comes from
 their signatures and docstrings), each imported only when called, so that `lit_ner evaluate`
 loads neither torch nor Lightning. From Python, call the same functions.
@@ -16,11 +16,11 @@ from typing import Any
 COMMANDS = {
     "evaluate": "lit_ner.evaluate:evaluate",
     "convert": "lit_ner.annotations:convert",
-    "tag": "lit_ner.inference:tag",
-    "serve": "lit_ner.serve:serve",
-    "export": "lit_ner.export:export",
-    "summarize": "lit_ner.summary:summarize",
-    "debug-data": "lit_ner.debug_data:main",
+    "tag": "lit_ner.tagging.tag:tag",
+    "serve": "lit_ner.tagging.serve:serve",
+    "export": "lit_ner.export.command:export",
+    "summarize": "lit_ner.training.summary:summarize",
+    "debug-data": "lit_ner.training.debug_data:main",
 }
 
 
@@ -57,8 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] in ("-h", "--help"):
         # LightningCLI's help lists its own subcommands; lit_ner's come first here.
         print("lit_ner's own commands: " + ", ".join(COMMANDS) + " (lit_ner COMMAND --help)\n")
-    from lit_ner.cli import cli_main
+    from lit_ner.errors import LitNerError, exit_with
 
+    try:  # an untested Lightning is refused as the CLI's class is made (lit_ner.compat)
+        from lit_ner.training.cli import cli_main
+    except LitNerError as exc:
+        exit_with(exc)
     cli_main(argv)  # None: LightningCLI reads sys.argv itself
 
 

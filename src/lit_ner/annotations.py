@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lit_ner.errors import LitNerError
-from lit_ner.formats import Split, read_split_file, read_text, write_atomically, write_conll
+from lit_ner.files import read_text, write_atomically
+from lit_ner.formats import Split, read_split_file, write_conll
 from lit_ner.scoring import get_entities
 
 SpanFormat = Literal["doccano", "label-studio", "prodigy"]

@@ -1,125 +1,24 @@
-"""Readers and writers of lit_ner's data formats, and the one way lit_ner writes a file.
-
-- word-level NER data: CoNLL (token first, tag last column) and JSONL (`{"tokens", "tags"}`),
-  read into a `Split` (words, string tags and each word's line in its file);
-- the texts `lit_ner tag` reads (one per line, or JSONL with a text field);
-- `write_atomically`, which every file lit_ner writes goes through.
+"""Word-level NER data files: CoNLL (token first, tag last column) and JSONL (`{"tokens",
+"tags"}`), read into a `Split` (words, string tags and each word's line in its file) and written
+back. (Span annotations, doccano, Label Studio and Prodigy, are `lit_ner.annotations`'.)
 
 Nothing here imports torch or Lightning: `lit_ner evaluate` reads files with it alone.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from lit_ner.errors import LitNerError
+from lit_ner.files import plain_suffix, read_text, write_atomically
 
 # A split in memory, whatever it was read from: {"tokens": [[word]], "tags": [[tag]], and for
 # files "lines": [[line number of each word]]}.
 Split = dict[str, list[list[Any]]]
 SPLITS = ("train", "validation", "test")
-
-WNUT17_LABELS = [
-    "O",
-    "B-corporation",
-    "I-corporation",
-    "B-creative-work",
-    "I-creative-work",
-    "B-group",
-    "I-group",
-    "B-location",
-    "I-location",
-    "B-person",
-    "I-person",
-    "B-product",
-    "I-product",
-]
-# The official release's file names, per split.
-WNUT17_FILES = {
-    "train": "wnut17train.conll",
-    "validation": "emerging.dev.conll",
-    "test": "emerging.test.annotated",
-}
-# The release shipped inside the package, gzipped, with its licence and citation (README.md).
-PACKAGED_WNUT17 = Path(__file__).parent / "wnut17"
-
-
-def wnut17_files(directory: str | Path = PACKAGED_WNUT17) -> dict[str, Path]:
-    """The release's file of each split in `directory`, as released or gzipped (`NAME.gz`); a
-    `LitNerError` naming the missing ones."""
-    files, missing = {}, []
-    for split, name in WNUT17_FILES.items():
-        plain, packed = Path(directory) / name, Path(directory) / f"{name}.gz"
-        files[split] = plain if plain.is_file() or not packed.is_file() else packed
-        if not files[split].is_file():
-            missing.append(str(plain))
-    if missing:
-        raise LitNerError(f"WNUT-17 directory {directory}: missing {', '.join(missing)}")
-    return files
-
-
-def write_atomically(path: str | Path, content: str | bytes | Callable[[IO[bytes]], None]) -> Path:
-    """Writes a file so that a kill mid-write leaves the previous one whole: written beside it
-    (`.NAME.partial`), flushed to disk, then renamed over it. `content` is text (UTF-8), bytes,
-    or a function that writes into the open binary file (`torch.save`, say). Parent folders are
-    made as needed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as file:
-        if callable(content):
-            content(file)
-        else:
-            file.write(content.encode("utf-8") if isinstance(content, str) else content)
-        file.flush()
-        os.fsync(file.fileno())  # on disk before it replaces the previous file
-    os.replace(partial, path)
-    return path
-
-
-def read_text(path: str | Path) -> str:
-    """A UTF-8 text file's contents (a BOM dropped; `.gz` files decompressed); a missing file, a
-    directory, a broken gzip stream or bytes that are not UTF-8 raise a `LitNerError` naming the
-    file (and the line of the first bad byte)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        if path.suffix == ".gz":
-            data = gzip.decompress(data)
-    except FileNotFoundError:
-        raise LitNerError(f"{path}: no such file") from None
-    except OSError as exc:  # gzip.BadGzipFile and EOFError's truncated stream included
-        raise LitNerError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except EOFError:
-        raise LitNerError(f"{path}: cannot read (truncated gzip stream)") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise LitNerError(
-            f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
-        ) from None
-
-
-def ill_formed_bio(tags: Sequence[str]) -> list[int]:
-    """Positions of I- tags that continue nothing: after `O`, at the start, or after a tag of
-    another type. seqeval's default mode (and conlleval) read each as the start of an entity;
-    its strict mode as no entity at all.
-
-    >>> ill_formed_bio(["O", "I-person", "I-person", "B-group", "I-person"])
-    [1, 4]
-    """
-    positions, previous = [], "O"
-    for position, tag in enumerate(tags):
-        if tag.startswith("I-") and (previous[:2] not in {"B-", "I-"} or previous[2:] != tag[2:]):
-            positions.append(position)
-        previous = tag
-    return positions
 
 
 def read_conll(path: str | Path, tag_column: int = -1) -> Split:
@@ -238,62 +137,4 @@ def read_jsonl(path: str | Path) -> Split:
 def read_split_file(path: str | Path) -> Split:
     """Reads a split from a `.jsonl`/`.json` file or, for any other suffix, a CoNLL file (either
     gzipped as `NAME.gz`)."""
-    suffixes = Path(path).suffixes
-    last = suffixes[-2] if len(suffixes) > 1 and suffixes[-1] == ".gz" else (suffixes[-1] if suffixes else "")
-    return read_jsonl(path) if last in {".jsonl", ".json"} else read_conll(path)
-
-
-def bio_label_order(tags: set[str]) -> list[str]:
-    """A stable label order for tags read from files: `O`, then per type (sorted) B-, I-, E-, S-.
-
-    For WNUT-17's tags this is exactly the Hub data set's ClassLabel order.
-    """
-    prefix_rank = {"B": 0, "I": 1, "E": 2, "S": 3}
-
-    def key(tag: str) -> tuple[str, int]:
-        prefix, _, type_ = tag.partition("-")
-        if type_ and prefix in prefix_rank:
-            return type_, prefix_rank[prefix]
-        return tag, -1  # not BIO: sorts among the types by its own name
-
-    return (["O"] if "O" in tags else []) + sorted(tags - {"O"}, key=key)
-
-
-def read_texts(
-    path: str | Path, text_field: str = "text"
-) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
-    """Reads `lit_ner tag`'s input: one text per line, or JSONL (`.jsonl`/`.json`) objects with a
-    `text_field`, the other fields passed through.
-
-    Returns:
-        The good lines as `(line number, record)` with `record["text"]` the text, and one
-        message per bad line (an empty line, a line that is not a JSON object with a string
-        `text_field`); a bad line never stops the others.
-    """
-    path = Path(path)
-    lines = read_text(path).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    if not lines:
-        raise LitNerError(f"{path}: empty file, no texts to tag")
-    jsonl = path.suffix in {".jsonl", ".json"}
-    records, problems = [], []
-    for line_no, line in enumerate(lines, start=1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            problems.append(f"{path}:{line_no}: empty line, skipped")
-            continue
-        if not jsonl:
-            records.append((line_no, {"text": line}))
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{path}:{line_no}: not valid JSON ({exc.msg}), skipped")
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-            problems.append(f'{path}:{line_no}: expected an object with a string "{text_field}", skipped')
-            continue
-        text = record.pop(text_field)
-        records.append((line_no, {"text": text, **record}))
-    return records, problems
+    return read_jsonl(path) if plain_suffix(path) in {".jsonl", ".json"} else read_conll(path)

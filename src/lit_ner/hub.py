@@ -1,4 +1,4 @@
-"""Where models and data sets come from: Hub names, local paths and packaged models.
+"""Where models come from: Hub names, local paths and packaged models (`pkg://`).
 
 Everything that may touch the Hugging Face Hub goes through `hub_errors`, so that an unreachable
 Hub (no network, `HF_HUB_OFFLINE=1`) or a wrong name becomes one actionable line instead of a
@@ -160,43 +160,3 @@ def hub_errors(what: str) -> Iterator[None]:
                 )
             raise LitNerError(f"cannot load {what}: {reason}") from exc
         raise
-
-
-def read_hub_splits(
-    name: str,
-    config_name: str | None,
-    revision: str | None,
-    tokens_column: str,
-    tags_column: str,
-    label_names: list[str] | None,
-) -> tuple[dict[str, dict[str, list]], list[str] | None]:
-    """A Hub data set's splits as words and string tags, and its `ClassLabel` names (None when its
-    tags are plain integers, named by `label_names`). Bad columns or tag ids are one line."""
-    import datasets
-
-    with hub_errors(f"data set '{name}'"):
-        dataset = datasets.load_dataset(name, config_name, revision=revision)
-    features = next(iter(dataset.values())).features
-    for column in (tokens_column, tags_column):
-        if column not in features:
-            raise LitNerError(f"data set '{name}' has no column '{column}' (it has {list(features)})")
-    class_names = getattr(getattr(features[tags_column], "feature", None), "names", None)
-    names = list(class_names) if class_names else label_names  # plain integer tags: --data.label_names
-    if names is None:
-        raise LitNerError(
-            f"data set '{name}': column '{tags_column}' is not a sequence of ClassLabel; "
-            "set --data.label_names to the tag names in id order"
-        )
-    splits = {}
-    for split, part in dataset.items():
-        ids = part[tags_column]
-        for n, sentence in enumerate(ids):
-            bad = [i for i in sentence if not 0 <= i < len(names)]
-            if bad:
-                raise LitNerError(
-                    f"data set '{name}', {split} sentence {n}: tag id {bad[0]} is not one of "
-                    f"the {len(names)} labels {list(names)}"
-                )
-        tags = [[names[i] for i in sentence] for sentence in ids]
-        splits[split] = {"tokens": [list(words) for words in part[tokens_column]], "tags": tags}
-    return splits, list(class_names) if class_names else None

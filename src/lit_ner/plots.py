@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lit_ner.formats import write_atomically
+from lit_ner.files import write_atomically
 from lit_ner.scoring import MISSED, SPURIOUS, entity_confusion, get_entities
 
 if TYPE_CHECKING:

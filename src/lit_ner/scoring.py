@@ -5,7 +5,7 @@ WNUT-17's surface-form measures: the pure functional core of lit_ner's scoring.
 reproduce seqeval's default and strict modes exactly, ill-formed BIO included (an I- after O opens
 an entity, a type switch inside a span splits it), and the WNUT-17 shared task's scorer. Plain
 Python on tag strings, no torch: `lit_ner evaluate` scores files with this module alone, and
-`lit_ner.metrics.NERMetrics` wraps it for training.
+`lit_ner.model.metrics.NERMetrics` wraps it for training.
 
 seqeval itself is what the tests check this against. It is not called at run time: one pass here
 gives the scores, the per-type report and the surface forms together, where seqeval extracts the
@@ -16,47 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-Entity = tuple[str, int, int]  # (type, first word, last word), inclusive as in seqeval
-
-
-def _prefix_and_type(tag: str) -> tuple[str, str]:
-    # seqeval: the first character is the chunk tag, the rest after the first '-' the type;
-    # 'O' (and any bare prefix) gets type '_'.
-    return tag[0], tag[1:].split("-", maxsplit=1)[-1] or "_"
-
-
-def _ends(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
-    return (
-        prev_tag in ("E", "S")
-        or (prev_tag in ("B", "I") and tag in ("B", "S", "O"))
-        or (prev_tag not in ("O", ".") and prev_type != type_)
-    )
-
-
-def _starts(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
-    return (
-        tag in ("B", "S")
-        or (prev_tag in ("E", "S", "O") and tag in ("E", "I"))
-        or (tag not in ("O", ".") and prev_type != type_)
-    )
-
-
-def get_entities(tags: Sequence[str]) -> list[Entity]:
-    """Entities in one tag sequence, by seqeval's default (lenient) rules.
-
-    >>> get_entities(["B-person", "I-person", "O", "I-location", "B-group", "I-product"])
-    [('person', 0, 1), ('location', 3, 3), ('group', 4, 4), ('product', 5, 5)]
-    """
-    entities = []
-    prev_tag, prev_type, begin = "O", "", 0
-    for i, chunk in enumerate([*tags, "O"]):
-        tag, type_ = _prefix_and_type(chunk)
-        if _ends(prev_tag, tag, prev_type, type_):
-            entities.append((prev_type, begin, i - 1))
-        if _starts(prev_tag, tag, prev_type, type_):
-            begin = i
-        prev_tag, prev_type = tag, type_
-    return entities
+from lit_ner.portable.spans import Entity, get_entities
 
 
 def get_entities_strict(tags: Sequence[str]) -> list[Entity]:

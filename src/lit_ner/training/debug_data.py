@@ -18,10 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lit_ner.alignment import tokenize_and_align
+from lit_ner.data.alignment import tokenize_and_align
 from lit_ner.errors import LitNerError, exit_with
-from lit_ner.formats import SPLITS, ill_formed_bio, write_atomically
+from lit_ner.files import write_atomically
+from lit_ner.formats import SPLITS
 from lit_ner.scoring import get_entities
+from lit_ner.tag_schemes import ill_formed_bio
 
 EXAMPLES = 5  # problem cases quoted per kind
 
@@ -183,10 +185,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     module alone; returns the report."""
     from lightning.pytorch.cli import LightningArgumentParser
 
-    from lit_ner.cli import LitNerCLI
-    from lit_ner.data import NERDataModule
-    from lit_ner.model import TokenClassifier
+    from lit_ner.data.datamodule import NERDataModule
+    from lit_ner.model.module import TokenClassifier
     from lit_ner.plots import plot_data_report
+    from lit_ner.training.cli import LitNerCLI
 
     class DataOnlyCLI(LitNerCLI):
         """The fit configuration, parsed as `fit` parses it; only the data module is built."""

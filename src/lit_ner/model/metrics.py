@@ -7,12 +7,26 @@ DDP processes can gather them before the tag strings are made in `compute()`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, TypedDict
 
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from lit_ner.scoring import MODES, join_windows, scores_and_report
+from lit_ner.scoring import MODES, join_windows, scores_and_report, surface_scores
+
+# The stages a model is scored in, and the split each scores.
+STAGE_SPLITS = {"val": "validation", "test": "test"}
+
+
+class StageResults(TypedDict):
+    """A stage's results (`TokenClassifier.reports[stage]`), what the callbacks print, write
+    (`ReportWriter`) and log (`WandbReports`)."""
+
+    scores: dict[str, float]  # micro precision/recall/F1, accuracy (and surface_* with words)
+    report: dict[str, dict[str, float]]  # per type, and the averages (`scoring.classification_report`)
+    surface: dict[str, Any] | None  # WNUT-17's surface-form scores, when the words are known
+    sentences: dict[str, list]  # "ids", "y_true", "y_pred" and, when known, "words"
 
 
 class NERMetrics(Metric):
@@ -26,7 +40,9 @@ class NERMetrics(Metric):
     (`word_offsets`) into one before scoring.
 
     `compute()` returns the micro scores and accuracy, plus under `"report"` the per-type
-    `classification_report` and under `"sentences"` the scored tag sequences.
+    `classification_report`, under `"sentences"` the scored tag sequences and, when `words`
+    holds the split's words (by sentence index; set before scoring), under `"surface"` WNUT-17's
+    surface-form scores (else None).
 
     Args:
         label_names: tag strings in label-id order.
@@ -47,6 +63,7 @@ class NERMetrics(Metric):
         self.label_names = list(label_names)
         self.mode = mode
         self.ignore_index = ignore_index
+        self.words: list[list[str]] | None = None
         self.add_state("preds", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
         self.add_state("lengths", default=[], dist_reduce_fx="cat")  # scored positions per sentence
@@ -95,4 +112,9 @@ class NERMetrics(Metric):
                 y_pred,
             )
         scores, report = scores_and_report(y_true, y_pred, self.mode)
-        return {**scores, "report": report, "sentences": {"ids": ids, "y_true": y_true, "y_pred": y_pred}}
+        sentences: dict[str, list] = {"ids": ids, "y_true": y_true, "y_pred": y_pred}
+        surface = None
+        if self.words is not None and all(i >= 0 for i in ids):
+            sentences["words"] = [self.words[i] for i in ids]
+            surface = surface_scores(sentences["words"], y_true, y_pred, self.mode)
+        return {**scores, "report": report, "surface": surface, "sentences": sentences}

@@ -1,18 +1,18 @@
 """`lit_ner fit|validate|test|predict`: LightningCLI wiring of `NERDataModule` and `TokenClassifier`.
 
-Typed `__init__` arguments are the whole configuration (see `--print_config`); the two values the
-model needs from the data are linked, never typed twice:
-- `model.model_name_or_path` -> `data.tokenizer_name_or_path` (when the config is parsed),
-- `data.label_names` -> `model.label_names` (once the data module exists and has read its labels).
+Typed `__init__` arguments are the whole configuration (see `--print_config`); what the model
+and the data module share is linked, never typed twice:
+- `model.model_name_or_path` -> `data.tokenizer_name_or_path` and `model.trust_remote_code` ->
+  `data.trust_remote_code` (when the config is parsed),
+- `data.label_names` -> `model.label_names` and `data.label_counts` -> `model.label_counts`
+  (once the data module exists and has read its data).
 lit_ner's other commands (`evaluate`, `tag`, `export`, `summarize`, `debug-data`) are in the
 command table of `__main__.py`, which imports this module only for these four.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -21,11 +21,20 @@ from typing import Any
 from lightning.fabric.plugins import CheckpointIO
 from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from lit_ner.callbacks import (
+from lit_ner import compat
+from lit_ner.data.datamodule import NERDataModule
+from lit_ner.errors import LitNerError, exit_with
+from lit_ner.export.hf import EXPORT_DIRNAME, hf_model, save_hf_model
+from lit_ner.export.model_card import model_card
+from lit_ner.export.push import push_to_hub
+from lit_ner.model.checkpoint import checkpoint_errors, load_checkpoint
+from lit_ner.model.module import TokenClassifier
+from lit_ner.training.callbacks import (
+    AugmentationCounts,
     LastCheckpoint,
     LoggerSaveConfigCallback,
     NERProgressBar,
@@ -34,31 +43,24 @@ from lit_ner.callbacks import (
     SentenceThroughput,
     WandbReports,
     log_wandb_run_end,
-    run_directory,
 )
-from lit_ner.checkpoints import (
-    LAST,
-    SafeCheckpointIO,
-    checkpoint_errors,
+from lit_ner.training.checkpoints import LAST, SafeCheckpointIO
+from lit_ner.training.resume import (
     continue_run,
     find_last_checkpoint,
     job_id,
-    load_checkpoint,
     restarted_by,
+    run_directory,
+    runs_root,
 )
-from lit_ner.data import NERDataModule
-from lit_ner.errors import LitNerError, exit_with
-from lit_ner.export import EXPORT_DIRNAME, export_module, model_card, push_to_hub
-from lit_ner.formats import write_atomically
-from lit_ner.model import TokenClassifier
-from lit_ner.summary import SUMMARY_FILE, closing_block, fit_seeds, parse_seeds
+from lit_ner.training.summary import fit_seeds, parse_seeds, write_fit_summary
 
 # Model options that say how to read a trained model, not what it is: given on the command line
 # they win over a checkpoint's own.
 EVALUATION_OPTIONS = ("decoding", "scoring_mode")
 
 
-class LitNerCLI(LightningCLI):
+class LitNerCLI(compat.CLIHooks):
     """LightningCLI with lit_ner's links, callbacks, checkpoint IO and end of `fit` (test the best
     checkpoint, export it, summarise the run)."""
 
@@ -66,6 +68,7 @@ class LitNerCLI(LightningCLI):
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
         parser.link_arguments("data.label_names", "model.label_names", apply_on="instantiate")
+        parser.link_arguments("data.label_counts", "model.label_counts", apply_on="instantiate")
         # Always keep the best checkpoint by validation entity F1; `last_checkpoint` keeps
         # last.ckpt (to resume from) current.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -89,6 +92,8 @@ class LitNerCLI(LightningCLI):
         parser.add_lightning_class_args(WandbReports, "wandb_reports")
         # `validate` and `test` write the per-type report, predictions and plots.
         parser.add_lightning_class_args(ReportWriter, "report_writer")
+        # What data augmentation changed, logged each epoch.
+        parser.add_lightning_class_args(AugmentationCounts, "augmentation_counts")
         parser.add_argument(
             "--push_to_hub",
             type=str | None,
@@ -122,7 +127,7 @@ class LitNerCLI(LightningCLI):
         self._command_line = list(args) if isinstance(args, list) else sys.argv[1:]
         super().parse_arguments(parser, args)
 
-    def _parse_ckpt_path(self) -> None:
+    def parse_ckpt_path(self) -> None:
         # LightningCLI reads the checkpoint's hyperparameters into the config before anything
         # else: a missing, truncated or corrupt file is one clear line here, not a traceback.
         subcommand = self.config.get("subcommand")
@@ -141,9 +146,9 @@ class LitNerCLI(LightningCLI):
                     chosen[key] = model.get(key)
         if ckpt_path and ckpt_path not in {"last", "best", "hpc", "registry"}:
             with checkpoint_errors(ckpt_path):  # checked first, read once (by LightningCLI)
-                super()._parse_ckpt_path()
+                super().parse_ckpt_path()
         else:
-            super()._parse_ckpt_path()
+            super().parse_ckpt_path()
         for key, value in chosen.items():
             self.config[subcommand].model[key] = value
 
@@ -169,20 +174,20 @@ class LitNerCLI(LightningCLI):
         if self._seeds() is None:  # `fit --seeds` builds nothing itself: each seed's fit does
             super().instantiate_classes()
 
-    def _run_subcommand(self, subcommand: str) -> None:
+    def run_subcommand(self, subcommand: str) -> None:
         seeds = self._seeds()
         if seeds is None:
-            return super()._run_subcommand(subcommand)
+            return super().run_subcommand(subcommand)
         config = self.config[subcommand].clone()
         config.seeds = None
         self.seeds_summary = fit_seeds(
-            self._parser(subcommand).dump(config, skip_none=False), parse_seeds(seeds)
+            self.subcommand_parser(subcommand).dump(config, skip_none=False), parse_seeds(seeds)
         )
 
     def _seeds(self) -> str | None:
         return self.config.get("fit", {}).get("seeds") if self.subcommand == "fit" else None
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+    def build_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         # Checkpoints written atomically and loaded weights-only, unless the config names its own
         # checkpoint IO.
         plugins = config.get("plugins") or []
@@ -202,7 +207,7 @@ class LitNerCLI(LightningCLI):
             isinstance(callback, ProgressBar) for callback in named
         ):
             callbacks = [*callbacks, NERProgressBar()]
-        return super()._instantiate_trainer(config, callbacks)
+        return super().build_trainer(config, callbacks)
 
     def before_fit(self) -> None:
         """`--ckpt_path last` resumes from the newest `last.ckpt` of the logger's runs (a killed
@@ -216,12 +221,12 @@ class LitNerCLI(LightningCLI):
         if launcher and ckpt_path != "last":
             # A restart goes on from where this job stopped; a checkpoint the command names (or
             # none) is only where the job's first start began.
-            own = find_last_checkpoint(self._run_root(), job_id())
+            own = find_last_checkpoint(runs_root(self.trainer), job_id())
             if own is not None or ckpt_path is None:
                 rank_zero_info(f"restarted by {launcher}: resuming as with --ckpt_path last")
                 ckpt_path = "last"
         if ckpt_path == "last":
-            run_root = self._run_root()
+            run_root = runs_root(self.trainer)
             # A restarted job resumes its own run (by its job id), never a newer one beside it;
             # otherwise this job's run first, else the newest (another job's is resumed as a new
             # run: see continue_run).
@@ -237,16 +242,6 @@ class LitNerCLI(LightningCLI):
             config["ckpt_path"] = ckpt_path = str(last)
         if ckpt_path and continue_run(self.trainer, ckpt_path):
             rank_zero_info(f"continuing the run in {Path(ckpt_path).resolve().parent.parent}")
-
-    def _run_root(self) -> str:
-        """The directory whose runs `--ckpt_path last` looks in."""
-        trainer = self.trainer
-        callback = trainer.checkpoint_callback
-        if callback is not None and callback.dirpath:  # the config names the checkpoint directory
-            return callback.dirpath
-        if trainer.logger is not None:  # as ModelCheckpoint resolves it: save_dir/name/version
-            return os.path.join(trainer.logger.save_dir or trainer.default_root_dir, str(trainer.logger.name))
-        return trainer.default_root_dir
 
     def after_fit(self) -> None:
         """Scores the best checkpoint on the test split, exports it in Hugging Face format and
@@ -270,34 +265,20 @@ class LitNerCLI(LightningCLI):
         if trainer.fast_dev_run or not trainer.is_global_zero:
             return
         test = model.reports.get("test")
-        card = model_card(dict(model.hparams), dict(data.hparams), test["scores"] if test else None)
-        export_dir = export_module(model, data.tokenizer, run_dir / EXPORT_DIRNAME, card)
+        scores = test["scores"] if test else None
+        card = model_card(dict(model.hparams), dict(data.hparams), scores)
+        export_dir = save_hf_model(
+            hf_model(model, model.hparams.decoding), data.tokenizer, run_dir / EXPORT_DIRNAME, card
+        )
         seed = config.get("seed_everything")
-        summary: dict[str, Any] = {
-            "seed": seed if isinstance(seed, int) else None,
-            "run_dir": str(run_dir),
-            "best_checkpoint": best,
-            "export": str(export_dir),
-        }
-        if checkpoint is not None and checkpoint.best_model_score is not None:
-            summary["best/val_f1"] = float(checkpoint.best_model_score)
-        if best_epoch:
-            summary["best_epoch"] = best_epoch
-        if test:
-            summary.update({f"test/{name}": value for name, value in test["scores"].items()})
-        # What the run cost: wall minutes from the parsed config to the written export, and this
-        # process's peak resident memory (rank 0's under DDP).
-        summary["minutes"] = round((time.perf_counter() - self._started) / 60, 2)
-        summary["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
-        print(closing_block(summary))
-        # The run in one file, for `lit_ner summarize` (and `fit --seeds`) to read.
-        record = json.dumps(summary, indent=2) + "\n"
-        write_atomically(run_dir / SUMMARY_FILE, record)
-        if config.get("summary_file"):
-            write_atomically(config["summary_file"], record)
+        best_score = checkpoint.best_model_score if checkpoint is not None else None
+        summary = write_fit_summary(
+            run_dir, config.get("summary_file"), seed if isinstance(seed, int) else None, best, best_epoch,
+            best_score, export_dir, scores, self._started,
+        )  # fmt: skip
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                log_wandb_run_end(logger, summary, export_dir, test["scores"] if test else None)
+                log_wandb_run_end(logger, summary, export_dir, scores)
         if config.get("push_to_hub"):
             # After the export is on disk: a failed upload (no network, no token) loses nothing.
             url = push_to_hub(export_dir, config["push_to_hub"], private=config.get("hub_private", True))

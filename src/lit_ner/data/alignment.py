@@ -9,13 +9,15 @@ word offset to join a long sentence's windows back together.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from lit_ner.word_shapes import word_shape
+from lit_ner.portable.word_shapes import word_shape
+from lit_ner.windows import word_windows
 
 IGNORE_INDEX = -100  # what torch's cross-entropy and seqeval-style scoring skip
 # What `tokenize_and_align` makes of each sentence (or window of a long sentence).
@@ -68,58 +70,6 @@ def align_labels(
     return labels
 
 
-def plan_windows(
-    word_spans: Sequence[tuple[int, int]], budget: int, stride: int
-) -> list[tuple[int, int, int, int]]:
-    """Splits a sentence too long for the model into overlapping windows of whole words.
-
-    (A fast tokenizer's `return_overflowing_tokens` windows subwords, cutting through words and
-    scoring overlapping words twice; these windows own each word exactly once.)
-
-    Args:
-        word_spans: per word, its `[start, end)` subword positions (without special tokens); a
-            word that tokenizes to nothing has `start == end`.
-        budget: subword positions a window may hold (the model's maximum minus special tokens).
-        stride: subword positions consecutive windows share, so that words near a window's edge
-            still see context.
-
-    Returns:
-        Per window `(first, last, own_first, own_last)`: the words `[first, last)` it holds and
-        the words `[own_first, own_last)` it is trained and scored on. The owned ranges cover
-        every word exactly once; an overlap is shared at its middle, so each owned word keeps
-        about `stride / 2` positions of context on either side. A single word longer than
-        `budget` gets a window of its own, cut to its first `budget` subwords (its label sits on
-        the first one).
-
-    >>> plan_windows([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], budget=3, stride=1)
-    [(0, 3, 0, 2), (2, 5, 2, 5)]
-    """
-    n = len(word_spans)
-    windows: list[list[int]] = []
-    first = 0
-    while True:
-        last = first + 1
-        while last < n and word_spans[last][1] - word_spans[first][0] <= budget:
-            last += 1
-        windows.append([first, last, first, last])
-        if last == n:
-            break
-        # The next window starts at the first word of this one's last `stride` positions, later
-        # than this one starts and early enough to reach past where this one ends.
-        following = last
-        while (
-            following - 1 > first
-            and word_spans[last - 1][1] - word_spans[following - 1][0] <= stride
-            and word_spans[last][1] - word_spans[following - 1][0] <= budget
-        ):
-            following -= 1
-        first = following
-    for previous, window in zip(windows, windows[1:]):
-        middle = (window[0] + previous[1]) // 2
-        previous[3] = window[2] = middle
-    return [tuple(window) for window in windows]  # type: ignore[misc]
-
-
 def tokenize_and_align(
     batch: dict[str, list],
     tokenizer: Any,
@@ -130,8 +80,8 @@ def tokenize_and_align(
     """`datasets.map(batched=True)` function: sentences -> model inputs with aligned labels.
 
     A sentence that fits in `max_length` subword positions (special tokens included) becomes one
-    example; a longer one becomes overlapping windows (`plan_windows`), so that no word is lost to
-    truncation. Each example keeps:
+    example; a longer one becomes overlapping windows of whole words (`windows.word_windows`), so
+    that no word is lost to truncation. Each example keeps:
     - `labels`: subword-level labels for the loss (the words the example owns, first subwords;
       everything else -100);
     - `shape_ids`: per subword position, the shape of its word from the original characters
@@ -167,7 +117,7 @@ def tokenize_and_align(
                 start, position = by_word.get(w, (position, position))
                 spans.append((start, position))
             budget = max_length - len(prefix) - len(suffix)
-            windows = plan_windows(spans, budget, min(stride, budget // 2))
+            windows = word_windows(spans, budget, min(stride, budget // 2))
         for first, last, own_first, own_last in windows:
             if fits:
                 window_ids, window_word_ids = ids, word_ids
@@ -198,6 +148,20 @@ def tokenize_and_align(
             out["unlabelled_words"].append(own_last - own_first - sum(s >= 0 for s in starts))
             out["n_windows"].append(len(windows))
     return out
+
+
+def alignment_code() -> str:
+    """The source of every module that shapes an aligned example (this one, the windows, the word
+    finder and the word shapes): the tokenized-data cache is keyed on it, so that changing any of
+    them re-tokenizes, with no version to remember to bump."""
+    import inspect
+
+    from lit_ner import windows
+    from lit_ner.portable import word_shapes, words
+
+    return "".join(
+        inspect.getsource(module) for module in (sys.modules[__name__], windows, words, word_shapes)
+    )
 
 
 def alignment_report(

@@ -1,23 +1,13 @@
-"""WNUT-17 (or any word-level BIO data) as a LightningDataModule.
-
-Sources, in the order they are looked for:
-1. per-split files (`train_file`, `validation_file`, `test_file`): CoNLL (token first, tag last
-   column), JSONL (`{"tokens": [...], "tags": [...]}` per line), or the character-span exports of
-   doccano, Label Studio and Prodigy (`lit_ner.annotations`);
-2. a directory holding the official WNUT-17 release (`data_dir`, or `$WNUT17_DIR` when the
-   configured data set is WNUT-17);
-3. a Hugging Face Hub data set with a tokens column and a `Sequence(ClassLabel)` tags column;
-4. with `dataset_name` null and none of the above, the WNUT-17 release shipped inside the
-   package (`lit_ner/wnut17/`, gzipped, CC-BY 4.0): what `configs/offline.yaml` reads.
-
-Whatever the source, each split is read once into the same in-memory form (`formats.Split`: words
-and string tags); label checks, tokenization, windows, caching and scoring all start from there.
+"""WNUT-17 (or any word-level BIO data) as a LightningDataModule: the splits from their source
+(`data.sources`), label checks, tokenization and alignment (`data.alignment`), caching, sampling
+(`data.sampling`) and augmentation (`data.augment`). Whatever the source, each split is read once
+into words and string tags; everything else starts from there.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
+from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,30 +17,19 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from lit_ner.alignment import (
+from lit_ner.data.alignment import (
     TokenClassificationCollator,
+    alignment_code,
     alignment_report,
     continuation_label_ids,
     tokenize_and_align,
 )
-from lit_ner.annotations import read_annotations
-from lit_ner.augment import Augmentation, MentionReplacedSet
+from lit_ner.data.augment import Augmentation, MentionReplacedSet
+from lit_ner.data.sampling import LengthGroupedSampler, SortedSampler
+from lit_ner.data.sources import check_tags, default_label_names, read_files, read_hub_splits, split_files
 from lit_ner.errors import LitNerError
-from lit_ner.formats import (
-    PACKAGED_WNUT17,
-    SPLITS,
-    WNUT17_FILES,
-    WNUT17_LABELS,
-    Split,
-    bio_label_order,
-    ill_formed_bio,
-    wnut17_files,
-)
-from lit_ner.hub import hub_errors, read_hub_splits, resolve_name_or_path
-from lit_ner.sampling import LengthGroupedSampler, SortedSampler
-from lit_ner.word_shapes import SHAPES, WORD_SHAPES_VERSION
-
-WNUT17_HUB_NAMES = {"leondz/wnut_17", "wnut_17"}
+from lit_ner.formats import SPLITS, Split
+from lit_ner.hub import hub_errors, resolve_name_or_path
 
 
 class NERDataModule(L.LightningDataModule):
@@ -86,7 +65,7 @@ class NERDataModule(L.LightningDataModule):
             and reported).
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
         augment: training-data augmentation, redrawn every epoch from the seed, counted in the logs
-            (`lit_ner.augment.Augmentation`; validation, test and predict are never touched).
+            (`lit_ner.data.augment.Augmentation`; validation, test and predict are never touched).
         batch_size: training sentences per batch (per device under DDP).
         group_by_length: batch training sentences of similar length together (shuffled chunks
             sorted by length, batches shuffled; see `LengthGroupedSampler`), which cuts padding;
@@ -119,7 +98,7 @@ class NERDataModule(L.LightningDataModule):
         stride: int = 128,
         strict_bio: bool = False,
         label_all_tokens: bool = False,
-        augment: Augmentation = Augmentation(),  # noqa: B008 - a frozen default, never mutated
+        augment: Augmentation = Augmentation(),  # a frozen default, never mutated
         batch_size: int = 16,
         group_by_length: bool = True,
         group_size: int = 50,
@@ -147,34 +126,15 @@ class NERDataModule(L.LightningDataModule):
         self._label_names = list(label_names) if label_names else None
         self._labels_from_data = not label_names
         self._hub_label_names: list[str] | None = None
-        self.files = self._resolve_files()
+        self.files = split_files(train_file, validation_file, test_file, data_dir, dataset_name)
         self._splits: dict[str, Split] | None = None
         if self.files:
             # Files are small and their label set is needed before the model exists: read now,
             # so a bad file stops the run before anything is built.
-            self._splits = {split: read_annotations(path) for split, path in self.files.items()}
+            self._splits = read_files(self.files)
             self._check_tags()
 
     # Where the data comes from, read once into words and string tags per split.
-
-    def _resolve_files(self) -> dict[str, Path]:
-        hp = self.hparams
-        files = {s: f for s, f in zip(SPLITS, (hp.train_file, hp.validation_file, hp.test_file)) if f}
-        if files:
-            return {split: Path(path) for split, path in files.items()}
-        data_dir = hp.data_dir
-        if data_dir is None and (hp.dataset_name is None or hp.dataset_name in WNUT17_HUB_NAMES):
-            data_dir = os.environ.get("WNUT17_DIR") or None
-        if data_dir is None:
-            if hp.dataset_name is not None:
-                return {}  # the Hub data set
-            data_dir = PACKAGED_WNUT17  # no Hub, no directory: the release inside the package
-        return wnut17_files(data_dir)
-
-    @property
-    def is_wnut17_release(self) -> bool:
-        names = {split: path.name.removesuffix(".gz") for split, path in self.files.items()}
-        return names == WNUT17_FILES
 
     @property
     def splits(self) -> dict[str, Split]:
@@ -219,60 +179,23 @@ class NERDataModule(L.LightningDataModule):
         """The label set in id order (linked to `model.label_names`): as given, else the Hub data
         set's ClassLabel names, WNUT-17's order for its release files, or `bio_label_order`."""
         if self._label_names is None:
-            splits = self.splits
-            if self._hub_label_names is not None:
-                self._label_names = self._hub_label_names
-            elif self.is_wnut17_release:
-                self._label_names = WNUT17_LABELS
-            else:
-                self._label_names = bio_label_order(
-                    {t for s in splits.values() for tags in s["tags"] for t in tags}
-                )
+            self._label_names = default_label_names(self.splits, self.files, self._hub_label_names)
         return self._label_names
 
-    def _where(self, split: str, sentence: int, word: int) -> str:
-        """A word's place for messages: `file:line`, or the Hub split's sentence and word."""
-        lines = self.splits[split].get("lines")
-        if lines is not None:
-            return f"{self.files[split]}:{lines[sentence][word]}"
-        return f"data set '{self.hparams.dataset_name}', {split} sentence {sentence}, word {word}"
+    @property
+    def label_counts(self) -> dict[str, int] | None:
+        """How often each label tags a training word (None without a train split): linked to
+        `model.label_counts`, which weighs the training loss by them (`model.class_weights`)."""
+        if not self.has_split("train"):
+            return None
+        return dict(Counter(tag for sentence in self.tags("train") for tag in sentence))
 
     def _check_tags(self) -> None:
-        """Every tag must be a label; with labels read from the data, the evaluation splits may
-        hold no tag that train lacks (the model could never predict it); ill-formed BIO is
-        counted and reported, or refused with `strict_bio`."""
-        known = set(self.label_names)
-        splits = self.splits
-        train_tags = None
-        if self._labels_from_data and self.files and "train" in splits:
-            # A label set read from files is what the files hold (a Hub data set names its own).
-            train_tags = {tag for sentence in splits["train"]["tags"] for tag in sentence}
-        for split, data in splits.items():
-            ill_formed, first = 0, None
-            for n, tags in enumerate(data["tags"]):
-                for i, tag in enumerate(tags):
-                    if tag not in known:
-                        where = self._where(split, n, i)
-                        raise LitNerError(f"{where}: tag {tag!r} is not in the label set {self.label_names}")
-                    if train_tags is not None and tag not in train_tags:
-                        raise LitNerError(
-                            f"{self._where(split, n, i)}: tag {tag!r} never occurs in the train split "
-                            f"({self.files['train']}), so the model could never predict it; "
-                            "set --data.label_names to train with it anyway"
-                        )
-                positions = ill_formed_bio(tags)
-                if positions and first is None:
-                    first = (self._where(split, n, positions[0]), tags[positions[0]])
-                ill_formed += len(positions)
-            if not ill_formed:
-                continue
-            where = f"{first[0]}: {first[1]!r} continues no entity"
-            if self.hparams.strict_bio:
-                raise LitNerError(f"{where} (ill-formed BIO, refused by --data.strict_bio)")
-            rank_zero_warn(
-                f"{where}: {ill_formed} such I- tags in {split}, read as the start of an entity "
-                "(seqeval's default mode and conlleval); --data.strict_bio refuses them"
-            )
+        hp = self.hparams
+        for warning in check_tags(
+            self.splits, self.label_names, self.files, hp.dataset_name, self._labels_from_data, hp.strict_bio
+        ):
+            rank_zero_warn(warning)
 
     @property
     def tokenizer(self) -> Any:
@@ -304,9 +227,10 @@ class NERDataModule(L.LightningDataModule):
     # Lightning hooks.
 
     def prepare_data(self) -> None:
-        # Runs on one process per node: the place for downloads.
-        self.splits  # noqa: B018 - downloads a Hub data set into the datasets cache
-        self.tokenizer  # noqa: B018 - downloads and caches the tokenizer files
+        # Runs on one process per node, first: a Hub data set and the tokenizer land in their caches
+        # here once, before every process reads them (the label link has read the data already).
+        self.splits
+        self.tokenizer
 
     def setup(self, stage: str | None = None) -> None:
         needed = {
@@ -350,7 +274,7 @@ class NERDataModule(L.LightningDataModule):
         align = self._align()
         max_length, continuation = align.keywords["max_length"], align.keywords["continuation_ids"]
         # In-memory data sets are not cached by `datasets`; key the cache on the data and on
-        # everything that shapes the encoding, so any change re-tokenizes.
+        # everything that shapes the encoding, the code included, so any change re-tokenizes.
         fingerprint = Hasher.hash(
             [
                 raw["tokens"],
@@ -359,9 +283,7 @@ class NERDataModule(L.LightningDataModule):
                 max_length,
                 hp.stride,
                 continuation,
-                SHAPES,
-                WORD_SHAPES_VERSION,
-                "align-v5",
+                alignment_code(),
             ]
         )
         cache_dir = Path(hp.cache_dir or datasets.config.HF_DATASETS_CACHE) / "lit_ner"

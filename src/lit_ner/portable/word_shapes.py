@@ -12,7 +12,7 @@ learned `(shapes, labels)` score table (`shape_scores`), which is how exports ca
 (`lit_ner_word_shape_scores` in config.json) and how every tagging path applies it.
 
 This file travels inside such a model's export (`lit_ner export`), beside `lit_ner_pipeline.py`,
-so it imports nothing but numpy, the standard library and `word_decoding` beside it.
+so it imports nothing but numpy, the standard library and `words` beside it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .word_decoding import text_words, token_words
+from .words import text_words, token_words
 
 # Id 0 is no word (special tokens, padding): its row of scores is zero. Changing the list or the
 # rules of `word_shape` changes every trained model's meaning: bump the version (checkpoints and
@@ -45,6 +45,13 @@ SHAPES = (
     "other",  # letters without case (CJK, Arabic, ...)
 )
 SHAPE_IDS = {name: i for i, name in enumerate(SHAPES)}
+# config.json's keys: the (shapes, labels) score table, the shapes' names in id order (for a
+# reader of config.json) and the rules' version.
+SCORES_KEY, NAMES_KEY, VERSION_KEY = (
+    "lit_ner_word_shape_scores",
+    "lit_ner_word_shapes",
+    "lit_ner_word_shapes_version",
+)
 URL = re.compile(r"^(https?://|www\.)|://", re.IGNORECASE)
 
 
@@ -86,8 +93,7 @@ _short_word_shape = functools.lru_cache(maxsize=1 << 16)(_word_shape)
 def text_position_shapes(text: str, windows: Any) -> list[np.ndarray]:
     """Per window of `text` (each with `offsets`, `(tokens, 2)` character offsets, and `special`,
     1 on special and padding tokens), the shape id of the word each position falls in, the words
-    being the text's whitespace-separated pieces (`word_decoding.text_words`, as lit_ner decodes
-    raw text; a CoNLL file's words are the same). 0 where no word."""
+    being the text's words (`words.text_words`). 0 where no word."""
     words = text_words(text)
     shapes = np.asarray([0] + [word_shape(text[start:end]) for start, end in words], dtype=np.int64)
     return [
@@ -96,16 +102,34 @@ def text_position_shapes(text: str, windows: Any) -> list[np.ndarray]:
     ]
 
 
+def write_shape_scores(config: Any, table: list[list[float]] | None) -> None:
+    """Records in a transformers config the word-shape scores a model adds to its logits (what
+    `shape_scores` reads back): the `(shapes, labels)` table as nested lists, or None for a model
+    without word features (the keys removed)."""
+    if table is None:
+        for key in (SCORES_KEY, NAMES_KEY, VERSION_KEY):
+            if hasattr(config, key):
+                delattr(config, key)
+        return
+    setattr(config, SCORES_KEY, table)
+    setattr(config, NAMES_KEY, list(SHAPES))
+    setattr(config, VERSION_KEY, WORD_SHAPES_VERSION)
+
+
+def has_shape_scores(config: Any) -> bool:
+    return getattr(config, SCORES_KEY, None) is not None
+
+
 def shape_scores(config: Any, num_labels: int) -> np.ndarray | None:
     """The `(shapes, labels)` score table from a model config (an object or a dict) that lit_ner's
     export wrote, or None for a model trained without word features. A `ValueError` when the
     table was made with other shape rules than these (another lit_ner version) or has the wrong
     size."""
     get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
-    table = get("lit_ner_word_shape_scores")
+    table = get(SCORES_KEY)
     if table is None:
         return None
-    version, names = get("lit_ner_word_shapes_version"), get("lit_ner_word_shapes")
+    version, names = get(VERSION_KEY), get(NAMES_KEY)
     table = np.asarray(table, dtype=np.float32)
     if version != WORD_SHAPES_VERSION or list(names or []) != list(SHAPES):
         raise ValueError(

@@ -8,13 +8,13 @@ Each works with a plain `lightning.Trainer`; `lit_ner`'s CLI adds them by defaul
 - `SentenceThroughput`: Lightning's `ThroughputMonitor`, counting sentences and subword tokens;
 - `WandbReports`: per-type and sample-prediction tables and plots on a W&B dashboard;
 - `NERProgressBar`: the rich progress bar showing loss, learning rate and validation F1;
-- `LoggerSaveConfigCallback`: `config.yaml`, and the resolved config in every logger.
+- `LoggerSaveConfigCallback`: `config.yaml`, and the resolved config in every logger;
+- `AugmentationCounts`: what training-data augmentation changed, logged each epoch.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import tempfile
 import time
@@ -30,27 +30,19 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_info
 
-from lit_ner.checkpoints import JOB_FILE, LAST, StopSignals, checkpoint_dir, job_id, requeue_slurm_job
+from lit_ner import compat
+from lit_ner.data.datamodule import NERDataModule
 from lit_ner.errors import EXIT_RESUMABLE, LitNerError
-from lit_ner.formats import write_atomically, write_conll
-from lit_ner.model import STAGE_SPLITS
+from lit_ner.files import write_atomically
+from lit_ner.formats import write_conll
+from lit_ner.model.metrics import STAGE_SPLITS
 from lit_ner.plots import SAMPLE_COLUMNS, draw_plots, sample_predictions
-from lit_ner.scoring import format_report, get_entities, join_windows
-
-
-def run_directory(trainer: Any) -> Path:
-    """Where a run's config, reports, predictions and export go (a DDP collective): the logger's
-    version directory, `trainer.default_root_dir` without a logger. W&B's logger gives its shared
-    `save_dir` as log directory, so there it is `save_dir/<project>/<run id>`, the folder that
-    Lightning keeps the run's checkpoints in."""
-    log_dir = trainer.log_dir  # broadcast from rank 0
-    logger = trainer.logger
-    if isinstance(logger, WandbLogger):
-        directory = os.path.join(
-            logger.save_dir or trainer.default_root_dir, str(logger.name), str(logger.version)
-        )
-        return Path(trainer.strategy.broadcast(directory))
-    return Path(log_dir or trainer.default_root_dir)
+from lit_ner.portable.spans import get_entities
+from lit_ner.portable.words import joined_words
+from lit_ner.scoring import format_report, join_windows
+from lit_ner.training.checkpoints import LAST
+from lit_ner.training.resume import JOB_FILE, checkpoint_dir, job_id, run_directory
+from lit_ner.training.signals import StopSignals, requeue_slurm_job
 
 
 class ReportWriter(Callback):
@@ -168,11 +160,7 @@ def sentence_record(
     >>> record["text"], record["entities"]
     ('Hi New York', [{'entity_group': 'location', 'score': 0.7, 'word': 'New York', 'start': 3, 'end': 11}])
     """
-    starts, position = [], 0
-    for word in words:
-        starts.append(position)
-        position += len(word) + 1
-    text = " ".join(words)
+    text, starts = joined_words(words)
     entities = []
     for type_, first, last in sorted(get_entities(list(tags)), key=lambda entity: entity[1]):
         start, end = starts[first], starts[last] + len(words[last])
@@ -282,7 +270,9 @@ class LastCheckpoint(Callback):
 
     def _stop_if_asked(self, trainer: L.Trainer, epoch_end: bool = False) -> None:
         loop = trainer.fit_loop
-        if not epoch_end and (loop._should_accumulate() or loop.epoch_loop.batch_progress.is_last_batch):
+        if not epoch_end and (
+            compat.between_accumulated_batches(loop) or loop.epoch_loop.batch_progress.is_last_batch
+        ):
             # Not between two optimizer steps (the accumulated gradients are in no checkpoint), or
             # the epoch's validation is still to come: decided at the epoch's end instead, so that
             # the requeue (after which SLURM soon kills the job) comes after the validation.
@@ -336,27 +326,19 @@ class SentenceThroughput(ThroughputMonitor):
     # The training totals (batches, samples, items, time) travel in checkpoints, so that a resumed
     # fit's logged totals go on from where the interrupted one's stood.
     def state_dict(self) -> dict[str, float]:
-        stage = RunningStage.TRAINING
-        if stage not in self._t0s:  # not training, or not rank 0 (the monitor runs on rank 0)
+        totals = compat.throughput_totals(self, RunningStage.TRAINING)
+        if totals is None:  # not training, or not rank 0 (the monitor runs on rank 0)
             return {}
-        return {
-            "batches": self._batches[stage],
-            "samples": self._samples[stage],
-            "lengths": self._lengths[stage],
-            "time": time.perf_counter() - self._t0s[stage],
-        }
+        started = totals.pop("started")
+        return {**totals, "time": time.perf_counter() - started}
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         self._resumed = dict(state_dict)
 
     def on_train_start(self, trainer: L.Trainer, *args: Any) -> None:
         super().on_train_start(trainer, *args)
-        stage = RunningStage.TRAINING
-        if self._resumed and stage in self._t0s:
-            self._batches[stage] = int(self._resumed["batches"])
-            self._samples[stage] = int(self._resumed["samples"])
-            self._lengths[stage] = int(self._resumed["lengths"])
-            self._t0s[stage] -= self._resumed["time"]
+        if self._resumed:
+            compat.restore_throughput_totals(self, RunningStage.TRAINING, self._resumed)
         self._resumed = {}
 
 
@@ -474,7 +456,7 @@ def log_wandb_run_end(
     in the run (and W&B's staging folder, `WANDB_DATA_DIR`) for `wandb sync`."""
     run = logger.experiment
     run.summary.update(summary)
-    if not logger._log_model:  # Lightning keeps the flag private; the checkpoint follows it too
+    if not compat.logs_model(logger):  # the checkpoint artifact follows the same flag
         return
     import wandb
 
@@ -486,3 +468,23 @@ def log_wandb_run_end(
     )
     artifact.add_dir(str(export_dir), policy=logger.add_file_policy)
     run.log_artifact(artifact, aliases=["latest", "best"])
+
+
+class AugmentationCounts(Callback):
+    """Logs what training-data augmentation (`data.augment`) did to each epoch's sentences, from
+    the data module's `augmentation_counts`: `train/replaced_mentions`, and a line saying how
+    many of the training mentions mention replacement swapped. Nothing without augmentation."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        data = trainer.datamodule
+        counts = data.augmentation_counts(trainer.current_epoch) if isinstance(data, NERDataModule) else None
+        if not counts:
+            return
+        # The same draw in every process (a function of the seed and the epoch).
+        pl_module.log("train/replaced_mentions", float(counts["replaced"]), sync_dist=True)
+        kept = counts["kept_for_length"]
+        rank_zero_info(
+            f"epoch {trainer.current_epoch}: mention replacement swapped {counts['replaced']:,} of the "
+            f"{counts['mentions']:,} training mentions, in {counts['sentences']:,} sentences"
+            + (f" ({kept} drawn sentences kept as they were: their windows changed)" if kept else "")
+        )

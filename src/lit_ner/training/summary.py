@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from json import dumps  # `summarize`'s `json` argument hides the module there
 from pathlib import Path
 from typing import Any
 
 from lit_ner.errors import EXIT_RESUMABLE, LitNerError
-from lit_ner.formats import write_atomically
+from lit_ner.files import write_atomically
 
 FIRST_SEED = 42  # the configs' seed_everything: seed 1 of N is the single-seed recipe
 SCORES = (
@@ -103,6 +105,43 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  {name:>15}: {numbers['mean']:.4f} ± {numbers['std']:.4f}  ({values})")
     lines += [f"  run: {run['run_dir']}" for run in summary["runs"]]
     return "\n".join(lines)
+
+
+def write_fit_summary(
+    run_dir: Path,
+    summary_file: str | None,
+    seed: int | None,
+    best_checkpoint: str,
+    best_epoch: int | None,
+    best_val_f1: Any,
+    export_dir: Path,
+    test_scores: dict[str, float] | None,
+    started: float,
+) -> dict[str, Any]:
+    """The end of a `fit`: what it left and scored, and what it cost (wall minutes since `started`,
+    a `time.perf_counter()`, and this process's peak resident memory, rank 0's under DDP),
+    printed as the closing block and written as the run's `fit_summary.json` (and to
+    `summary_file`), for `lit_ner summarize` and `fit --seeds` to read."""
+    summary: dict[str, Any] = {
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "best_checkpoint": best_checkpoint,
+        "export": str(export_dir),
+    }
+    if best_val_f1 is not None:
+        summary["best/val_f1"] = float(best_val_f1)
+    if best_epoch:
+        summary["best_epoch"] = best_epoch
+    if test_scores:
+        summary.update({f"test/{name}": value for name, value in test_scores.items()})
+    summary["minutes"] = round((time.perf_counter() - started) / 60, 2)
+    summary["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
+    print(closing_block(summary))
+    record = json.dumps(summary, indent=2) + "\n"
+    write_atomically(run_dir / SUMMARY_FILE, record)
+    if summary_file:
+        write_atomically(summary_file, record)
+    return summary
 
 
 def fit_seeds(config_yaml: str, seeds: Sequence[int]) -> dict[str, Any]:

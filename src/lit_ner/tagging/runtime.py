@@ -1,10 +1,9 @@
-"""What a `Tagger` runs: texts cut into model windows (`Windower`, over the `tokenizers` library),
-and the model on a padded batch of them, by PyTorch (`TorchModel`) or by ONNX Runtime
-(`OnnxModel`, from `lit_ner export --onnx`).
+"""What a `Tagger` runs the model with, on a padded batch of windows (`windows.TokenWindower`): by
+PyTorch (`TorchModel`) or by ONNX Runtime (`OnnxModel`, from `lit_ner export --onnx`).
 
-Light to import: numpy and `tokenizers` only. `OnnxModel` and `Windower.from_directory` never
-import torch or transformers (transformers imports torch as soon as its tokenizers or configs
-load), so a serving image with the ONNX backend can leave torch out.
+Light to import: numpy only. `OnnxModel` never imports torch or transformers (transformers
+imports torch as soon as its tokenizers or configs load), so a serving image with the ONNX
+backend can leave torch out.
 """
 
 from __future__ import annotations
@@ -17,118 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from lit_ner import compat
 from lit_ner.errors import LitNerError
 
 ONNX_FILENAME = "model.onnx"
-
-
-class Windower:
-    """A text as the model's windows: the tokenizer's encoding, cut at the model's maximum length
-    into windows that share `stride` tokens (as the pipeline's `stride` option does), with the
-    character offsets and the special-token mask of each.
-
-    Args:
-        tokenizer: a `tokenizers.Tokenizer` (a fast tokenizer's `backend_tokenizer`); a copy is
-            configured, the original is left as it is.
-        model_max_length: the positions of a window, special tokens included.
-        unk_token_id, pad_token_id: the tokenizer's unknown and padding tokens.
-        input_names: the model inputs to build (`input_ids`, `attention_mask` and, for BERT,
-            `token_type_ids`).
-    """
-
-    def __init__(
-        self,
-        tokenizer: Any,
-        model_max_length: int,
-        unk_token_id: int | None,
-        pad_token_id: int | None,
-        input_names: list[str],
-    ) -> None:
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
-        self.tokenizer.no_padding()
-        self.model_max_length = model_max_length
-        self.unk_token_id = unk_token_id
-        self.pad_token_id = pad_token_id or 0
-        self.input_names = input_names
-        self.stride = 0
-        self.num_special_tokens = self.tokenizer.post_processor.num_special_tokens_to_add(False)
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer: Any) -> Windower:
-        """From a transformers fast tokenizer."""
-        if not getattr(tokenizer, "is_fast", False):
-            raise LitNerError("tagging needs a fast tokenizer (for character offsets)")
-        return cls(
-            tokenizer.backend_tokenizer,
-            tokenizer.model_max_length,
-            tokenizer.unk_token_id,
-            tokenizer.pad_token_id,
-            list(tokenizer.model_input_names),
-        )
-
-    @classmethod
-    def from_directory(cls, directory: str | Path, input_names: list[str]) -> Windower:
-        """From a model folder's `tokenizer.json` and `tokenizer_config.json`, without transformers."""
-        from tokenizers import Tokenizer
-
-        directory = Path(directory)
-        if not (directory / "tokenizer.json").is_file():
-            raise LitNerError(f"{directory}: no tokenizer.json (a fast tokenizer is needed)")
-        tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        config_file = directory / "tokenizer_config.json"
-        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-
-        def token_id(name: str) -> int | None:
-            token = config.get(name)
-            token = token.get("content") if isinstance(token, dict) else token
-            return tokenizer.token_to_id(token) if token else None
-
-        return cls(
-            tokenizer, int(config.get("model_max_length", 512)), token_id("unk_token"), token_id("pad_token"),
-            input_names,
-        )  # fmt: skip
-
-    @property
-    def budget(self) -> int:
-        """The text tokens a window holds."""
-        return self.model_max_length - self.num_special_tokens
-
-    def set_stride(self, stride: int) -> None:
-        if not 0 <= stride < self.budget:
-            raise LitNerError(f"stride {stride} must be below the {self.budget} text positions of a window")
-        self.stride = stride
-        self.tokenizer.enable_truncation(self.model_max_length, stride=stride)
-
-    def __call__(self, text: str) -> list[dict[str, np.ndarray]]:
-        """The windows of a text (none for an empty one), each with `input_ids`,
-        `attention_mask`, `token_type_ids`, `offsets` and `special` (1 on special tokens)."""
-        if not text:
-            return []
-        encoding = self.tokenizer.encode(text)
-        return [
-            {
-                "input_ids": np.asarray(window.ids, dtype=np.int64),
-                "attention_mask": np.asarray(window.attention_mask, dtype=np.int64),
-                "token_type_ids": np.asarray(window.type_ids, dtype=np.int64),
-                "offsets": np.asarray(window.offsets, dtype=np.int64).reshape(-1, 2),
-                "special": np.asarray(window.special_tokens_mask, dtype=np.int64),
-            }
-            for window in [encoding, *encoding.overflowing]
-        ]
-
-    def batch(self, windows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """The model inputs of windows, padded on the right to the longest."""
-        width = max(len(window["input_ids"]) for window in windows)
-        pad = {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": 0}
-        inputs = {
-            name: np.full((len(windows), width), pad[name], dtype=np.int64) for name in self.input_names
-        }
-        for row, window in enumerate(windows):
-            for name in self.input_names:
-                inputs[name][row, : len(window[name])] = window[name]
-        return inputs
 
 
 class TorchModel:
@@ -249,7 +140,5 @@ def bf16_is_native(device: Any) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        # Private helpers of torch.cpu (present since 2.1); a torch without them gets fp32.
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+        return compat.cpu_has_native_bf16()
     return False

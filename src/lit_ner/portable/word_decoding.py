@@ -14,20 +14,21 @@ only after `B-X` or `I-X`) and, for a CRF, with its learned start, transition an
 
 from __future__ import annotations
 
-import bisect
 import functools
-import re
 from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
 import numpy as np
+
+from .spans import get_entities
+from .words import text_words, token_words
 
 # How word labels are read from a model's scores: the classifier's best label per word, the best
 # valid BIO sequence (Viterbi), or the best sequence under a trained CRF's scores.
 Decoding = Literal["argmax", "valid_bio", "crf"]
 DECODINGS: tuple[str, ...] = get_args(Decoding)
 
-# A finite "impossible" (as lit_ner.decoding's): -inf would turn 0 * -inf into NaN.
+# A finite "impossible" (as lit_ner.model.crf's): -inf would turn 0 * -inf into NaN.
 IMPOSSIBLE = -1.0e4
 
 
@@ -76,43 +77,9 @@ def viterbi(
     return path[::-1]
 
 
-def bio_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """`(type, first word, last word)` of each entity of a BIO tag sequence: `B-X` opens one,
-    `I-X` continues an entity of type X (and opens one after anything else)."""
-    spans: list[list[Any]] = []
-    previous = "O"
-    for i, tag in enumerate(tags):
-        if tag.startswith("I-") and previous[2:] == tag[2:] and previous != "O":
-            spans[-1][2] = i
-        elif tag.startswith(("B-", "I-")):
-            spans.append([tag[2:], i, i])
-        previous = tag
-    return [(type_, first, last) for type_, first, last in spans]
-
-
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def text_words(text: str) -> list[tuple[int, int]]:
-    """A text's words, as lit_ner tags raw text: its whitespace-separated pieces, as
-    `(start, end)` character offsets (as the words of a CoNLL file)."""
-    return [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
-
-
-def token_words(words: Sequence[tuple[int, int]], offsets: Any, special: Any) -> list[int]:
-    """Per token of a window (`offsets`: `(tokens, 2)` character offsets; `special`: 1 on special
-    and padding tokens), the index in `words` of the word it falls in, or -1."""
-    starts = [start for start, _ in words]
-    out = []
-    for (start, end), is_special in zip(
-        np.asarray(offsets).reshape(-1, 2).tolist(), np.asarray(special).tolist()
-    ):
-        word = bisect.bisect_right(starts, start) - 1
-        inside = not is_special and end > start and word >= 0 and start < words[word][1]
-        out.append(word if inside else -1)
-    return out
 
 
 def decode_words(
@@ -173,7 +140,7 @@ def decode_words(
     probabilities = np.exp(log_softmax(scores))
     tags = [label_names[label] for label in labels]
     entities = []
-    for type_, first, last in bio_spans(tags):
+    for type_, first, last in get_entities(tags):
         start_char, end_char = words[first][0], words[last][1]
         score = np.mean([probabilities[i, labels[i]] for i in range(first, last + 1)])
         entities.append(
@@ -186,6 +153,17 @@ def decode_words(
             }
         )
     return entities
+
+
+def write_decoding(config: Any, decoding: str, crf: dict[str, Any] | None = None) -> None:
+    """Records in a transformers config how lit_ner decodes the model (what `crf_scores` and the
+    `Tagger` read back): `lit_ner_decoding` (`argmax`, `valid_bio`, or `crf` when `crf` holds a
+    CRF's `start`, `transitions` and `end` scores, as nested lists) and the CRF's scores as
+    `crf_start`, `crf_transitions`, `crf_end`."""
+    config.lit_ner_decoding = "crf" if crf else decoding
+    if crf:
+        for name in ("start", "transitions", "end"):
+            setattr(config, f"crf_{name}", crf[name])
 
 
 def crf_scores(config: Any) -> dict[str, Any] | None:

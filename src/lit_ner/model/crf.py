@@ -20,9 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lit_ner import word_decoding
-from lit_ner.alignment import IGNORE_INDEX
-from lit_ner.word_decoding import DECODINGS, IMPOSSIBLE, Decoding  # noqa: F401  (defined torch-free)
+from lit_ner.data.alignment import IGNORE_INDEX
+from lit_ner.portable import word_decoding
 
 
 def bio_constraints(label_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

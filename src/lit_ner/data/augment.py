@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lit_ner.errors import LitNerError
-from lit_ner.word_decoding import bio_spans
+from lit_ner.portable.spans import get_entities
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def mention_pool(sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str
     do not depend on the order of a set."""
     pool: dict[str, set[tuple]] = {}
     for words, sentence_tags in zip(sentences, tags):
-        for type_, first, last in bio_spans(sentence_tags):
+        for type_, first, last in get_entities(sentence_tags):
             pool.setdefault(type_, set()).add(tuple(words[first : last + 1]))
     return {type_: sorted(mentions) for type_, mentions in sorted(pool.items())}
 
@@ -70,7 +70,7 @@ def replace_mentions(
     out_words: list[str] = []
     out_tags: list[str] = []
     position = replaced = 0
-    for type_, first, last in bio_spans(tags):
+    for type_, first, last in get_entities(tags):
         mention = tuple(words[first : last + 1])
         others = pool.get(type_, [])
         # The mention's own place in its type's sorted list, if there (binary search).
@@ -147,7 +147,7 @@ class MentionReplacedSet:
         changed, new_tokens, new_tags, replaced = [], [], [], []
         counts = {"mentions": 0, "replaced": 0, "sentences": 0, "kept_for_length": 0}
         for i, (words, tags) in enumerate(zip(self.tokens, self.tags)):
-            counts["mentions"] += len(bio_spans(tags))
+            counts["mentions"] += len(get_entities(tags))
             words, tags, n = replace_mentions(words, tags, self.pool, self.p, rng)
             if n:
                 changed.append(i)

@@ -1,87 +1,52 @@
-"""Checkpoints that survive a kill and load safely, and what resuming exactly needs.
+"""Where a run lives, and resuming it as the same run. The one resolver of run directories:
 
-- `SafeCheckpointIO` writes each checkpoint beside its destination and renames it into place, so
-  a process killed mid-save leaves the previous checkpoint whole; it loads with
-  `weights_only=True` (no arbitrary pickled code) and turns a corrupt or truncated file into one
-  clear line. (Lightning's `TorchCheckpointIO` writes in place and loads whatever is pickled.)
-- `rng_states`/`set_rng_states`: every RNG training draws from, as plain values a weights-only
-  load accepts, so a resumed run draws the dropout masks the uninterrupted one drew.
+    RUNS_ROOT/RUN/               `run_directory`: config.yaml, reports, predictions, hf_model/,
+                                 fit_summary.json, the logger's files, `job_id`
+    RUNS_ROOT/RUN/checkpoints/   `checkpoint_dir`: the best checkpoints and last.ckpt
+
+RUNS_ROOT (`runs_root`) is a logger's `save_dir/name` (RUN its version, or W&B's run id), or with
+no logger `default_root_dir`; a configured `checkpoint.dirpath` replaces the checkpoint folder.
+
 - `find_last_checkpoint` is what `fit --ckpt_path last` resumes from (`callbacks.LastCheckpoint`
   keeps `last.ckpt` current), and `continue_run` makes the resumed fit the same run: the same run
   directory, ModelCheckpoint's best score and path, each step once in the logs.
 - `restarted_by` tells a job that its launcher restarted it (SLURM after a requeue, torchrun's
   elastic agent), so that `fit` resumes with no flag changed; `job_id` names the job's run.
-- `StopSignals` and `requeue_slurm_job`: what `callbacks.LastCheckpoint` stops and requeues with.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import pickle
 import re
-import signal
-import subprocess
-import threading
 import warnings
-import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from lit_ner.errors import LitNerError
-from lit_ner.formats import write_atomically
-from lit_ner.hub import first_line
-
-LAST = "last.ckpt"
+from lit_ner import compat
+from lit_ner.training.checkpoints import LAST
 
 
-class SafeCheckpointIO(TorchCheckpointIO):
-    """Atomic saves, `weights_only` loads, and one-line errors for unreadable checkpoints."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        write_atomically(path, lambda file: torch.save(checkpoint, file))
-
-    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> Any:
-        return load_checkpoint(path, map_location=map_location, weights_only=weights_only is not False)
+def logger_root(trainer: Any, logger: Any) -> Path:
+    """The folder a logger keeps its runs in, as Lightning resolves it: `save_dir/name`."""
+    return Path(logger.save_dir or trainer.default_root_dir, str(logger.name))
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu", weights_only: bool = True) -> dict[str, Any]:
-    """`torch.load` of a Lightning checkpoint, with a `LitNerError` naming the file when it is
-    missing, truncated, corrupt, or holds objects that `weights_only` refuses."""
-    with checkpoint_errors(path):
-        checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only)
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise LitNerError(f"{path}: not a Lightning checkpoint (no state_dict)")
-    return checkpoint
+def run_directory(trainer: Any) -> Path:
+    """Where a run's config, reports, predictions and export go (a DDP collective): the logger's
+    version directory, `trainer.default_root_dir` without a logger. W&B's logger gives its shared
+    `save_dir` as log directory, so there it is `save_dir/<project>/<run id>`, the folder that
+    Lightning keeps the run's checkpoints in."""
+    from lightning.pytorch.loggers import WandbLogger
 
-
-@contextmanager
-def checkpoint_errors(path: str | Path) -> Iterator[None]:
-    """Checks that `path` looks like a checkpoint before the body reads it, and turns what a
-    `torch.load` of it raises into one `LitNerError` line naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise LitNerError(f"{path}: no such checkpoint")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive, its index at the very end
-        raise LitNerError(f"{path}: not a checkpoint, or a truncated one (no zip archive index at its end)")
-    try:
-        yield
-    except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc).lower():
-            raise LitNerError(
-                f"{path}: the checkpoint holds objects other than tensors and plain values; load it "
-                "with --weights_only false only if you trust where it came from"
-            ) from None
-        raise LitNerError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise LitNerError(
-            f"{path}: not a readable checkpoint, truncated or corrupt ({first_line(exc)})"
-        ) from None
+    log_dir = trainer.log_dir  # broadcast from rank 0
+    logger = trainer.logger
+    if isinstance(logger, WandbLogger):
+        directory = str(logger_root(trainer, logger) / str(logger.version))
+        return Path(trainer.strategy.broadcast(directory))
+    return Path(log_dir or trainer.default_root_dir)
 
 
 def checkpoint_dir(trainer: Any) -> str:
@@ -90,6 +55,17 @@ def checkpoint_dir(trainer: Any) -> str:
     if callback is not None and callback.dirpath:
         return callback.dirpath
     return os.path.join(trainer.log_dir or trainer.default_root_dir, "checkpoints")
+
+
+def runs_root(trainer: Any) -> str:
+    """The folder whose runs `--ckpt_path last` looks in: a configured checkpoint directory, else
+    the logger's `save_dir/name` (as ModelCheckpoint resolves it), else `default_root_dir`."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.dirpath:
+        return callback.dirpath
+    if trainer.logger is not None:
+        return str(logger_root(trainer, trainer.logger))
+    return trainer.default_root_dir
 
 
 def find_last_checkpoint(run_root: str | Path, job: str | None = None) -> Path | None:
@@ -128,82 +104,10 @@ def slurm_job() -> str | None:
     return os.environ.get("SLURM_JOB_ID") or None
 
 
-def requeue_slurm_job() -> str:
-    """Asks SLURM to requeue this job (`scontrol requeue`); says what came of it."""
-    job = slurm_job()
-    if not job:
-        return "not a SLURM job: nothing to requeue"
-    done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-    if done.returncode:
-        return f"scontrol requeue {job} failed: {done.stderr.strip() or done.returncode}"
-    return f"SLURM job {job} requeued"
-
-
-class StopSignals:
-    """While installed, SIGUSR1 and SIGTERM only record that the job was asked to stop (`asked`:
-    the signal; SIGUSR1, a requeue request, outranks SIGTERM), for the training loop to act on
-    between steps. A second SIGTERM stops the process at once (the stop may be stuck in a
-    collective or on slow storage)."""
-
-    def __init__(self) -> None:
-        self.asked: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        self.asked = None
-        if threading.current_thread() is threading.main_thread():  # where handlers can be set
-            for signum in (signal.SIGUSR1, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._on_signal)
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        self._previous = {}
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGTERM and self.asked is not None:
-            self.restore()
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-        elif self.asked != signal.SIGUSR1:
-            self.asked = signum
-
-
 def run_job(run_dir: Path) -> str | None:
     """The job id recorded in a run directory (written when its training started)."""
     path = run_dir / JOB_FILE
     return path.read_text().strip() if path.is_file() else None
-
-
-def rng_states() -> dict[str, Any]:
-    """Every RNG training draws from, as values `torch.load(weights_only=True)` accepts."""
-    import random
-
-    import numpy as np
-
-    numpy_state = np.random.get_state()
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(states["torch"])
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, *rest = states["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def restarted_by() -> str | None:
@@ -246,19 +150,18 @@ def continue_run(trainer: Any, checkpoint: str | Path) -> bool:
     version = int(found[1]) if found else run_dir.name
     continued = False
     for index, logger in enumerate(trainer.loggers):
-        root = Path(logger.save_dir or trainer.default_root_dir, str(logger.name)).resolve()
+        root = logger_root(trainer, logger).resolve()
         if root != run_dir.parent:
             continue
         # The first logger names the run directory (ModelCheckpoint's); a CSV or TensorBoard
         # logger beside it in the same root shares its versions. A W&B logger's version is its
         # run id: it is continued only when it is the one that named the directory.
         if isinstance(logger, WandbLogger) and index == 0:
-            logger._id = logger._wandb_init["id"] = run_dir.name
-            logger._wandb_init["resume"] = "allow"
+            compat.resume_wandb_run(logger, run_dir.name)
         elif isinstance(logger, (CSVLogger, TensorBoardLogger)) and (index == 0 or found):
-            logger._version = version
+            compat.reuse_version(logger, version)
             if isinstance(logger, TensorBoardLogger):
-                logger._kwargs["purge_step"] = step
+                compat.purge_tensorboard_from(logger, step)
             elif trainer.global_rank == 0:
                 carry_metrics(logger, step)
         else:

@@ -11,15 +11,15 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.utilities import GradClipAlgorithmType, rank_zero_info, rank_zero_warn
 from torch import nn
 
-from lit_ner.alignment import IGNORE_INDEX
-from lit_ner.checkpoints import rng_states, set_rng_states
-from lit_ner.classifier import WordShapeScores, label_weights, load_token_classifier
-from lit_ner.decoding import CRF, IMPOSSIBLE, bio_constraints, labelled_positions, viterbi_decode
+from lit_ner import compat
+from lit_ner.data.alignment import IGNORE_INDEX
+from lit_ner.data.datamodule import NERDataModule
 from lit_ner.errors import LitNerError
-from lit_ner.metrics import NERMetrics
-from lit_ner.scoring import surface_scores
-
-STAGE_SPLITS = {"val": "validation", "test": "test"}
+from lit_ner.model.checkpoint import rng_states, set_rng_states
+from lit_ner.model.crf import bio_constraints, labelled_positions, viterbi_decode
+from lit_ner.model.encoder import ClassifierParts, label_weights
+from lit_ner.model.metrics import STAGE_SPLITS, NERMetrics, StageResults
+from lit_ner.portable.word_decoding import IMPOSSIBLE
 
 
 class TokenClassifier(L.LightningModule):
@@ -50,7 +50,7 @@ class TokenClassifier(L.LightningModule):
         decoding: how word labels are read from the classifier's scores, in validation, test,
             predict and (through the export's config) `lit_ner tag`: `"argmax"` (each word its
             first subword's best label, as the tutorial) or `"valid_bio"` (Viterbi over the
-            log-probabilities with invalid BIO transitions forbidden; see `lit_ner.decoding`).
+            log-probabilities with invalid BIO transitions forbidden; see `lit_ner.model.crf`).
         head: `"softmax"` (the token classifier's linear layer, cross-entropy) or `"crf"` (a
             linear-chain CRF over the first-subword positions on top of it, trained by sequence
             likelihood and decoded by Viterbi, always valid BIO).
@@ -63,7 +63,7 @@ class TokenClassifier(L.LightningModule):
         crf_lr_factor: the CRF's learning rate as a multiple of `learning_rate` (its scores
             start from zero).
         word_features: give the encoder each word's shape, from its original characters
-            (casing, digits, `@`/`#`, URL, emoji: `lit_ner.word_shapes`), which an uncased
+            (casing, digits, `@`/`#`, URL, emoji: `lit_ner.portable.word_shapes`), which an uncased
             tokenizer throws away: a learned embedding of the shape is concatenated to every
             subword's encoder output before the linear head, for both heads. Saved in
             checkpoints; exports carry it as a score table that `lit_ner tag`, the Tagger, ONNX
@@ -71,6 +71,8 @@ class TokenClassifier(L.LightningModule):
         word_features_dim: the size of the shape embedding.
         word_features_lr_factor: the shape embedding's and its head's learning rate as a
             multiple of `learning_rate` (learnt from scratch, as the CRF).
+        label_counts: how often each label tags a training word; linked from
+            `data.label_counts` (what `class_weights` "inverse" and "inverse_sqrt" weigh by).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class TokenClassifier(L.LightningModule):
         word_features: bool = False,
         word_features_dim: int = 16,
         word_features_lr_factor: float = 100.0,
+        label_counts: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -112,11 +115,12 @@ class TokenClassifier(L.LightningModule):
             raise LitNerError(f"model.word_features_dim must be at least 1, not {word_features_dim}")
         if not 0.0 <= label_smoothing < 1.0 or o_weight < 0:
             raise LitNerError("model.label_smoothing must be in [0, 1) and model.o_weight >= 0")
-        self.model = load_token_classifier(model_name_or_path, self.label_names, trust_remote_code)
-        self.crf = CRF(len(self.label_names), self.label_names) if head == "crf" else None
-        self.word_shapes = (
-            WordShapeScores(word_features_dim, len(self.label_names)) if word_features else None
+        # The trained parts, as a checkpoint holds them (export.hf.hf_model_from_checkpoint reads
+        # a checkpoint into the same ClassifierParts): the HF classifier, the CRF, the shapes.
+        parts = ClassifierParts(
+            self.label_names, model_name_or_path, trust_remote_code, head, word_features, word_features_dim
         )
+        self.model, self.crf, self.word_shapes = parts.model, parts.crf, parts.word_shapes
         start, transitions = bio_constraints(self.label_names)
         self.register_buffer("bio_start", start, persistent=False)
         self.register_buffer("bio_transitions", transitions, persistent=False)
@@ -138,14 +142,13 @@ class TokenClassifier(L.LightningModule):
         self.skipped_batches = 0  # non-finite losses skipped under nonfinite_loss="skip"
         self._positions: torch.Tensor | None = None  # see training_step
         self._resumed_positions: tuple[int, list[float]] | None = None
-        # The last results of each stage ("scores", "report", "surface", "sentences"), for the
-        # CLI to print and save.
-        self.reports: dict[str, dict[str, Any]] = {}
+        # The last results of each stage, for the callbacks to print, save and log.
+        self.reports: dict[str, StageResults] = {}
 
     def configure_model(self) -> None:
         # In place (`nn.Module.compile`): parameter names, checkpoints and the export stay those
         # of the plain model.
-        if self.hparams.compile and getattr(self.model, "_compiled_call_impl", None) is None:
+        if self.hparams.compile and not compat.is_compiled(self.model):
             self.model.compile(dynamic=True)
 
     def forward(
@@ -162,23 +165,41 @@ class TokenClassifier(L.LightningModule):
         return self(batch["input_ids"], batch["attention_mask"], batch.get("shape_ids"))
 
     def setup(self, stage: str) -> None:
+        # WNUT-17's surface-form scores need each scored sentence's words: the metrics get them
+        # from lit_ner's data module (another data module's sentences are scored without them).
+        data = self.trainer.datamodule
+        for stage_, metrics in (("val", self.val_metrics), ("test", self.test_metrics)):
+            split = STAGE_SPLITS[stage_]
+            has_words = isinstance(data, NERDataModule) and data.has_split(split)
+            metrics.words = data.words(split) if has_words else None
         hp = self.hparams
-        if stage != "fit" or (hp.class_weights == "none" and hp.o_weight == 1.0):
-            return
+        if stage == "fit" and (hp.class_weights != "none" or hp.o_weight != 1.0):
+            self.class_weight = self._class_weight().to(self.device)  # setup may follow the move
+
+    def _class_weight(self) -> torch.Tensor:
+        """The training loss's weight per label (`class_weights`, `o_weight`), logged once."""
+        hp = self.hparams
         if isinstance(hp.class_weights, list):
             weights = torch.tensor(hp.class_weights, dtype=torch.float32)
         elif hp.class_weights == "none":
             weights = torch.ones(len(self.label_names))
         else:
-            datamodule = self.trainer.datamodule
-            weights = label_weights(self.label_names, datamodule.tags("train"), hp.class_weights)
+            counts = hp.label_counts
+            if counts is None and isinstance(self.trainer.datamodule, NERDataModule):
+                counts = self.trainer.datamodule.label_counts  # not linked: used from Python
+            if counts is None:
+                raise LitNerError(
+                    f"model.class_weights {hp.class_weights}: needs the training split's label counts "
+                    "(model.label_counts, linked from the data module's)"
+                )
+            weights = label_weights(self.label_names, counts, hp.class_weights)
         if "O" in self.label_names:
             weights[self.label_names.index("O")] *= hp.o_weight
-        self.class_weight = weights.to(self.device)  # setup may run after the move to the device
         rank_zero_info(
             "training loss weights per label: "
             + ", ".join(f"{name} {weight:.3g}" for name, weight in zip(self.label_names, weights.tolist()))
         )
+        return weights
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor, training: bool = False) -> torch.Tensor:
         """The training loss (weighted and smoothed as configured), or with `training=False` the
@@ -197,20 +218,6 @@ class TokenClassifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._positions = None
-        datamodule = getattr(self.trainer, "datamodule", None)
-        counts = getattr(datamodule, "augmentation_counts", lambda epoch: None)(self.current_epoch)
-        if counts:
-            # The same draw in every process (a function of the seed and the epoch).
-            self.log("train/replaced_mentions", float(counts["replaced"]), sync_dist=True)
-            rank_zero_info(
-                f"epoch {self.current_epoch}: mention replacement swapped {counts['replaced']:,} of the "
-                f"{counts['mentions']:,} training mentions, in {counts['sentences']:,} sentences"
-                + (
-                    f" ({counts['kept_for_length']} drawn sentences kept as they were: their windows changed)"
-                    if counts["kept_for_length"]
-                    else ""
-                )
-            )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         mask = batch["attention_mask"]
@@ -276,9 +283,8 @@ class TokenClassifier(L.LightningModule):
         token_scores = logits.float() if self.crf is not None else logits.float().log_softmax(dim=-1)
         scores = torch.full((*batch["word_labels"].shape, logits.shape[-1]), IMPOSSIBLE, device=logits.device)
         scores[..., self.outside_id] = 0.0
-        starts = batch["word_index"] >= 0
-        rows = starts.nonzero(as_tuple=True)[0]
-        scores[rows, batch["word_index"][starts]] = token_scores[starts]
+        starts, rows, words = first_subwords(batch)
+        scores[rows, words] = token_scores[starts]
         return scores
 
     def decode(self, word_scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -304,27 +310,12 @@ class TokenClassifier(L.LightningModule):
             batch.get("word_offset"),
         )
 
-    def _split_words(self, stage: str) -> list[list[str]] | None:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        if datamodule is None or not hasattr(datamodule, "words"):
-            return None
-        return datamodule.words(STAGE_SPLITS[stage])
-
     def _log_metrics(self, stage: str, metrics: NERMetrics) -> None:
         # compute() gathers every process's sentences first, so the values agree on all ranks
         # (sync_dist then averages equal numbers; it only keeps Lightning from warning).
         scores = metrics.compute()
-        report = scores.pop("report")
-        sentences = scores.pop("sentences")
-        # WNUT-17's surface-form measures need the words, which the data module has; they stay
-        # with the sentences for ReportWriter's predictions file.
-        words = self._split_words(stage)
-        surface = None
-        if words is not None and all(i >= 0 for i in sentences["ids"]):
-            sentences["words"] = [words[i] for i in sentences["ids"]]
-            surface = surface_scores(
-                sentences["words"], sentences["y_true"], sentences["y_pred"], self.hparams.scoring_mode
-            )
+        report, surface, sentences = scores.pop("report"), scores.pop("surface"), scores.pop("sentences")
+        if surface is not None:
             for name in ("precision", "recall", "f1"):
                 scores[f"surface_{name}"] = surface["overall"][name]
         self.log_dict(
@@ -354,13 +345,14 @@ class TokenClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
-        if self._trainer is not None and self.trainer.world_size > 1 and torch.distributed.is_initialized():
+        trainer = compat.attached_trainer(self)
+        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
             # Every process draws its own dropout masks: each gets its own RNG state back (every
             # process saves, rank 0 writes).
             gathered: list[Any] = [None] * self.trainer.world_size
             torch.distributed.all_gather_object(gathered, checkpoint["rng_states"])
             checkpoint["rng_states_per_rank"] = gathered
-        if self._trainer is not None and self._positions is not None:
+        if trainer is not None and self._positions is not None:
             # The epoch's padding counts so far, every process's together (every process saves).
             counts = self.trainer.strategy.reduce(self._positions.double(), reduce_op="sum")
             checkpoint["epoch_positions"] = [self.current_epoch, counts.tolist()]
@@ -368,13 +360,15 @@ class TokenClassifier(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("hyper_parameters", {}).get("label_names")
         if saved is not None and list(saved) != self.label_names:
-            where = getattr(self._trainer, "ckpt_path", None) if self._trainer else None
+            trainer = compat.attached_trainer(self)
+            where = getattr(trainer, "ckpt_path", None) if trainer else None
             raise LitNerError(
                 f"{where or 'checkpoint'}: its labels {list(saved)} differ from the data's "
                 f"{self.label_names}; use it with data of its label set (or pass --data.label_names)"
             )
         per_rank = checkpoint.get("rng_states_per_rank")
-        if per_rank and self._trainer is not None and len(per_rank) == self.trainer.world_size:
+        trainer = compat.attached_trainer(self)
+        if per_rank and trainer is not None and len(per_rank) == trainer.world_size:
             self._rng_states_to_restore = per_rank[self.global_rank]
         else:
             self._rng_states_to_restore = checkpoint.get("rng_states")
@@ -412,9 +406,8 @@ class TokenClassifier(L.LightningModule):
         # CRF's emissions for the CRF head); 0 for a word without a subword.
         probabilities = word_scores.softmax(dim=-1).gather(2, predictions.unsqueeze(2)).squeeze(2)
         scores = torch.zeros(predictions.shape, dtype=torch.float32, device=logits.device)
-        starts = batch["word_index"] >= 0
-        rows = starts.nonzero(as_tuple=True)[0]
-        scores[rows, batch["word_index"][starts]] = probabilities[rows, batch["word_index"][starts]]
+        _, rows, words = first_subwords(batch)
+        scores[rows, words] = probabilities[rows, words]
         n_words = (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist()
         sentence_ids = batch["sentence_id"].tolist() if "sentence_id" in batch else [-1] * len(n_words)
         offsets = batch["word_offset"].tolist() if "word_offset" in batch else [0] * len(n_words)
@@ -486,3 +479,10 @@ class TokenClassifier(L.LightningModule):
         warmup = round(hp.warmup_steps * total_steps) if hp.warmup_steps < 1 else int(hp.warmup_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def first_subwords(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where each word starts: the mask of first-subword positions `(batch, tokens)`, and for each
+    of them its row and its word's index in the row's words (`word_index`)."""
+    starts = batch["word_index"] >= 0
+    return starts, starts.nonzero(as_tuple=True)[0], batch["word_index"][starts]

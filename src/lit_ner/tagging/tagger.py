@@ -15,24 +15,22 @@ Light to import: with the ONNX backend, neither torch nor transformers is loaded
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-from lit_ner.aggregation import AGGREGATION_STRATEGIES, Aggregation, Aggregator
 from lit_ner.errors import LitNerError
-from lit_ner.formats import read_texts, write_atomically
 from lit_ner.hub import hub_errors, resolve_name_or_path
-from lit_ner.runtime import OnnxModel, TorchModel, Windower, bf16_is_native
-from lit_ner.word_decoding import DECODINGS, Decoding, crf_scores, decode_words
-from lit_ner.word_shapes import add_shape_scores, shape_scores
+from lit_ner.portable.word_decoding import DECODINGS, Decoding, crf_scores, decode_words
+from lit_ner.portable.word_shapes import add_shape_scores, shape_scores
+from lit_ner.tagging.aggregation import AGGREGATION_STRATEGIES, Aggregation, Aggregator
+from lit_ner.tagging.runtime import OnnxModel, TorchModel, bf16_is_native
+from lit_ner.windows import TokenWindower
 
-__all__ = ["AGGREGATION_STRATEGIES", "Aggregation", "Tagger", "bf16_is_native", "tag"]
+__all__ = ["AGGREGATION_STRATEGIES", "Aggregation", "Tagger", "bf16_is_native"]
 
 Backend = Literal["torch", "onnx"]
 
@@ -42,7 +40,7 @@ class Tagger:
 
     Args:
         model: a `transformers` token-classification model, or an `OnnxModel`.
-        tokenizer: its fast tokenizer (or, for an `OnnxModel`, a `Windower`).
+        tokenizer: its fast tokenizer (or, for an `OnnxModel`, a `TokenWindower`).
         batch_size: windows per forward pass (None: 32 on torch, 8 on ONNX Runtime, whose CPU
             kernels do better with small batches).
         device: where a torch model runs (`"cpu"`, `"cuda"`, `"cuda:1"`, ...).
@@ -86,7 +84,9 @@ class Tagger:
             self.model = model.to(device)
         else:
             self.model = TorchModel(model, device, precision)
-        self.windower = tokenizer if isinstance(tokenizer, Windower) else Windower.from_tokenizer(tokenizer)
+        self.windower = (
+            tokenizer if isinstance(tokenizer, TokenWindower) else TokenWindower.from_tokenizer(tokenizer)
+        )
         self.tokenizer = tokenizer
         if isinstance(self.model, OnnxModel):
             self.windower.input_names = self.model.input_names
@@ -146,11 +146,11 @@ class Tagger:
                     f"{model_name_or_path}: the onnx backend needs an export folder with {ONNX_HINT}"
                 )
             model = OnnxModel(path)
-            return cls(model, Windower.from_directory(path, model.input_names), **kwargs)
+            return cls(model, TokenWindower.from_directory(path, model.input_names), **kwargs)
         if path.endswith(".ckpt"):
-            from lit_ner.export import model_from_checkpoint  # loads Lightning's checkpoint code
+            from lit_ner.export.hf import hf_model_from_checkpoint  # torch and transformers, no Lightning
 
-            model, tokenizer = model_from_checkpoint(path, trust_remote_code)
+            model, tokenizer = hf_model_from_checkpoint(path, trust_remote_code)
             return cls(model, tokenizer, **kwargs)
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -256,66 +256,4 @@ class Tagger:
 ONNX_HINT = "model.onnx (lit_ner export ... --onnx true)"
 
 
-def to_json(entities: list[dict]) -> list[dict]:
-    """The pipeline's entities with plain Python numbers (its scores are numpy floats)."""
-    return [
-        {key: value.item() if hasattr(value, "item") else value for key, value in e.items()} for e in entities
-    ]
-
-
-def tag(
-    input: str,
-    *,
-    model: str,
-    output: str | None = None,
-    aggregation_strategy: Aggregation = "simple",
-    text_field: str = "text",
-    format: Literal["jsonl", "label-studio", "doccano"] = "jsonl",
-    **tagger: Any,
-) -> int:
-    """Tags each text of a file and writes one JSON object per text, its entities added.
-
-    Args:
-        input: a text file (one text per line) or JSONL (`.jsonl`/`.json`) objects with a text field.
-        model: an export (hf_model/), a Hub id or a lit_ner .ckpt.
-        output: write the JSONL here (atomically) instead of to stdout.
-        aggregation_strategy: how subword predictions become entities (the pipeline's; argmax
-            decoding only).
-        text_field: the JSONL field holding the text; the other fields are passed through.
-        format: "jsonl" (each record with its entities, the pipeline's dicts), or pre-annotations
-            for an annotation tool to import and a person to correct: "label-studio" (a JSON list
-            of tasks, the entities as `predictions`) or "doccano" (JSONL).
-        **tagger: `Tagger.from_pretrained`'s options (trust_remote_code, batch_size, device,
-            precision, stride, threads, decoding, max_padding).
-
-    Returns:
-        The exit status: 1 when some lines were skipped (each named on stderr), else 0.
-    """
-    if format != "jsonl" and aggregation_strategy == "none":
-        raise LitNerError(
-            f"--format {format} writes entity spans: use an aggregation_strategy other than none"
-        )
-    records, problems = read_texts(input, text_field)
-    for problem in problems:
-        print(f"lit_ner: warning: {problem}", file=sys.stderr)
-    tagger_ = Tagger.from_pretrained(model, **tagger)
-    texts = [record["text"] for _, record in records]
-    entities = [to_json(found) for found in tagger_.tag(texts, aggregation_strategy)]
-    if format == "jsonl":
-        lines = [
-            json.dumps({**record, "entities": found}, ensure_ascii=False)
-            for (_, record), found in zip(records, entities)
-        ]
-        text = "".join(line + "\n" for line in lines)
-    else:
-        from lit_ner.annotations import span_records
-
-        spans = [[(e["start"], e["end"], e["entity_group"]) for e in found] for found in entities]
-        scores = [[e["score"] for e in found] for found in entities] if format == "label-studio" else None
-        extra = [{k: v for k, v in record.items() if k != "text"} for _, record in records]
-        text = span_records(texts, spans, format, scores, extra)
-    if output:
-        write_atomically(output, text)
-    else:
-        sys.stdout.write(text)
-    return 1 if problems else 0
+ONNX_HINT = "model.onnx (lit_ner export ... --onnx true)"

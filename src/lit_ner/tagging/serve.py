@@ -18,16 +18,16 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from lit_ner.aggregation import AGGREGATION_STRATEGIES
+from lit_ner import compat
 from lit_ner.errors import LitNerError
-from lit_ner.runtime import usable_cores
+from lit_ner.tagging.aggregation import AGGREGATION_STRATEGIES
+from lit_ner.tagging.runtime import usable_cores
 
 try:
     import litserve
@@ -140,7 +140,7 @@ class NERAPI(litserve.LitAPI if litserve else object):  # type: ignore[misc]
         self.torch_threads = torch_threads
 
     def setup(self, device: str) -> None:
-        from lit_ner.inference import Tagger
+        from lit_ner.tagging.tagger import Tagger
 
         if self.backend == "torch" and self.torch_threads:
             import torch
@@ -149,7 +149,7 @@ class NERAPI(litserve.LitAPI if litserve else object):  # type: ignore[misc]
 
         self.tagger = Tagger.from_pretrained(self.model, backend=self.backend, **self.tagger_options)
 
-    def decode_request(self, request):  # noqa: ANN001, ANN201  (unannotated: LitServe parses the JSON)
+    def decode_request(self, request):  # unannotated: LitServe parses the JSON
         single = "text" in request
         texts = [request["text"]] if single else request["texts"]
         return texts, request.get("aggregation_strategy", "simple"), single
@@ -158,7 +158,7 @@ class NERAPI(litserve.LitAPI if litserve else object):  # type: ignore[misc]
         return inputs
 
     def predict(self, requests: Any) -> Any:
-        from lit_ner.inference import to_json
+        from lit_ner.tagging.tag import to_json
 
         batched = isinstance(requests, list)  # LitServe skips batch() when max_batch_size is 1
         requests = requests if batched else [requests]
@@ -212,6 +212,7 @@ def serve(
     """
     if litserve is None:
         raise LitNerError("lit_ner serve needs LitServe: pip install 'lit_ner[serve]'")
+    compat.require("litserve")
     if host not in ("127.0.0.1", "0.0.0.0", "::"):
         raise LitNerError(
             f"--host must be 127.0.0.1 (this machine), 0.0.0.0 or :: (every interface), not {host!r}"
@@ -228,7 +229,7 @@ def serve(
         # do not fight over them.
         tagger["threads"] = max(1, usable_cores() // workers)
     # Load once here, so that a bad model is one line now, not a worker's traceback later.
-    from lit_ner.inference import Tagger
+    from lit_ner.tagging.tagger import Tagger
 
     Tagger.from_pretrained(model, backend=backend, **tagger)
     # Several torch workers share the cores out too.
@@ -265,12 +266,12 @@ def stop_on_sigterm(server: Any) -> None:
             return
 
         def shut_down() -> None:
-            http = [p for p in multiprocessing.active_children() if p.name.startswith("LitServer-")]
+            http = compat.litserve_http_processes()
             for process in http:
                 process.terminate()
             for process in http:
                 process.join(timeout=60)
-            server._shutdown_event.set()  # LitServer.run's wait: it then stops the model workers
+            compat.stop_litserve(server)  # LitServer.run then stops the model workers
 
         threading.Thread(target=shut_down, daemon=True).start()
 

@@ -1,0 +1,92 @@
+"""`lit_ner export`: a Hugging Face folder (and `model.onnx`) from a checkpoint or an export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from lit_ner.errors import LitNerError
+from lit_ner.export.hf import hf_model_from_checkpoint, save_hf_model
+from lit_ner.export.model_card import model_card, with_usage
+from lit_ner.files import read_text
+from lit_ner.hub import hub_errors, resolve_name_or_path
+from lit_ner.portable.word_shapes import has_shape_scores
+
+
+def export_checkpoint(
+    checkpoint_path: str | Path,
+    out_dir: str | Path,
+    trust_remote_code: bool = False,
+    onnx: bool = False,
+    quantize: str | None = None,
+) -> Path:
+    """`lit_ner export` of a checkpoint: a Hugging Face model folder with a model card (test
+    scores from the run's `test_report.json` when the checkpoint sits in a run directory)."""
+    from lit_ner.model.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    model, tokenizer = hf_model_from_checkpoint(str(checkpoint_path), trust_remote_code, checkpoint)
+    report = Path(checkpoint_path).resolve().parent.parent / "test_report.json"
+    scores = json.loads(read_text(report))["scores"] if report.is_file() else None
+    card = model_card(
+        checkpoint.get("hyper_parameters", {}), checkpoint.get("datamodule_hyper_parameters", {}), scores
+    )
+    card = with_usage(
+        card,
+        model.config.lit_ner_decoding,
+        quantize or "32" if onnx else None,
+        has_shape_scores(model.config),
+    )
+    return save_hf_model(model, tokenizer, out_dir, card, onnx, quantize)
+
+
+def export_folder(
+    source: str | Path, out_dir: str | Path, trust_remote_code: bool = False, onnx: bool = False,
+    quantize: str | None = None,
+) -> Path:  # fmt: skip
+    """`lit_ner export` of an export (or any token-classification folder or Hub id): the same
+    model, re-exported with the current pipeline code and, with `onnx`, `model.onnx`; the model
+    card is kept, its "Use" section rewritten."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    path = resolve_name_or_path(str(source))
+    with hub_errors(f"model '{source}'"):
+        model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    readme = Path(path) / "README.md"
+    card = read_text(readme) if readme.is_file() else "# Token classifier\n"
+    decoding = getattr(model.config, "lit_ner_decoding", "argmax")
+    card = with_usage(card, decoding, quantize or "32" if onnx else None, has_shape_scores(model.config))
+    return save_hf_model(model, tokenizer, out_dir, card, onnx, quantize)
+
+
+def export(
+    source: str,
+    out_dir: str,
+    *,
+    onnx: bool = False,
+    quantize: Literal["int8"] | None = None,
+    trust_remote_code: bool = False,
+) -> Path:
+    """Writes a Hugging Face model folder (weights, config, tokenizer, model card and, for a model
+    decoded word by word, the pipeline code that decodes it so) from a checkpoint or an export.
+
+    Args:
+        source: a lit_ner .ckpt, or an export folder (or Hub id) to re-export.
+        out_dir: the folder to write (replaced whole if it exists; may be `source` itself).
+        onnx: also write model.onnx, for `lit_ner tag --backend onnx` and `lit_ner serve --backend onnx`.
+        quantize: "int8": model.onnx with int8 weights (ONNX Runtime's dynamic quantization).
+        trust_remote_code: run modelling code that the base model ships on the Hub.
+
+    Returns:
+        The folder written.
+    """
+    if quantize and not onnx:
+        raise LitNerError("--quantize applies to the ONNX model: add --onnx true")
+    if str(source).endswith(".ckpt"):
+        out = export_checkpoint(source, out_dir, trust_remote_code, onnx, quantize)
+    else:
+        out = export_folder(source, out_dir, trust_remote_code, onnx, quantize)
+    print(f"Hugging Face export: {out}" + (f" (with model.onnx, {quantize or 'fp32'})" if onnx else ""))
+    return out

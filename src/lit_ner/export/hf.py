@@ -1,0 +1,179 @@
+"""A trained model leaves lit_ner as a Hugging Face folder: weights, config, tokenizer and a model
+card that `transformers.pipeline("token-classification")` loads, plus, in its config, how lit_ner
+decodes it (`lit_ner_decoding`, and a CRF's learned scores) and, for a model trained with
+word-shape features, their score table (`lit_ner_word_shape_scores`).
+
+`hf_model` is the one way lit_ner's weights become a Hugging Face model, whether they are a live
+`TokenClassifier`'s (the export at the end of `fit`) or a checkpoint's (`lit_ner export`, and
+tagging a `.ckpt`, through `hf_model_from_checkpoint`).
+
+A model decoded word by word (`valid_bio`, or a CRF), or trained with word-shape features, also
+carries the code to tag with it anywhere: the modules of `lit_ner.portable` (`PIPELINE_FILES`)
+and `lit_ner_config.py`, a config class that names that pipeline, so that
+`pipeline("token-classification", model=EXPORT, trust_remote_code=True)` tags as `lit_ner tag`.
+Without `trust_remote_code`, transformers reads the plain config and runs its standard pipeline.
+
+Light to import: torch and transformers are imported by the functions that need them; Lightning
+never (a checkpoint is read as plain tensors).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lit_ner.export.model_card import WORD_LEVEL
+from lit_ner.hub import hub_errors, resolve_name_or_path
+from lit_ner.portable.word_decoding import write_decoding
+from lit_ner.portable.word_shapes import has_shape_scores, write_shape_scores
+
+EXPORT_DIRNAME = "hf_model"
+# The export's remote code: the modules of lit_ner.portable, shipped under these names (an export
+# written by an earlier lit_ner keeps the copies it shipped).
+PIPELINE_FILES = {
+    "pipeline.py": "lit_ner_pipeline.py",
+    "word_decoding.py": "word_decoding.py",
+    "word_shapes.py": "word_shapes.py",
+    "words.py": "words.py",
+    "spans.py": "spans.py",
+}
+CONFIG_CODE = '''"""Written by `lit_ner export`: this model's config and model classes, naming the pipeline in
+lit_ner_pipeline.py, so that `pipeline("token-classification", model=..., trust_remote_code=True)`
+tags with the model as lit_ner does (its words' shape scores, its word-level decoding). Without
+trust_remote_code, transformers loads the plain {config_class} and its standard pipeline, which
+takes each subword's argmax of the encoder's logits alone."""
+
+from transformers import {config_class} as BaseConfig, {model_class} as BaseModel
+
+
+def pipeline_entry():
+    return {{
+        "impl": "lit_ner_pipeline.LitNerTokenClassificationPipeline",
+        "pt": ["AutoModelForTokenClassification"],
+        "type": "text",
+    }}
+
+
+class LitNerConfig(BaseConfig):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.custom_pipelines = {{"token-classification": pipeline_entry(), "ner": pipeline_entry()}}
+
+    def to_dict(self):
+        # Saved again, the config stays loadable without trust_remote_code.
+        config = super().to_dict()
+        config.pop("custom_pipelines", None)
+        return config
+
+
+class LitNerForTokenClassification(BaseModel):
+    config_class = LitNerConfig
+'''
+
+
+def hf_model(parts: Any, decoding: str) -> Any:
+    """The Hugging Face token classifier of lit_ner's trained parts, its config telling how lit_ner
+    decodes it: `parts` is a `TokenClassifier` or the `model.encoder.ClassifierParts` a checkpoint
+    loads into (both hold `model`, `crf` and `word_shapes`); `decoding` is `model.decoding`
+    (`argmax` or `valid_bio`; a CRF's model is always `crf`). The config gets `lit_ner_decoding`,
+    a CRF's learned `crf_start`, `crf_transitions` and `crf_end`, and the word-shape score table
+    (transformers ignores them: `pipeline("ner")` reads the export with argmax)."""
+    crf = None
+    if parts.crf is not None:
+        crf = {name: value.detach().float().cpu().tolist() for name, value in parts.crf.named_parameters()}
+    write_decoding(parts.model.config, decoding, crf)
+    table = parts.word_shapes.table().cpu().tolist() if parts.word_shapes is not None else None
+    write_shape_scores(parts.model.config, table)
+    return parts.model
+
+
+def hf_model_from_checkpoint(
+    path: str, trust_remote_code: bool = False, checkpoint: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """The Hugging Face model (`hf_model`) and tokenizer of a lit_ner checkpoint (read from `path`
+    unless already loaded)."""
+    from transformers import AutoTokenizer
+
+    from lit_ner.model.checkpoint import load_checkpoint
+    from lit_ner.model.encoder import ClassifierParts
+
+    checkpoint = checkpoint if checkpoint is not None else load_checkpoint(path)
+    parts = ClassifierParts.from_checkpoint(checkpoint, path, trust_remote_code)
+    model = hf_model(parts, checkpoint["hyper_parameters"].get("decoding", "argmax"))
+    name = checkpoint["hyper_parameters"]["model_name_or_path"]
+    with hub_errors(f"tokenizer '{name}'"):
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_name_or_path(name), trust_remote_code=trust_remote_code
+        )
+    return model, tokenizer
+
+
+def save_hf_model(
+    model: Any,
+    tokenizer: Any,
+    directory: str | Path,
+    card: str | None = None,
+    onnx: bool = False,
+    quantize: str | None = None,
+) -> Path:
+    """Writes a Hugging Face model folder (safetensors, config with label maps, tokenizer, and
+    `card` as its README.md) that `transformers.pipeline("token-classification", model=directory)`
+    loads; for a word-level decoded model, the pipeline code (module docstring); with `onnx`,
+    `model.onnx` (`quantize="int8"`: quantized).
+
+    The folder is written beside `directory` and swapped in whole, so a kill mid-export leaves
+    the previous export (at `directory`, or for the instant of the swap at `.<name>.old`, from
+    where the next export restores it)."""
+    directory = Path(directory)
+    partial = directory.with_name(f".{directory.name}.partial")
+    old = directory.with_name(f".{directory.name}.old")
+    if old.exists() and not directory.exists():
+        old.rename(directory)  # a kill between the two renames below
+    shutil.rmtree(partial, ignore_errors=True)
+    with_code = getattr(model.config, "lit_ner_decoding", "argmax") in WORD_LEVEL or has_shape_scores(
+        model.config
+    )
+    if with_code:
+        model.config.auto_map = {
+            "AutoConfig": "lit_ner_config.LitNerConfig",
+            "AutoModelForTokenClassification": "lit_ner_config.LitNerForTokenClassification",
+        }
+    elif "lit_ner_config" in str(getattr(model.config, "auto_map", "")):
+        del model.config.auto_map  # re-exported with another decoding: the plain model again
+    model.save_pretrained(partial)  # safetensors: transformers 5 writes nothing else
+    tokenizer.save_pretrained(partial)
+    if with_code:
+        write_pipeline_code(model, partial)
+    if onnx:
+        from lit_ner.export.onnx import export_onnx
+
+        export_onnx(model, list(tokenizer.model_input_names), partial, quantize)
+    if card is not None:
+        (partial / "README.md").write_text(card, encoding="utf-8")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    partial.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def write_pipeline_code(model: Any, directory: Path) -> None:
+    """The remote code of a word-level decoded model or of one with word features (module
+    docstring) into its export folder."""
+    import lit_ner.portable
+
+    portable = Path(lit_ner.portable.__file__).parent
+    for source, name in PIPELINE_FILES.items():
+        shutil.copyfile(portable / source, directory / name)
+    code = CONFIG_CODE.format(
+        config_class=transformers_class(type(model.config)), model_class=transformers_class(type(model))
+    )
+    (directory / "lit_ner_config.py").write_text(code, encoding="utf-8")
+
+
+def transformers_class(cls: type) -> str:
+    """The name of `cls` or of its first base that transformers defines (an export loaded with
+    trust_remote_code has lit_ner's subclasses)."""
+    return next(c.__name__ for c in cls.__mro__ if c.__module__.startswith("transformers."))
