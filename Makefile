@@ -12,10 +12,10 @@ TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE),--config configs/off
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train bench results levers
+.PHONY: help install test test-fast test-latest lint format train bench results levers
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -30,6 +30,23 @@ test: install ## Run the test suite (WNUT17_DIR=... enables the tests on the rea
 
 test-fast: install ## The tests a developer runs while working: all but those marked slow (under 2 minutes)
 	$(PYTHON) -m pytest -m "not slow"
+
+# The newest release of every dependency, past pyproject's caps, in an environment of its own: what
+# the next release of Lightning, LitServe, W&B, transformers or datasets will do to lit_ner, found
+# before users find it (lit_ner.compat lets untested versions through with LIT_NER_UNTESTED_VERSIONS=1).
+LATEST_VENV ?= .venv-latest
+LATEST := lightning litserve wandb transformers datasets torchmetrics jsonargparse seqeval onnx onnxruntime onnxscript tokenizers
+
+test-latest: ## The suite in a fresh environment with the newest releases (past the caps), versions in $(LATEST_VENV)/versions.txt
+	rm -rf $(LATEST_VENV)
+	python3 -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet $(TORCH)
+	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[dev,offline,mpnet,bench,onnx,serve]"
+	echo "$(TORCH)" | cut -d' ' -f1 > $(LATEST_VENV)/constraints.txt
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -c $(LATEST_VENV)/constraints.txt $(LATEST)
+	$(LATEST_VENV)/bin/python -m pip list --format=freeze > $(LATEST_VENV)/versions.txt
+	grep -iE "^($(shell echo $(LATEST) torch | tr ' ' '|'))==" $(LATEST_VENV)/versions.txt
+	LIT_NER_UNTESTED_VERSIONS=1 $(LATEST_VENV)/bin/python -m pytest
 
 lint: install ## ruff check and ruff format --check
 	$(PYTHON) -m ruff check src tests bench

@@ -281,7 +281,7 @@ def test_compile_keeps_the_outputs_and_the_parameter_names_of_the_plain_model(ti
 
 
 def test_inverse_frequency_weights_balance_the_labels_of_the_training_words():
-    from lit_ner.model.encoder import label_weights
+    from lit_ner.model.module import label_weights
 
     labels = ["O", "B-person", "I-person", "B-location", "I-location"]
     tags = [["O", "O", "O", "B-person"], ["O", "B-person", "I-person"]]  # 7 words
@@ -319,7 +319,7 @@ def test_the_training_loss_is_weighted_and_smoothed_and_the_evaluation_loss_is_n
 
 def test_frequency_weights_come_from_the_training_split_when_fitting(tiny_model_dir, tmp_path):
     from lit_ner.formats import read_conll
-    from lit_ner.model.encoder import label_weights
+    from lit_ner.model.module import label_weights
 
     model = TokenClassifier(
         label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, class_weights="inverse_sqrt"

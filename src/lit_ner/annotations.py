@@ -23,7 +23,6 @@ Label Studio task starts).
 from __future__ import annotations
 
 import json
-import re
 import sys
 import warnings
 from collections import Counter
@@ -32,12 +31,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lit_ner.errors import LitNerError
-from lit_ner.files import read_text, write_atomically
+from lit_ner.files import plain_suffix, read_text, write_atomically
 from lit_ner.formats import Split, read_split_file, write_conll
-from lit_ner.scoring import get_entities
+from lit_ner.portable.spans import get_entities
+from lit_ner.portable.words import joined_words, text_words
 
-SpanFormat = Literal["doccano", "label-studio", "prodigy"]
-SPAN_FORMATS = ("doccano", "label-studio", "prodigy")
 Span = tuple[int, int, str]  # [start, end) characters of the text, and the entity type
 
 # --- reading -------------------------------------------------------------------------------------
@@ -60,12 +58,6 @@ def detect_format(path: str | Path, text: str) -> str:
         if "tokens" not in record and ("label" in record or "labels" in record):
             return "doccano"
     return "tokens"
-
-
-def plain_suffix(path: str | Path) -> str:
-    """A file's suffix, `.gz` looked through (`dev.jsonl.gz` -> `.jsonl`)."""
-    path = Path(path)
-    return Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
 
 
 def json_array_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
@@ -118,66 +110,93 @@ def record_spans(
     if not isinstance(record, dict):
         raise LitNerError(f"{where}: expected a JSON object")
     if fmt == "label-studio":
-        data = record.get("data")
-        text = data.get("text") if isinstance(data, dict) else None
-        annotations = [a for a in record.get("annotations") or [] if isinstance(a, dict)]
-        chosen = [a for a in annotations if not a.get("was_cancelled")]
-        if annotations and not chosen:
-            counts["tasks whose annotations were all cancelled, skipped"] += 1
-            return None
-        if not chosen:
-            chosen = [p for p in record.get("predictions") or [] if isinstance(p, dict)]
-            if chosen:
-                counts["tasks read from their predictions (no annotation)"] += 1
-        if not chosen:
-            counts["tasks without annotations or predictions, skipped"] += 1
-            return None
-        if len(chosen) > 1:
-            counts["tasks with several annotations (the first one read)"] += 1
-        spans = []
-        for result in chosen[0].get("result") or []:
-            value = result.get("value") if isinstance(result, dict) else None
-            if not isinstance(value, dict) or "start" not in value or "labels" not in value:
-                counts["results that are not text spans (relations, choices ...), skipped"] += 1
-                continue
-            labels = value["labels"]
-            label = labels[0] if isinstance(labels, list) and len(labels) == 1 else None
-            if not isinstance(label, str):
-                raise LitNerError(f"{where}: a span must have exactly one label, got {labels!r}")
-            spans.append((value["start"], value.get("end"), label, value.get("text")))
+        read = label_studio_spans(record, where, counts)
     elif fmt == "doccano":
-        text = record.get("text")
-        raw = record.get("label", record.get("labels"))
-        if not isinstance(raw, list):
-            raise LitNerError(f'{where}: expected a "label" list of [start, end, type]')
-        spans = []
-        # doccano counts offsets in UTF-16 units, as JavaScript does, and stores no span text.
-        utf16 = utf16_to_python(text) if isinstance(text, str) else []
-        for item in raw:
-            if not (isinstance(item, (list, tuple)) and len(item) == 3):
-                raise LitNerError(f"{where}: expected [start, end, type], got {item!r}")
-            start, end = item[0], item[1]
-            if isinstance(start, int) and isinstance(end, int) and 0 <= start < end < len(utf16):
-                if utf16[start] < 0 or utf16[end] < 0:
-                    raise LitNerError(
-                        f"{where}: span [{start}, {end}) cuts a character in two (UTF-16 offsets)"
-                    )
-                if (utf16[start], utf16[end]) != (start, end):
-                    counts["doccano spans read from UTF-16 offsets"] += 1
-                start, end = utf16[start], utf16[end]
-            spans.append((start, end, item[2], None))
-    else:  # prodigy
-        text = record.get("text")
-        if record.get("answer", "accept") != "accept":
-            counts[f"records answered {record.get('answer')!r}, skipped"] += 1
-            return None
-        raw = record.get("spans") or []
-        if not isinstance(raw, list) or not all(isinstance(span, dict) for span in raw):
-            raise LitNerError(f'{where}: expected "spans" as a list of objects')
-        spans = [(span.get("start"), span.get("end"), span.get("label"), span.get("text")) for span in raw]
+        read = doccano_spans(record, where, counts)
+    else:
+        read = prodigy_spans(record, where, counts)
+    if read is None:
+        return None
+    text, spans = read
+    # Checked after the tool's own shape: a skipped record needs no text, and a bad span says so first.
     if not isinstance(text, str):
         raise LitNerError(f"{where}: the record has no text")
     return text, spans
+
+
+def label_studio_spans(
+    record: dict, where: str, counts: Counter
+) -> tuple[Any, list[tuple[int, int, str, str | None]]] | None:
+    """A Label Studio task's text and the spans of its first annotation not cancelled (else of its
+    first prediction), or None for a task to skip (counted)."""
+    data = record.get("data")
+    text = data.get("text") if isinstance(data, dict) else None
+    annotations = [a for a in record.get("annotations") or [] if isinstance(a, dict)]
+    chosen = [a for a in annotations if not a.get("was_cancelled")]
+    if annotations and not chosen:
+        counts["tasks whose annotations were all cancelled, skipped"] += 1
+        return None
+    if not chosen:
+        chosen = [p for p in record.get("predictions") or [] if isinstance(p, dict)]
+        if chosen:
+            counts["tasks read from their predictions (no annotation)"] += 1
+    if not chosen:
+        counts["tasks without annotations or predictions, skipped"] += 1
+        return None
+    if len(chosen) > 1:
+        counts["tasks with several annotations (the first one read)"] += 1
+    spans = []
+    for result in chosen[0].get("result") or []:
+        value = result.get("value") if isinstance(result, dict) else None
+        if not isinstance(value, dict) or "start" not in value or "labels" not in value:
+            counts["results that are not text spans (relations, choices ...), skipped"] += 1
+            continue
+        labels = value["labels"]
+        label = labels[0] if isinstance(labels, list) and len(labels) == 1 else None
+        if not isinstance(label, str):
+            raise LitNerError(f"{where}: a span must have exactly one label, got {labels!r}")
+        spans.append((value["start"], value.get("end"), label, value.get("text")))
+    return text, spans
+
+
+def doccano_spans(
+    record: dict, where: str, counts: Counter
+) -> tuple[Any, list[tuple[int, int, str, str | None]]]:
+    """A doccano record's text and its `[start, end, type]` spans, offsets turned from UTF-16 units
+    into Python's."""
+    text = record.get("text")
+    raw = record.get("label", record.get("labels"))
+    if not isinstance(raw, list):
+        raise LitNerError(f'{where}: expected a "label" list of [start, end, type]')
+    spans = []
+    # doccano counts offsets in UTF-16 units, as JavaScript does, and stores no span text.
+    utf16 = utf16_to_python(text) if isinstance(text, str) else []
+    for item in raw:
+        if not (isinstance(item, (list, tuple)) and len(item) == 3):
+            raise LitNerError(f"{where}: expected [start, end, type], got {item!r}")
+        start, end = item[0], item[1]
+        if isinstance(start, int) and isinstance(end, int) and 0 <= start < end < len(utf16):
+            if utf16[start] < 0 or utf16[end] < 0:
+                raise LitNerError(f"{where}: span [{start}, {end}) cuts a character in two (UTF-16 offsets)")
+            if (utf16[start], utf16[end]) != (start, end):
+                counts["doccano spans read from UTF-16 offsets"] += 1
+            start, end = utf16[start], utf16[end]
+        spans.append((start, end, item[2], None))
+    return text, spans
+
+
+def prodigy_spans(
+    record: dict, where: str, counts: Counter
+) -> tuple[Any, list[tuple[int, int, str, str | None]]] | None:
+    """A Prodigy record's text and spans, or None for one answered other than `accept` (counted)."""
+    text = record.get("text")
+    if record.get("answer", "accept") != "accept":
+        counts[f"records answered {record.get('answer')!r}, skipped"] += 1
+        return None
+    raw = record.get("spans") or []
+    if not isinstance(raw, list) or not all(isinstance(span, dict) for span in raw):
+        raise LitNerError(f'{where}: expected "spans" as a list of objects')
+    return text, [(span.get("start"), span.get("end"), span.get("label"), span.get("text")) for span in raw]
 
 
 def check_spans(
@@ -226,11 +245,11 @@ def spans_to_words(text: str, spans: Sequence[Span], counts: Counter) -> tuple[l
     """The text's whitespace-separated words, split where a span edge cuts one, and their BIO tags."""
     edges = {edge for start, end, _ in spans for edge in (start, end)}
     words, starts = [], []
-    for match in re.finditer(r"\S+", text):
-        cuts = sorted(edge for edge in edges if match.start() < edge < match.end())
+    for word_start, word_end in text_words(text):
+        cuts = sorted(edge for edge in edges if word_start < edge < word_end)
         if cuts:
             counts["words split at a span edge"] += 1
-        for piece_start, piece_end in zip([match.start(), *cuts], [*cuts, match.end()]):
+        for piece_start, piece_end in zip([word_start, *cuts], [*cuts, word_end]):
             words.append(text[piece_start:piece_end])
             starts.append(piece_start)
     tags = ["O"] * len(words)
@@ -300,15 +319,12 @@ def read_annotations(path: str | Path, report: Callable[[str], None] | None = No
 
 def words_to_spans(words: Sequence[str], tags: Sequence[str]) -> tuple[str, list[Span]]:
     """The words joined by single spaces, and their entities as character spans."""
-    starts, position = [], 0
-    for word in words:
-        starts.append(position)
-        position += len(word) + 1
+    text, starts = joined_words(words)
     spans = [
         (starts[first], starts[last] + len(words[last]), type_)
         for type_, first, last in get_entities(list(tags))
     ]
-    return " ".join(words), sorted(spans)
+    return text, sorted(spans)
 
 
 def python_to_utf16(text: str) -> list[int]:

@@ -136,44 +136,9 @@ def bootstrap_f1(
 
     gold, pred = sentence_entities(y_true, mode), sentence_entities(y_pred, mode)
     types = sorted({entity[0] for entities in (*gold, *pred) for entity in entities})
-    column = {type_: 1 + i for i, type_ in enumerate(types)}
-    # Per sentence and per (all, type...): true positives, predicted and gold entities.
-    counts = np.zeros((len(gold), len(types) + 1, 3))
-    for n, (true, predicted) in enumerate(zip(gold, pred)):
-        for k, entities in enumerate((true & predicted, predicted, true)):
-            counts[n, 0, k] = len(entities)
-            for type_, _, _ in entities:
-                counts[n, column[type_], k] += 1
     draws = bootstrap_draws(len(gold), samples, seed)
-    weights = np.stack([np.bincount(draw, minlength=len(gold)) for draw in draws]).astype(float)
-    totals = np.einsum("sn,ntk->stk", weights, counts)  # (samples, 1 + types, 3)
-    denominator = totals[..., 1] + totals[..., 2]
-    entity_f1 = np.divide(
-        2 * totals[..., 0], denominator, out=np.zeros_like(denominator), where=denominator > 0
-    )
-
-    # Surface forms are sets: a resample's forms are those of the distinct sentences it drew.
-    def forms(by_sentence: Sequence[set[Entity]]) -> list[set[tuple]]:
-        return [
-            {(type_, tuple(words[n][start : end + 1])) for type_, start, end in entities}
-            for n, entities in enumerate(by_sentence)
-        ]
-
-    gold_forms, pred_forms = forms(gold), forms(pred)
-    correct_forms = forms([true & predicted for true, predicted in zip(gold, pred)])
-    surface_f1 = np.zeros((samples, len(types) + 1))
-    for s, draw in enumerate(draws):
-        chosen = set(draw)
-        union = [
-            set().union(*(by_sentence[n] for n in chosen))
-            for by_sentence in (correct_forms, pred_forms, gold_forms)
-        ]
-        for t, type_ in enumerate((None, *types)):
-            correct, predicted, true = (
-                len(found) if type_ is None else sum(form[0] == type_ for form in found) for found in union
-            )
-            surface_f1[s, t] = 2 * correct / (predicted + true) if predicted + true else 0.0
-
+    entity_f1 = resampled_entity_f1(gold, pred, types, draws)
+    surface_f1 = resampled_surface_f1(words, gold, pred, types, draws)
     tail = (1 - confidence) / 2
 
     def interval(values: Any) -> list[float]:
@@ -188,8 +153,66 @@ def bootstrap_f1(
         "seed": seed,
         "confidence": confidence,
         "overall": row(0),
-        "per_type": {type_: row(column[type_]) for type_ in types},
+        "per_type": {type_: row(1 + i) for i, type_ in enumerate(types)},
     }
+
+
+def resampled_entity_f1(
+    gold: Sequence[set[Entity]], pred: Sequence[set[Entity]], types: Sequence[str], draws: list[list[int]]
+) -> Any:
+    """Entity F1 on every resample, as `(samples, 1 + types)`: overall in column 0, then per type.
+    Sentences' counts add up, so a resample is a weighted sum of them (weight: times drawn)."""
+    import numpy as np
+
+    column = {type_: 1 + i for i, type_ in enumerate(types)}
+    # Per sentence and per (all, type...): true positives, predicted and gold entities.
+    counts = np.zeros((len(gold), len(types) + 1, 3))
+    for n, (true, predicted) in enumerate(zip(gold, pred)):
+        for k, entities in enumerate((true & predicted, predicted, true)):
+            counts[n, 0, k] = len(entities)
+            for type_, _, _ in entities:
+                counts[n, column[type_], k] += 1
+    weights = np.stack([np.bincount(draw, minlength=len(gold)) for draw in draws]).astype(float)
+    totals = np.einsum("sn,ntk->stk", weights, counts)  # (samples, 1 + types, 3)
+    denominator = totals[..., 1] + totals[..., 2]
+    return np.divide(2 * totals[..., 0], denominator, out=np.zeros_like(denominator), where=denominator > 0)
+
+
+def resampled_surface_f1(
+    words: Sequence[Sequence[str]],
+    gold: Sequence[set[Entity]],
+    pred: Sequence[set[Entity]],
+    types: Sequence[str],
+    draws: list[list[int]],
+) -> Any:
+    """WNUT-17's surface-form F1 on every resample, as `(samples, 1 + types)` like
+    `resampled_entity_f1`."""
+    import numpy as np
+
+    # Surface forms are sets: a resample's forms are those of the distinct sentences it drew.
+    gold_forms, pred_forms = surface_forms(words, gold), surface_forms(words, pred)
+    correct_forms = surface_forms(words, [true & predicted for true, predicted in zip(gold, pred)])
+    surface_f1 = np.zeros((len(draws), len(types) + 1))
+    for s, draw in enumerate(draws):
+        chosen = set(draw)
+        union = [
+            set().union(*(by_sentence[n] for n in chosen))
+            for by_sentence in (correct_forms, pred_forms, gold_forms)
+        ]
+        for t, type_ in enumerate((None, *types)):
+            correct, predicted, true = (
+                len(found) if type_ is None else sum(form[0] == type_ for form in found) for found in union
+            )
+            surface_f1[s, t] = 2 * correct / (predicted + true) if predicted + true else 0.0
+    return surface_f1
+
+
+def surface_forms(words: Sequence[Sequence[str]], by_sentence: Sequence[set[Entity]]) -> list[set[tuple]]:
+    """Per sentence, its entities as `(type, words)`, the surface forms WNUT-17 scores."""
+    return [
+        {(type_, tuple(words[n][start : end + 1])) for type_, start, end in entities}
+        for n, entities in enumerate(by_sentence)
+    ]
 
 
 def format_results(results: dict[str, Any]) -> str:

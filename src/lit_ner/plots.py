@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lit_ner.files import write_atomically
-from lit_ner.scoring import MISSED, SPURIOUS, entity_confusion, get_entities
+from lit_ner.portable.spans import get_entities
+from lit_ner.scoring import MISSED, SPURIOUS, entity_confusion
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -100,54 +100,85 @@ def tokenize_and_align(
     out: dict[str, list] = {name: [] for name in EXAMPLE_COLUMNS}
     for i, word_labels in enumerate(batch["tags"]):
         shapes = [word_shape(word) for word in batch["tokens"][i]]
-        ids = encoding["input_ids"][i]
-        word_ids = encoding.word_ids(batch_index=i)
-        content = [p for p, w in enumerate(word_ids) if w is not None]
-        fits = len(ids) <= max_length
-        if fits:
-            windows = [(0, len(word_labels), 0, len(word_labels))]
-            prefix, suffix = [], []
-        else:
-            # Specials (e.g. [CLS] ... [SEP]) surround the content: keep them around every window.
-            prefix, suffix = ids[: content[0]], ids[content[-1] + 1 :]
-            spans, position, by_word = [], 0, {}
-            for p in content:
-                by_word.setdefault(word_ids[p], [p - content[0], 0])[1] = p - content[0] + 1
-            for w in range(len(word_labels)):
-                start, position = by_word.get(w, (position, position))
-                spans.append((start, position))
-            budget = max_length - len(prefix) - len(suffix)
-            windows = word_windows(spans, budget, min(stride, budget // 2))
-        for first, last, own_first, own_last in windows:
-            if fits:
-                window_ids, window_word_ids = ids, word_ids
-            else:
-                start = spans[first][0]
-                end = min(spans[last - 1][1], start + budget)
-                window_ids = prefix + ids[content[0] + start : content[0] + end] + suffix
-                window_word_ids = (
-                    [None] * len(prefix)
-                    + word_ids[content[0] + start : content[0] + end]
-                    + [None] * len(suffix)
-                )
-            # Context words outside the owned range are seen but neither trained on nor scored.
-            owned_ids = [w if w is not None and own_first <= w < own_last else None for w in window_word_ids]
-            labels = align_labels(owned_ids, word_labels, continuation_ids)
-            starts = [
-                w - own_first if w is not None and w != previous else -1
-                for w, previous in zip(owned_ids, [None, *owned_ids])
-            ]
-            out["input_ids"].append(window_ids)
-            out["attention_mask"].append([1] * len(window_ids))
-            out["labels"].append(labels)
-            out["shape_ids"].append([0 if w is None else shapes[w] for w in window_word_ids])
-            out["word_labels"].append(word_labels[own_first:own_last])
-            out["word_index"].append(starts)
-            out["sentence_id"].append(sentence_ids[i])
-            out["word_offset"].append(own_first)
-            out["unlabelled_words"].append(own_last - own_first - sum(s >= 0 for s in starts))
-            out["n_windows"].append(len(windows))
+        windows = sentence_windows(
+            encoding["input_ids"][i], encoding.word_ids(batch_index=i), len(word_labels), max_length, stride
+        )
+        for window_ids, window_word_ids, own_first, own_last in windows:
+            example = window_example(
+                window_ids, window_word_ids, own_first, own_last, word_labels, shapes, continuation_ids
+            )
+            example.update(sentence_id=sentence_ids[i], n_windows=len(windows))
+            for name in EXAMPLE_COLUMNS:
+                out[name].append(example[name])
     return out
+
+
+def sentence_windows(
+    ids: list[int], word_ids: list[int | None], n_words: int, max_length: int, stride: int
+) -> list[tuple[list[int], list[int | None], int, int]]:
+    """A sentence's examples as `(input ids, word ids, own_first, own_last)`: the sentence itself
+    when it fits in `max_length`, else its windows of whole words (`windows.word_windows`), each
+    cut to `max_length` and owning the words `[own_first, own_last)`."""
+    if len(ids) <= max_length:
+        return [(ids, word_ids, 0, n_words)]
+    content = [p for p, w in enumerate(word_ids) if w is not None]
+    # Specials (e.g. [CLS] ... [SEP]) surround the content: keep them around every window.
+    prefix, suffix = ids[: content[0]], ids[content[-1] + 1 :]
+    spans = word_subword_spans(word_ids, content, n_words)
+    budget = max_length - len(prefix) - len(suffix)
+    windows = []
+    for first, last, own_first, own_last in word_windows(spans, budget, min(stride, budget // 2)):
+        start = spans[first][0]
+        end = min(spans[last - 1][1], start + budget)
+        window_ids = prefix + ids[content[0] + start : content[0] + end] + suffix
+        window_word_ids = (
+            [None] * len(prefix) + word_ids[content[0] + start : content[0] + end] + [None] * len(suffix)
+        )
+        windows.append((window_ids, window_word_ids, own_first, own_last))
+    return windows
+
+
+def word_subword_spans(
+    word_ids: Sequence[int | None], content: Sequence[int], n_words: int
+) -> list[tuple[int, int]]:
+    """Per word, its `[start, end)` subword positions counted from the first content position; a
+    word the tokenizer turned into nothing gets an empty span where the previous word ends."""
+    spans, position, by_word = [], 0, {}
+    for p in content:
+        by_word.setdefault(word_ids[p], [p - content[0], 0])[1] = p - content[0] + 1
+    for w in range(n_words):
+        start, position = by_word.get(w, (position, position))
+        spans.append((start, position))
+    return spans
+
+
+def window_example(
+    window_ids: list[int],
+    window_word_ids: list[int | None],
+    own_first: int,
+    own_last: int,
+    word_labels: Sequence[int],
+    shapes: Sequence[int],
+    continuation_ids: Sequence[int] | None,
+) -> dict[str, Any]:
+    """One example's columns (all of `EXAMPLE_COLUMNS` but `sentence_id` and `n_windows`), trained
+    and scored on the words `[own_first, own_last)` of its sentence."""
+    # Context words outside the owned range are seen but neither trained on nor scored.
+    owned_ids = [w if w is not None and own_first <= w < own_last else None for w in window_word_ids]
+    starts = [
+        w - own_first if w is not None and w != previous else -1
+        for w, previous in zip(owned_ids, [None, *owned_ids])
+    ]
+    return {
+        "input_ids": window_ids,
+        "attention_mask": [1] * len(window_ids),
+        "labels": align_labels(owned_ids, word_labels, continuation_ids),
+        "shape_ids": [0 if w is None else shapes[w] for w in window_word_ids],
+        "word_labels": word_labels[own_first:own_last],
+        "word_index": starts,
+        "word_offset": own_first,
+        "unlabelled_words": own_last - own_first - sum(s >= 0 for s in starts),
+    }
 
 
 def alignment_code() -> str:

@@ -26,7 +26,7 @@ def model_card(
         **({"datasets": [dataset]} if dataset else {}),
     }
     config = {
-        "model": {k: v for k, v in model_hparams.items() if k != "label_names"},
+        "model": {k: v for k, v in model_hparams.items() if k not in ("label_names", "label_counts")},
         "data": {k: v for k, v in data_hparams.items() if v is not None},
     }
     lines = [
@@ -77,8 +77,8 @@ def usage(decoding: str, onnx: str | None, word_features: bool = False) -> str:
             "This model was trained with word-shape features: each word's casing, digits, `@`/`#`, URL "
             "or emoji, read from the original text (its uncased tokenizer cannot see them), add learned "
             "label scores (`lit_ner_word_shape_scores` in config.json). With `trust_remote_code=True` the "
-            "pipeline runs the code shipped here (`lit_ner_pipeline.py`, `word_shapes.py`, "
-            "`word_decoding.py`: numpy and transformers only) and tags as lit_ner does. **Without it**, "
+            "pipeline runs the code shipped here (`lit_ner_pipeline.py` and the modules beside it: "
+            "numpy and transformers only) and tags as lit_ner does. **Without it**, "
             "transformers' standard pipeline runs the encoder alone, without the shape scores"
             + (
                 " and with each subword's argmax instead of lit_ner's word-level decoding"
@@ -94,8 +94,8 @@ def usage(decoding: str, onnx: str | None, word_features: bool = False) -> str:
             "```",
             "",
             f"This model is decoded word by word ({how}), as lit_ner trained and scored it. With "
-            "`trust_remote_code=True` the pipeline runs the code shipped here (`lit_ner_pipeline.py`, "
-            "`word_decoding.py`: numpy and transformers only) and gives lit_ner's entities, whole words. "
+            "`trust_remote_code=True` the pipeline runs the code shipped here (`lit_ner_pipeline.py` and "
+            "the modules beside it: numpy and transformers only) and gives lit_ner's entities, whole words. "
             "**Without it**, transformers loads the same weights into its standard pipeline, which takes "
             "each subword's argmax"
             + (", ignoring the CRF's transition scores" if decoding == "crf" else "")

@@ -1,13 +1,12 @@
 """What a `TokenClassifier` trains, without Lightning: the Hugging Face token classifier loaded with
 a fresh head for the label set, the word-shape scores added to its logits (`--model.word_features`)
 and the CRF (`--model.head crf`), together as `ClassifierParts`, which is also how a checkpoint's
-weights are read back (`export.hf.hf_model_from_checkpoint`); and the training loss's per-label
-weights."""
+weights are read back (`export.hf.hf_model_from_checkpoint`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,19 +38,6 @@ def load_token_classifier(
     # from_pretrained returns the model in eval mode, and Lightning (>= 2.2) keeps each module's
     # mode as it finds it: without this, dropout would stay off for the whole of training.
     return model.train()
-
-
-def label_weights(
-    label_names: Sequence[str], counts: Mapping[str, int], method: Literal["inverse", "inverse_sqrt"]
-) -> torch.Tensor:
-    """Per-label loss weights from how often each label tags a training word (`counts`):
-    `inverse` N / (labels x count), balanced so that every label weighs the same in total;
-    `inverse_sqrt` its square root. A label absent from `counts` gets weight 1."""
-    total = sum(counts.values())
-    weights = torch.tensor(
-        [total / (len(label_names) * counts[name]) if counts.get(name) else 1.0 for name in label_names]
-    )
-    return weights.sqrt() if method == "inverse_sqrt" else weights
 
 
 class WordShapeScores(nn.Module):

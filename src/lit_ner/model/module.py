@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import lightning as L
@@ -17,7 +18,7 @@ from lit_ner.data.datamodule import NERDataModule
 from lit_ner.errors import LitNerError
 from lit_ner.model.checkpoint import rng_states, set_rng_states
 from lit_ner.model.crf import bio_constraints, labelled_positions, viterbi_decode
-from lit_ner.model.encoder import ClassifierParts, label_weights
+from lit_ner.model.encoder import ClassifierParts
 from lit_ner.model.metrics import STAGE_SPLITS, NERMetrics, StageResults
 from lit_ner.portable.word_decoding import IMPOSSIBLE
 
@@ -46,7 +47,7 @@ class TokenClassifier(L.LightningModule):
             own architectures load). Linked to the data module's tokenizer loading.
         compile: compile the token classifier with `torch.compile(dynamic=True)` (one graph for
             every batch shape) before training or evaluating. Off by default: on the CPU
-            benchmark its compile time outweighs what it saves in one epoch (README, Speed).
+            benchmark its compile time outweighs what it saves in one epoch (docs/speed.md).
         decoding: how word labels are read from the classifier's scores, in validation, test,
             predict and (through the export's config) `lit_ner tag`: `"argmax"` (each word its
             first subword's best label, as the tutorial) or `"valid_bio"` (Viterbi over the
@@ -101,20 +102,9 @@ class TokenClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.label_names = list(label_names)
-        if head == "crf" and (class_weights != "none" or o_weight != 1.0 or label_smoothing):
-            raise LitNerError(
-                "model.class_weights, model.o_weight and model.label_smoothing shape the softmax "
-                "head's cross-entropy; the CRF head trains on the sequence likelihood: leave them unset"
-            )
-        if isinstance(class_weights, list) and len(class_weights) != len(self.label_names):
-            raise LitNerError(
-                f"model.class_weights has {len(class_weights)} weights for {len(self.label_names)} "
-                f"labels {self.label_names}"
-            )
-        if word_features and word_features_dim < 1:
-            raise LitNerError(f"model.word_features_dim must be at least 1, not {word_features_dim}")
-        if not 0.0 <= label_smoothing < 1.0 or o_weight < 0:
-            raise LitNerError("model.label_smoothing must be in [0, 1) and model.o_weight >= 0")
+        self._check_arguments(
+            head, class_weights, o_weight, label_smoothing, word_features, word_features_dim
+        )
         # The trained parts, as a checkpoint holds them (export.hf.hf_model_from_checkpoint reads
         # a checkpoint into the same ClassifierParts): the HF classifier, the CRF, the shapes.
         parts = ClassifierParts(
@@ -144,6 +134,31 @@ class TokenClassifier(L.LightningModule):
         self._resumed_positions: tuple[int, list[float]] | None = None
         # The last results of each stage, for the callbacks to print, save and log.
         self.reports: dict[str, StageResults] = {}
+
+    def _check_arguments(
+        self,
+        head: str,
+        class_weights: str | list[float],
+        o_weight: float,
+        label_smoothing: float,
+        word_features: bool,
+        word_features_dim: int,
+    ) -> None:
+        """Refuses settings that contradict each other or the label set, before any weights load."""
+        if head == "crf" and (class_weights != "none" or o_weight != 1.0 or label_smoothing):
+            raise LitNerError(
+                "model.class_weights, model.o_weight and model.label_smoothing shape the softmax "
+                "head's cross-entropy; the CRF head trains on the sequence likelihood: leave them unset"
+            )
+        if isinstance(class_weights, list) and len(class_weights) != len(self.label_names):
+            raise LitNerError(
+                f"model.class_weights has {len(class_weights)} weights for {len(self.label_names)} "
+                f"labels {self.label_names}"
+            )
+        if word_features and word_features_dim < 1:
+            raise LitNerError(f"model.word_features_dim must be at least 1, not {word_features_dim}")
+        if not 0.0 <= label_smoothing < 1.0 or o_weight < 0:
+            raise LitNerError("model.label_smoothing must be in [0, 1) and model.o_weight >= 0")
 
     def configure_model(self) -> None:
         # In place (`nn.Module.compile`): parameter names, checkpoints and the export stay those
@@ -486,3 +501,16 @@ def first_subwords(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.
     of them its row and its word's index in the row's words (`word_index`)."""
     starts = batch["word_index"] >= 0
     return starts, starts.nonzero(as_tuple=True)[0], batch["word_index"][starts]
+
+
+def label_weights(
+    label_names: Sequence[str], counts: Mapping[str, int], method: Literal["inverse", "inverse_sqrt"]
+) -> torch.Tensor:
+    """Per-label loss weights from how often each label tags a training word (`counts`):
+    `inverse` N / (labels x count), balanced so that every label weighs the same in total;
+    `inverse_sqrt` its square root. A label absent from `counts` gets weight 1."""
+    total = sum(counts.values())
+    weights = torch.tensor(
+        [total / (len(label_names) * counts[name]) if counts.get(name) else 1.0 for name in label_names]
+    )
+    return weights.sqrt() if method == "inverse_sqrt" else weights

@@ -1,9 +1,10 @@
 """The token-classification pipeline that an export of a word-level decoded model, or of a model
 with word-shape features, ships (as `lit_ner_pipeline.py`, beside `word_decoding.py`,
-`word_shapes.py` and `lit_ner_config.py`), so that `transformers.pipeline("token-classification",
-model=EXPORT, trust_remote_code=True)` tags as `lit_ner tag` does: the words' shape scores added
-to the logits (`word_shapes.add_shape_scores`), then valid-BIO Viterbi, or the CRF's Viterbi with
-its learned scores, word by word (`word_decoding.decode_words`, the code the Tagger runs).
+`word_shapes.py`, `words.py`, `spans.py` and `lit_ner_config.py`), so that
+`transformers.pipeline("token-classification", model=EXPORT, trust_remote_code=True)` tags as
+`lit_ner tag` does: the words' shape scores added to the logits (`word_shapes.add_shape_scores`),
+then valid-BIO Viterbi, or the CRF's Viterbi with its learned scores, word by word
+(`word_decoding.decode_words`, the code the Tagger runs).
 
 Self-contained for a machine without lit_ner: it imports transformers and the modules beside it.
 The pipeline's own pre-processing and model call run unchanged; only the post-processing differs
@@ -53,29 +54,26 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
                 "pieces): pass the text, not is_split_into_words=True"
             )
         if table is not None:
-            windows = [
-                {
-                    "offsets": outputs["offset_mapping"][0].tolist(),
-                    "special": outputs["special_tokens_mask"][0].tolist(),
-                    "logits": outputs["logits"][0].float().cpu().numpy(),
-                }
-                for outputs in all_outputs
-            ]
-            for outputs, logits in zip(
-                all_outputs, add_shape_scores(all_outputs[0]["sentence"], windows, table)
-            ):
+            shaped = add_shape_scores(all_outputs[0]["sentence"], windows_of(all_outputs), table)
+            for outputs, logits in zip(all_outputs, shaped):
                 outputs["logits"] = torch.from_numpy(logits)[None]
         if decoding not in ("valid_bio", "crf"):
             if aggregation_strategy is None:
                 return super().postprocess(all_outputs, ignore_labels=ignore_labels)
             return super().postprocess(all_outputs, aggregation_strategy, ignore_labels)
-        windows = [
-            {
-                "offsets": outputs["offset_mapping"][0].tolist(),
-                "special": outputs["special_tokens_mask"][0].tolist(),
-                "logits": outputs["logits"][0].float().cpu().numpy(),
-            }
-            for outputs in all_outputs
-        ]
         label_names = [config.id2label[i] for i in range(config.num_labels)]
-        return decode_words(all_outputs[0]["sentence"], windows, label_names, decoding, crf_scores(config))
+        text = all_outputs[0]["sentence"]
+        return decode_words(text, windows_of(all_outputs), label_names, decoding, crf_scores(config))
+
+
+def windows_of(all_outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pipeline's outputs for a text's windows as lit_ner's decoding takes them: character
+    `offsets`, the `special` token mask and the `logits`, per window."""
+    return [
+        {
+            "offsets": outputs["offset_mapping"][0].tolist(),
+            "special": outputs["special_tokens_mask"][0].tolist(),
+            "logits": outputs["logits"][0].float().cpu().numpy(),
+        }
+        for outputs in all_outputs
+    ]

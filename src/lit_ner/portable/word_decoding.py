@@ -3,8 +3,9 @@ trained with `--model.decoding valid_bio` or `--model.head crf`.
 
 This file travels inside such a model's export (`lit_ner export`), beside `lit_ner_pipeline.py`,
 so that `transformers.pipeline(..., trust_remote_code=True)` decodes exactly as `lit_ner tag`
-does on a machine without lit_ner. So it imports nothing but numpy and the standard library, and
-nothing of lit_ner. It is the same code that `lit_ner.Tagger` runs, on either backend.
+does on a machine without lit_ner. So it imports nothing but numpy, the standard library and the
+modules beside it, nothing of lit_ner. It is the same code that `lit_ner.Tagger` runs, on either
+backend.
 
 The words of a text are its whitespace-separated pieces (as in CoNLL files); each is scored at its
 first subword, as lit_ner trains, from the window where that subword has the most context on
@@ -104,6 +105,20 @@ def decode_words(
         crf: for `"crf"`, the CRF's `start`, `transitions` and `end` scores.
     """
     words = text_words(text)
+    scores = best_context_scores(words, windows, label_names, decoding)
+    start, transitions, end = viterbi_constraints(label_names, decoding, crf)
+    labels = viterbi(scores, transitions, start, end)
+    return labelled_entities(text, words, scores, labels, label_names)
+
+
+def best_context_scores(
+    words: Sequence[tuple[int, int]],
+    windows: Sequence[dict[str, Any]],
+    label_names: Sequence[str],
+    decoding: str,
+) -> np.ndarray:
+    """`(words, labels)`: each word's scores at its first subword, from the window where that
+    subword has the most context on both sides (log-probabilities, or a CRF's raw emissions)."""
     # Every text token, by window: (position, word, first character).
     tokens = []
     for window in windows:
@@ -128,6 +143,14 @@ def decode_words(
             margin = min(rank, len(firsts) - 1 - rank)  # context on both sides in this window
             if margin > context[word]:
                 context[word], scores[word] = margin, token_scores[position]
+    return scores
+
+
+def viterbi_constraints(
+    label_names: Sequence[str], decoding: str, crf: dict[str, Any] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Viterbi's `(start, transitions, end)`: valid BIO's penalties, plus for `"crf"` the CRF's
+    learned scores (`end` is None without a CRF)."""
     start, transitions = bio_constraints(label_names)
     end = None
     if decoding == "crf":  # the CRF's learned scores, within the same constraints
@@ -136,7 +159,17 @@ def decode_words(
         start = start + np.asarray(crf["start"], dtype=np.float32)
         transitions = transitions + np.asarray(crf["transitions"], dtype=np.float32)
         end = np.asarray(crf["end"], dtype=np.float32)
-    labels = viterbi(scores, transitions, start, end)
+    return start, transitions, end
+
+
+def labelled_entities(
+    text: str,
+    words: Sequence[tuple[int, int]],
+    scores: np.ndarray,
+    labels: list[int],
+    label_names: Sequence[str],
+) -> list[dict]:
+    """The entities of the decoded word labels, as the pipeline's dicts (see `decode_words`)."""
     probabilities = np.exp(log_softmax(scores))
     tags = [label_names[label] for label in labels]
     entities = []

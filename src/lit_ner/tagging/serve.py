@@ -210,20 +210,7 @@ def serve(
         **tagger: the `Tagger`'s options (trust_remote_code, batch_size, device, precision,
             stride, threads, decoding, max_padding).
     """
-    if litserve is None:
-        raise LitNerError("lit_ner serve needs LitServe: pip install 'lit_ner[serve]'")
-    compat.require("litserve")
-    if host not in ("127.0.0.1", "0.0.0.0", "::"):
-        raise LitNerError(
-            f"--host must be 127.0.0.1 (this machine), 0.0.0.0 or :: (every interface), not {host!r}"
-        )
-    if backend not in ("torch", "onnx"):
-        raise LitNerError(f"--backend must be torch or onnx, not {backend!r}")
-    if max_batch_size < 1 or batch_timeout < 0 or workers < 1 or max_texts < 1 or max_text_length < 1:
-        raise LitNerError(
-            "--max_batch_size, --workers, --max_texts and --max_text_length must be >= 1, "
-            "--batch_timeout >= 0"
-        )
+    check_serve_options(host, backend, max_batch_size, batch_timeout, workers, max_texts, max_text_length)
     if backend == "onnx" and tagger.get("threads") is None:
         # The cores shared out between the workers (batches at once in each), so that workers
         # do not fight over them.
@@ -251,6 +238,33 @@ def serve(
         f"lit_ner serve: http://{host}:{port}/ (POST /predict, GET /health), model {model}, backend {backend}"
     )
     server.run(host=host, port=port, generate_client_file=False, log_level="warning")
+
+
+def check_serve_options(
+    host: str,
+    backend: str,
+    max_batch_size: int,
+    batch_timeout: float,
+    workers: int,
+    max_texts: int,
+    max_text_length: int,
+) -> None:
+    """Refuses, in one line, what `serve` cannot run with (LitServe missing, a host, backend or
+    limit out of range), before any model loads."""
+    if litserve is None:
+        raise LitNerError("lit_ner serve needs LitServe: pip install 'lit_ner[serve]'")
+    compat.require("litserve")
+    if host not in ("127.0.0.1", "0.0.0.0", "::"):
+        raise LitNerError(
+            f"--host must be 127.0.0.1 (this machine), 0.0.0.0 or :: (every interface), not {host!r}"
+        )
+    if backend not in ("torch", "onnx"):
+        raise LitNerError(f"--backend must be torch or onnx, not {backend!r}")
+    if max_batch_size < 1 or batch_timeout < 0 or workers < 1 or max_texts < 1 or max_text_length < 1:
+        raise LitNerError(
+            "--max_batch_size, --workers, --max_texts and --max_text_length must be >= 1, "
+            "--batch_timeout >= 0"
+        )
 
 
 def stop_on_sigterm(server: Any) -> None:

@@ -187,9 +187,9 @@ class LastCheckpoint(Callback):
     every process agrees, `last.ckpt` is saved there, and the process exits with status
     `errors.EXIT_RESUMABLE` (75, EX_TEMPFAIL: try again) as the next step begins, without
     testing or exporting. On SIGUSR1 in a SLURM job, rank 0 first asks SLURM to requeue it
-    (`scontrol requeue $SLURM_JOB_ID`, `checkpoints.requeue_slurm_job`); when SLURM (or torchrun,
+    (`scontrol requeue $SLURM_JOB_ID`, `signals.requeue_slurm_job`); when SLURM (or torchrun,
     after a SIGTERM) starts the job again with the same command, `fit` resumes from that
-    checkpoint by itself (`checkpoints.restarted_by`). Lightning's own SLURM
+    checkpoint by itself (`resume.restarted_by`). Lightning's own SLURM
     handler saves from inside the signal handler, mid-step, into `default_root_dir`; this one
     saves between steps, into the run's own checkpoint directory, and replaces it during `fit`.
 

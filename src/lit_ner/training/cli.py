@@ -6,8 +6,9 @@ and the data module share is linked, never typed twice:
   `data.trust_remote_code` (when the config is parsed),
 - `data.label_names` -> `model.label_names` and `data.label_counts` -> `model.label_counts`
   (once the data module exists and has read its data).
-lit_ner's other commands (`evaluate`, `tag`, `export`, `summarize`, `debug-data`) are in the
-command table of `__main__.py`, which imports this module only for these four.
+lit_ner's own commands (`evaluate`, `convert`, `tag`, `serve`, `export`, `summarize`,
+`debug-data`) are in the command table of `__main__.py`, which imports this module only for
+these four.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ class LitNerCLI(compat.CLIHooks):
     def before_fit(self) -> None:
         """`--ckpt_path last` resumes from the newest `last.ckpt` of the logger's runs (a killed
         job's), continuing that run: its directory, its best checkpoint so far, its logs (see
-        `checkpoints.continue_run`). With none yet (a job's first start), training starts afresh.
+        `resume.continue_run`). With none yet (a job's first start), training starts afresh.
         A job its launcher restarted (SLURM after a requeue, torchrun's elastic agent) resumes so
         without the flag: the same command line starts it and restarts it."""
         config = self.config_init[self.subcommand]

@@ -22,7 +22,7 @@ from lit_ner.data.alignment import tokenize_and_align
 from lit_ner.errors import LitNerError, exit_with
 from lit_ner.files import write_atomically
 from lit_ner.formats import SPLITS
-from lit_ner.scoring import get_entities
+from lit_ner.portable.spans import get_entities
 from lit_ner.tag_schemes import ill_formed_bio
 
 EXAMPLES = 5  # problem cases quoted per kind
@@ -48,23 +48,8 @@ def split_report(
     encoding = tokenizer([list(s) for s in words], is_split_into_words=True, truncation=False, verbose=False)
     lengths = [len(ids) for ids in encoding["input_ids"]]
     long_sentences = [n for n, length in enumerate(lengths) if length > max_length]
-    # The windows a long sentence becomes: the same alignment and windowing as `fit`.
-    examples = tokenize_and_align(
-        {
-            "tokens": [list(words[n]) for n in long_sentences],
-            "tags": [[0] * len(words[n]) for n in long_sentences],
-            "sentence_id": long_sentences,
-        },
-        tokenizer=tokenizer,
-        max_length=max_length,
-        continuation_ids=None,
-        stride=stride,
-    )
-    windows = Counter(examples["sentence_id"])
-    empty_words = []
-    for n in range(len(words)):
-        reached = {w for w in encoding.word_ids(batch_index=n) if w is not None}
-        empty_words += [(n, i) for i in range(len(words[n])) if i not in reached]
+    windows = window_counts(words, long_sentences, tokenizer, max_length, stride)
+    empty_words = words_without_subword(words, encoding)
     return {
         "sentences": len(words),
         "words": sum(len(sentence) for sentence in words),
@@ -90,6 +75,34 @@ def split_report(
             f"{where(n, i)}: {words[n][i]!r}" for n, i in empty_words[:EXAMPLES]
         ],
     }
+
+
+def window_counts(
+    words: Sequence[Sequence[str]], long_sentences: list[int], tokenizer: Any, max_length: int, stride: int
+) -> Counter:
+    """How many windows each long sentence becomes, by sentence index: the same alignment and
+    windowing as `fit`."""
+    examples = tokenize_and_align(
+        {
+            "tokens": [list(words[n]) for n in long_sentences],
+            "tags": [[0] * len(words[n]) for n in long_sentences],
+            "sentence_id": long_sentences,
+        },
+        tokenizer=tokenizer,
+        max_length=max_length,
+        continuation_ids=None,
+        stride=stride,
+    )
+    return Counter(examples["sentence_id"])
+
+
+def words_without_subword(words: Sequence[Sequence[str]], encoding: Any) -> list[tuple[int, int]]:
+    """`(sentence, word)` of every word the tokenizer turned into nothing (no subword position)."""
+    empty_words = []
+    for n in range(len(words)):
+        reached = {w for w in encoding.word_ids(batch_index=n) if w is not None}
+        empty_words += [(n, i) for i in range(len(words[n])) if i not in reached]
+    return empty_words
 
 
 def surface_forms(words: Sequence[Sequence[str]], tags: Sequence[Sequence[str]]) -> list[tuple[str, str]]:

@@ -156,7 +156,7 @@ def fit_seeds(config_yaml: str, seeds: Sequence[int]) -> dict[str, Any]:
             command = [sys.executable, "-m", "lit_ner", "fit", "--config", str(config)]
             command += [f"--seed_everything={seed}", f"--summary_file={record}"]
             print(f"lit_ner fit --seeds: seed {seed}", flush=True)
-            # Each seed's run is its own under a job's restarts too (checkpoints.job_id).
+            # Each seed's run is its own under a job's restarts too (resume.job_id).
             env = {**os.environ, "LIT_NER_JOB_PART": f"seed-{seed}"}
             status = subprocess.run(command, env=env).returncode
             if status == EXIT_RESUMABLE:  # stopped to be resumed (a SLURM requeue, a SIGTERM)
