@@ -167,3 +167,11 @@ def test_replacements_are_counted_in_the_logs_each_epoch(tiny_model_dir, wnut17_
     column = metrics[0].split(",").index("train/replaced_mentions")
     logged = [float(row.split(",")[column]) for row in metrics[1:] if row.split(",")[column]]
     assert logged == [float(count["replaced"]) for count in counts]
+
+
+@pytest.mark.parametrize("labels", [["O", "B-PER", "E-PER", "S-PER"], ["O", "PER", "LOC"]])
+def test_a_label_set_of_another_scheme_is_refused_since_replacements_are_written_as_bio(labels, tokenizer):
+    tags = [[labels[1], labels[2]]]
+    align = partial(tokenize_and_align, tokenizer=tokenizer, max_length=64, continuation_ids=None)
+    with pytest.raises(LitNerError, match=r"rewrites mentions as BIO tags; the label set has \d labels"):
+        MentionReplacedSet([["Ann", "Lee"]], tags, labels, align, 0.5, seed=7)

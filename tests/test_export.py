@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lit_ner.__main__ import run_command
+from lit_ner.export.onnx import ONNX_FILENAME
 from lit_ner.formats import read_conll
-from lit_ner.tagging.runtime import ONNX_FILENAME
 from lit_ner.tagging.tagger import Tagger
 
 from .test_inference import SPECIAL_TEXTS, assert_same_entities

@@ -230,10 +230,10 @@ def test_an_export_interrupted_midway_leaves_the_previous_export_whole(
 ):
     from lit_ner.export.hf import hf_model, save_hf_model
 
-    def export_module(model, tokenizer, directory):
+    def export_live(model, tokenizer, directory):
         return save_hf_model(hf_model(model, model.hparams.decoding), tokenizer, directory)
 
-    export = export_module(model, tokenizer, tmp_path / "hf_model")
+    export = export_live(model, tokenizer, tmp_path / "hf_model")
     before = {path.name: path.read_bytes() for path in export.iterdir()}
     assert "model.safetensors" in before
 
@@ -244,10 +244,10 @@ def test_an_export_interrupted_midway_leaves_the_previous_export_whole(
         model.model.classifier.weight.add_(1.0)
     monkeypatch.setattr(type(tokenizer), "save_pretrained", crash)
     with pytest.raises(KeyboardInterrupt):
-        export_module(model, tokenizer, tmp_path / "hf_model")
+        export_live(model, tokenizer, tmp_path / "hf_model")
     assert {path.name: path.read_bytes() for path in export.iterdir()} == before
     monkeypatch.undo()
-    export_module(model, tokenizer, tmp_path / "hf_model")  # the next export replaces it whole
+    export_live(model, tokenizer, tmp_path / "hf_model")  # the next export replaces it whole
     assert (export / "model.safetensors").read_bytes() != before["model.safetensors"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["hf_model"]
 

@@ -37,6 +37,7 @@ def test_the_tagger_tags_an_export_of_e3b6c96_as_e3b6c96_did(name):
     assert_same_entities(got, EXPECTED[name])
 
 
+@pytest.mark.slow
 def test_its_own_pipeline_code_tags_as_it_did_where_lit_ner_cannot_be_imported():
     code = (
         "import json, sys\n"

@@ -34,7 +34,10 @@ def run_command(name: str, args: list[str]) -> Any:
     module, function = COMMANDS[name].split(":")
     command = getattr(importlib.import_module(module), function)
     if name == "debug-data":  # parsed as `fit` parses its configs: a LightningCLI of its own
-        return command(args)
+        try:
+            return command(args)
+        except LitNerError as exc:  # an untested Lightning, refused as the CLI class is made
+            exit_with(exc)
     # `lit_ner evaluate GOLD PRED`: a second positional fills the first optional argument.
     set_parsing_settings(parse_optionals_as_positionals=name == "evaluate")
     try:

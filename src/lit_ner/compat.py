@@ -55,6 +55,7 @@ def require(distribution: str) -> str:
 # --- Lightning ---------------------------------------------------------------------------------
 
 
+@functools.cache
 def _cli_hooks() -> type:
     require("lightning")
     from lightning.pytorch.cli import LightningCLI

@@ -182,17 +182,19 @@ def window_example(
 
 
 def alignment_code() -> str:
-    """The source of every module that shapes an aligned example (this one, the windows, the word
-    finder and the word shapes): the tokenized-data cache is keyed on it, so that changing any of
-    them re-tokenizes, with no version to remember to bump."""
+    """The source of the code that shapes an aligned example (this module, the word windows and
+    the word shapes): the tokenized-data cache is keyed on it, so that changing any of it
+    re-tokenizes, with no version to remember to bump. (Without source files, as in a
+    byte-compiled install, the package's version stands in.)"""
     import inspect
 
-    from lit_ner import windows
-    from lit_ner.portable import word_shapes, words
+    from lit_ner import __version__
+    from lit_ner.portable import word_shapes
 
-    return "".join(
-        inspect.getsource(module) for module in (sys.modules[__name__], windows, words, word_shapes)
-    )
+    try:
+        return "".join(inspect.getsource(code) for code in (sys.modules[__name__], word_windows, word_shapes))
+    except OSError:
+        return __version__
 
 
 def alignment_report(

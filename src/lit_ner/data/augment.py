@@ -119,6 +119,15 @@ class MentionReplacedSet:
         p: float,
         seed: int,
     ) -> None:
+        not_bio = [name for name in label_names if name != "O" and not name.startswith(("B-", "I-"))]
+        if not_bio:
+            # A replaced mention is written back as B-X I-X ...: another scheme's tags would be
+            # rebuilt wrong (E-/S-) or not at all (bare types).
+            raise LitNerError(
+                f"data.augment.mention_replacement rewrites mentions as BIO tags; the label set has "
+                f"{len(not_bio)} labels that are neither O nor B-/I- ({', '.join(not_bio[:3])}...): "
+                "leave it off for this data"
+            )
         self.tokens, self.tags, self.p, self.seed = tokens, tags, p, seed
         self.index = {name: i for i, name in enumerate(label_names)}
         self.align = align

@@ -185,17 +185,19 @@ class NERDataModule(L.LightningDataModule):
     @property
     def label_counts(self) -> dict[str, int] | None:
         """How often each label tags a training word (None without a train split): linked to
-        `model.label_counts`, which weighs the training loss by them (`model.class_weights`)."""
-        if not self.has_split("train"):
+        `model.label_counts`, which weighs the training loss by them (`model.class_weights`). None
+        too while a Hub data set is still unread: the link must not read it in every process
+        before `prepare_data` (the model then asks in `setup`, if it weighs by them)."""
+        if self._splits is None or not self.has_split("train"):
             return None
         return dict(Counter(tag for sentence in self.tags("train") for tag in sentence))
 
     def _check_tags(self) -> None:
         hp = self.hparams
-        for warning in check_tags(
-            self.splits, self.label_names, self.files, hp.dataset_name, self._labels_from_data, hp.strict_bio
-        ):
-            rank_zero_warn(warning)
+        check_tags(
+            self.splits, self.label_names, self.files, hp.dataset_name, self._labels_from_data, hp.strict_bio,
+            rank_zero_warn,
+        )  # fmt: skip
 
     @property
     def tokenizer(self) -> Any:

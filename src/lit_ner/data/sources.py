@@ -13,6 +13,7 @@ every split's tags pass. The sources, in the order they are looked for:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from lit_ner.annotations import read_annotations
@@ -107,10 +108,11 @@ def check_tags(
     dataset_name: str | None,
     labels_from_data: bool,
     strict_bio: bool,
-) -> list[str]:
+    warn: Callable[[str], None],
+) -> None:
     """Every tag must be a label; with labels read from files, the evaluation splits may hold no
     tag that train lacks (the model could never predict it). Ill-formed BIO is refused with
-    `strict_bio`, else counted: the returned warnings, one per split that has some."""
+    `strict_bio`, else counted: one `warn` per split that has some, as each split is checked."""
     known = set(label_names)
 
     def where(split: str, sentence: int, word: int) -> str:
@@ -123,7 +125,6 @@ def check_tags(
     if labels_from_data and files and "train" in splits:
         # A label set read from files is what the files hold (a Hub data set names its own).
         train_tags = {tag for sentence in splits["train"]["tags"] for tag in sentence}
-    warnings = []
     for split, data in splits.items():
         ill_formed, first = 0, None
         for n, tags in enumerate(data["tags"]):
@@ -147,8 +148,7 @@ def check_tags(
         message = f"{first[0]}: {first[1]!r} continues no entity"
         if strict_bio:
             raise LitNerError(f"{message} (ill-formed BIO, refused by --data.strict_bio)")
-        warnings.append(
+        warn(
             f"{message}: {ill_formed} such I- tags in {split}, read as the start of an entity "
             "(seqeval's default mode and conlleval); --data.strict_bio refuses them"
         )
-    return warnings

@@ -23,11 +23,11 @@ def export_checkpoint(
 ) -> Path:
     """`lit_ner export` of a checkpoint: a Hugging Face model folder with a model card (test
     scores from the run's `test_report.json` when the checkpoint sits in a run directory)."""
-    from lit_ner.model.checkpoint import load_checkpoint
+    from lit_ner.model.checkpoint import checkpoint_run_dir, load_checkpoint
 
     checkpoint = load_checkpoint(checkpoint_path)
     model, tokenizer = hf_model_from_checkpoint(str(checkpoint_path), trust_remote_code, checkpoint)
-    report = Path(checkpoint_path).resolve().parent.parent / "test_report.json"
+    report = checkpoint_run_dir(checkpoint_path) / "test_report.json"
     scores = json.loads(read_text(report))["scores"] if report.is_file() else None
     card = model_card(
         checkpoint.get("hyper_parameters", {}), checkpoint.get("datamodule_hyper_parameters", {}), scores

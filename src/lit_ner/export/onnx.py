@@ -13,6 +13,8 @@ from typing import Any
 from lit_ner import compat
 from lit_ner.errors import LitNerError
 
+ONNX_FILENAME = "model.onnx"  # in the export folder, beside the Hugging Face files
+
 
 def export_onnx(model: Any, input_names: list[str], directory: Path, quantize: str | None = None) -> Path:
     """`directory/model.onnx`: the model's logits for `input_names` (int64, `(batch, sequence)`,
@@ -25,8 +27,6 @@ def export_onnx(model: Any, input_names: list[str], directory: Path, quantize: s
     # the export fails at once, not after exporting.
     import onnxruntime.quantization  # noqa: F401
     import torch
-
-    from lit_ner.tagging.runtime import ONNX_FILENAME
 
     if quantize not in (None, "int8"):
         raise LitNerError(f"quantize must be 'int8' or unset, not {quantize!r}")

@@ -32,6 +32,12 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", weights_only: b
     return checkpoint
 
 
+def checkpoint_run_dir(path: str | Path) -> Path:
+    """The run directory a checkpoint was written in: `RUN_DIR/checkpoints/NAME.ckpt` (see
+    `training.resume` for the layout)."""
+    return Path(path).resolve().parent.parent
+
+
 @contextmanager
 def checkpoint_errors(path: str | Path) -> Iterator[None]:
     """Checks that `path` looks like a checkpoint before the body reads it, and turns what a

@@ -114,8 +114,8 @@ class TokenClassifier(L.LightningModule):
         start, transitions = bio_constraints(self.label_names)
         self.register_buffer("bio_start", start, persistent=False)
         self.register_buffer("bio_transitions", transitions, persistent=False)
-        # The training loss's per-label weights (None: unweighted); set up from the training
-        # split's tags when fitting, see `setup`.
+        # The training loss's per-label weights (None: unweighted); set up when fitting, from the
+        # training split's label counts for the frequency weights (see `setup`).
         self.register_buffer("class_weight", None, persistent=False)
         # A batch of 16 sentences x 32 tokens, about a WNUT-17 batch: the model summary shows the
         # FLOPs of one forward of it, and each layer's input and output shapes.
@@ -201,7 +201,7 @@ class TokenClassifier(L.LightningModule):
         else:
             counts = hp.label_counts
             if counts is None and isinstance(self.trainer.datamodule, NERDataModule):
-                counts = self.trainer.datamodule.label_counts  # not linked: used from Python
+                counts = self.trainer.datamodule.label_counts  # not linked (from Python), or a Hub data set
             if counts is None:
                 raise LitNerError(
                     f"model.class_weights {hp.class_weights}: needs the training split's label counts "

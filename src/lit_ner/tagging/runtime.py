@@ -18,8 +18,7 @@ import numpy as np
 
 from lit_ner import compat
 from lit_ner.errors import LitNerError
-
-ONNX_FILENAME = "model.onnx"
+from lit_ner.export.onnx import ONNX_FILENAME
 
 
 class TorchModel:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lit_ner.errors import LitNerError
-from lit_ner.files import read_text, write_atomically
+from lit_ner.files import plain_suffix, read_text, write_atomically
 from lit_ner.tagging.aggregation import Aggregation
 from lit_ner.tagging.tagger import Tagger
 
@@ -31,7 +31,7 @@ def read_texts(
         lines.pop()  # the newline that ends the last line
     if not lines:
         raise LitNerError(f"{path}: empty file, no texts to tag")
-    jsonl = path.suffix in {".jsonl", ".json"}
+    jsonl = plain_suffix(path) in {".jsonl", ".json"}
     records, problems = [], []
     for line_no, line in enumerate(lines, start=1):
         line = line.rstrip("\r")

@@ -254,6 +254,3 @@ class Tagger:
 
 
 ONNX_HINT = "model.onnx (lit_ner export ... --onnx true)"
-
-
-ONNX_HINT = "model.onnx (lit_ner export ... --onnx true)"

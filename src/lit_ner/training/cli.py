@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins import CheckpointIO
@@ -32,7 +31,7 @@ from lit_ner.errors import LitNerError, exit_with
 from lit_ner.export.hf import EXPORT_DIRNAME, hf_model, save_hf_model
 from lit_ner.export.model_card import model_card
 from lit_ner.export.push import push_to_hub
-from lit_ner.model.checkpoint import checkpoint_errors, load_checkpoint
+from lit_ner.model.checkpoint import checkpoint_errors, checkpoint_run_dir, load_checkpoint
 from lit_ner.model.module import TokenClassifier
 from lit_ner.training.callbacks import (
     AugmentationCounts,
@@ -242,7 +241,7 @@ class LitNerCLI(compat.CLIHooks):
             rank_zero_info(f"--ckpt_path last: resuming from {last}")
             config["ckpt_path"] = ckpt_path = str(last)
         if ckpt_path and continue_run(self.trainer, ckpt_path):
-            rank_zero_info(f"continuing the run in {Path(ckpt_path).resolve().parent.parent}")
+            rank_zero_info(f"continuing the run in {checkpoint_run_dir(ckpt_path)}")
 
     def after_fit(self) -> None:
         """Scores the best checkpoint on the test split, exports it in Hugging Face format and

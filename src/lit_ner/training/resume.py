@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from lit_ner import compat
+from lit_ner.model.checkpoint import checkpoint_run_dir
 from lit_ner.training.checkpoints import LAST
 
 
@@ -75,7 +76,7 @@ def find_last_checkpoint(run_root: str | Path, job: str | None = None) -> Path |
     root = Path(run_root)
     candidates = [*root.glob(LAST), *root.glob(f"checkpoints/{LAST}"), *root.glob(f"*/checkpoints/{LAST}")]
     if job is not None:
-        candidates = [path for path in candidates if run_job(path.parent.parent) == job]
+        candidates = [path for path in candidates if run_job(checkpoint_run_dir(path)) == job]
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 
@@ -136,7 +137,7 @@ def continue_run(trainer: Any, checkpoint: str | Path) -> bool:
     loggers; the fit then logs as a new run).
     """
     checkpoint = Path(checkpoint).resolve()
-    run_dir = checkpoint.parent.parent
+    run_dir = checkpoint_run_dir(checkpoint)
     if checkpoint.name != LAST or checkpoint.parent.name != "checkpoints":
         return False
     if run_job(run_dir) != job_id():
