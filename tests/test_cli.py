@@ -142,6 +142,7 @@ def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, t
     assert not (REPO / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_with_weight_averaging_the_test_and_the_export_are_the_average_validation_chose(
     tiny_model_dir, tmp_path
 ):

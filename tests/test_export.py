@@ -51,6 +51,7 @@ def test_the_pipeline_with_trust_remote_code_finds_lit_ner_tags_entities_on_the_
     assert sum(spans(plain(text)) != spans(entities) for text, entities in zip(texts[:200], ours)) > 100
 
 
+@pytest.mark.slow
 def test_the_shipped_pipeline_runs_where_lit_ner_cannot_be_imported(crf_export_dir):
     expected = [
         spans(entities) for entities in Tagger.from_pretrained(crf_export_dir, precision="32")(SPECIAL_TEXTS)
@@ -109,6 +110,7 @@ def test_the_onnx_backend_tags_as_torch_does_without_importing_torch(crf_export_
         assert_same_entities(ours, theirs)
 
 
+@pytest.mark.slow
 def test_onnx_is_exported_with_eager_attention_and_leaves_the_model_as_it_was(tiny_model_dir, tmp_path):
     import onnx
 

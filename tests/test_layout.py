@@ -104,6 +104,7 @@ def test_every_command_has_a_help_listing_each_option_with_its_type_and_default(
     assert "type:" in help_text and "default:" in help_text
 
 
+@pytest.mark.slow
 def test_fit_help_shows_seeds():
     result = subprocess.run(
         [sys.executable, "-m", "lit_ner", "fit", "--help"], capture_output=True, text=True, timeout=120
@@ -112,20 +113,7 @@ def test_fit_help_shows_seeds():
     assert "--seeds SEEDS" in result.stdout and "--summary_file" in result.stdout
 
 
-def test_evaluate_loads_neither_torch_nor_lightning():
-    gold = FIXTURES / "quirks.conll"
-    code = (
-        "import sys\nfrom lit_ner.__main__ import main\n"
-        f"main(['evaluate', {str(gold)!r}, {str(gold)!r}, '--json', 'true'])\n"
-        "print(sorted(name for name in ('torch', 'lightning') if name in sys.modules))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    scores, loaded = result.stdout.rsplit("\n", 2)[0], result.stdout.strip().splitlines()[-1]
-    assert json.loads(scores)["overall"]["f1"] == 1.0
-    assert loaded == "[]"
-
-
+@pytest.mark.slow
 def test_importing_the_tagger_loads_no_lightning():
     code = "import sys\nfrom lit_ner import Tagger\nprint('lightning' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
