@@ -9,6 +9,7 @@ word offset to join a long sentence's windows back together.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -181,6 +182,7 @@ def window_example(
     }
 
 
+@functools.cache
 def alignment_code() -> str:
     """The source of the code that shapes an aligned example (this module, the word windows and
     the word shapes): the tokenized-data cache is keyed on it, so that changing any of it

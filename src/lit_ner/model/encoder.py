@@ -92,14 +92,11 @@ class ClassifierParts(nn.Module):
         hparams = checkpoint.get("hyper_parameters", {})
         if "label_names" not in hparams or "model_name_or_path" not in hparams:
             raise LitNerError(f"{path}: not a lit_ner checkpoint (no label_names/model_name_or_path)")
-        parts = cls(
-            hparams["label_names"],
-            hparams["model_name_or_path"],
-            trust_remote_code,
-            hparams.get("head", "softmax"),
-            hparams.get("word_features", False),
-            hparams.get("word_features_dim", 16),
-        )
+        # The checkpoint's own settings of the parts; this class's defaults for any it lacks.
+        settings = {
+            key: hparams[key] for key in ("head", "word_features", "word_features_dim") if key in hparams
+        }
+        parts = cls(hparams["label_names"], hparams["model_name_or_path"], trust_remote_code, **settings)
         try:
             parts.load_state_dict(checkpoint["state_dict"])
         except RuntimeError as exc:
