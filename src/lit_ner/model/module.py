@@ -29,7 +29,9 @@ class TokenClassifier(L.LightningModule):
     Args:
         label_names: tag strings in label-id order; linked from `data.label_names`.
         model_name_or_path: Hub id, local directory or `pkg://PACKAGE/DIR` of a pretrained
-            encoder (or of a token classifier, whose head is replaced).
+            encoder, or of a fine-tuned token classifier (`dslim/bert-base-NER`), whose head's
+            rows are matched to `label_names` by name: shared labels keep theirs, new ones start
+            fresh (one line says which).
         learning_rate: AdamW peak learning rate.
         weight_decay: AdamW weight decay, applied to all weights but biases and LayerNorm.
         warmup_steps: linear warm-up length: a fraction of all optimizer steps when below 1,
@@ -108,7 +110,13 @@ class TokenClassifier(L.LightningModule):
         # The trained parts, as a checkpoint holds them (export.hf.hf_model_from_checkpoint reads
         # a checkpoint into the same ClassifierParts): the HF classifier, the CRF, the shapes.
         parts = ClassifierParts(
-            self.label_names, model_name_or_path, trust_remote_code, head, word_features, word_features_dim
+            self.label_names,
+            model_name_or_path,
+            trust_remote_code,
+            head,
+            word_features,
+            word_features_dim,
+            info=rank_zero_info,
         )
         self.model, self.crf, self.word_shapes = parts.model, parts.crf, parts.word_shapes
         start, transitions = bio_constraints(self.label_names)
