@@ -145,7 +145,7 @@ def test_replacements_are_counted_in_the_logs_each_epoch(tiny_model_dir, wnut17_
     from .conftest import REPO
 
     caplog.set_level(logging.INFO)
-    train_file = wnut17_slice(wnut17_dir / "wnut17train.conll", tmp_path / "train.conll", 200)
+    train_file = wnut17_slice(wnut17_dir / "wnut17train.conll", tmp_path / "slice.conll", 200)
     fitted = cli_main(
         [
             "fit", "--config", str(REPO / "configs" / "wnut.yaml"),
@@ -163,7 +163,7 @@ def test_replacements_are_counted_in_the_logs_each_epoch(tiny_model_dir, wnut17_
             f"epoch {epoch}: mention replacement swapped {count['replaced']:,} of the {count['mentions']:,} "
             f"training mentions" in caplog.text
         )
-    metrics = (tmp_path / "wnut" / "version_0" / "metrics.csv").read_text().splitlines()
+    metrics = (tmp_path / "slice" / "version_0" / "metrics.csv").read_text().splitlines()
     column = metrics[0].split(",").index("train/replaced_mentions")
     logged = [float(row.split(",")[column]) for row in metrics[1:] if row.split(",")[column]]
     assert logged == [float(count["replaced"]) for count in counts]

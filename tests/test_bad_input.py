@@ -56,7 +56,7 @@ def case_inputs(case: str, tmp_path, checkpoint) -> list[str]:
         "A CoNLL line with a token and no tag": "Paris\tB-location\nis\n",
         "A CoNLL line with an empty token": "Paris\tB-location\n\tO\n",
         "A tag outside the given label set": GOOD,
-        "A tag the train split never has": "Paris\tB-location\nApple\tB-corporation\n",
+        "An entity type the train split never has": "Paris\tB-location\nApple\tB-corporation\n",
         "A split with no sentences (empty, or blank lines only)": "\n  \n\n",
         "Bytes that are not UTF-8": b"Paris\tB-location\nSa\xefd\tB-person\n",
         "Ill-formed BIO, with --data.strict_bio true": "Marley\tI-person\n",

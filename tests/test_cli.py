@@ -352,8 +352,8 @@ def test_two_process_ddp_fit_with_bf16_trains_tests_and_exports_once(tiny_model_
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Hugging Face export:") == 1  # rank 0 alone exports
-    assert (tmp_path / "wnut" / "version_0" / EXPORT_DIRNAME / "model.safetensors").is_file()
-    assert not (tmp_path / "wnut" / "version_1").exists()
+    assert (tmp_path / "quirks" / "version_0" / EXPORT_DIRNAME / "model.safetensors").is_file()
+    assert not (tmp_path / "quirks" / "version_1").exists()
 
 
 @pytest.mark.slow
@@ -362,7 +362,7 @@ def test_two_process_validation_equals_one_process_validation_of_the_same_checkp
 ):
     # In this process where one process runs (three fewer interpreters to start: make test's time).
     cli_main([*tiny_fit_args(tiny_model_dir, tmp_path), "--data.batch_size=1", "--trainer.max_epochs=1"])
-    checkpoint = tmp_path / "wnut" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = tmp_path / "quirks" / "version_0" / "checkpoints" / "last.ckpt"
     saved = {}
     for devices in (1, 2):
         # 3 validation sentences, 1 per batch: with 2 processes the sampler repeats one.
@@ -407,10 +407,10 @@ def test_a_push_to_the_hub_without_a_network_is_one_line_after_training_and_keep
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    export = tmp_path / "wnut" / "version_0" / EXPORT_DIRNAME
+    export = tmp_path / "quirks" / "version_0" / EXPORT_DIRNAME
     assert result.stderr.strip().splitlines()[-1] == (
         "lit_ner: error: push to the Hub repo 'someone/wnut-tagger' failed (the Hub cannot be reached); "
         f"the export stays at {export}"
     )
     assert (export / "model.safetensors").is_file() and (export / "README.md").is_file()
-    assert (tmp_path / "wnut" / "version_0" / "test_report.json").is_file()  # training and test ran first
+    assert (tmp_path / "quirks" / "version_0" / "test_report.json").is_file()  # training and test ran first

@@ -81,7 +81,7 @@ PRED = "Paris\tB-location\nis\tO\nnice\tO\n\nParis\tB-location\nHilton\tO\n\nPar
 def test_json_has_the_documented_keys_and_fractions(tmp_path):
     scores = evaluate_files(write(tmp_path / "gold", GOLD), write(tmp_path / "pred", PRED))
     keys = {"precision", "recall", "f1", "surface_precision", "surface_recall", "surface_f1", "support"}
-    assert set(scores) == {"overall", "per_type", "mode"} and scores["mode"] == "default"
+    assert set(scores) == {"overall", "per_type", "mode", "tag_scheme"} and scores["mode"] == "default"
     assert set(scores["overall"]) == keys | {"accuracy"}
     assert set(scores["per_type"]) == {"location", "person"}
     for row in [scores["overall"], *scores["per_type"].values()]:

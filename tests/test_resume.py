@@ -72,7 +72,7 @@ def fit(tmp_path, model_dir, save_dir, *extra, check=True, env=None, start=subpr
 
 def final_state(save_dir):
     """The checkpoint written at the end of training (the newest last.ckpt)."""
-    paths = sorted((save_dir / "wnut").glob(f"version_*/checkpoints/{LAST}"), key=os.path.getmtime)
+    paths = sorted((save_dir / "corpus").glob(f"version_*/checkpoints/{LAST}"), key=os.path.getmtime)
     return torch.load(paths[-1], map_location="cpu", weights_only=True)
 
 
@@ -91,7 +91,7 @@ def run_record(save_dir):
     the metrics log."""
     from safetensors.torch import load_file
 
-    run = save_dir / "wnut" / "version_0"
+    run = save_dir / "corpus" / "version_0"
     summary = json.loads((run / "fit_summary.json").read_text())
     with (run / "metrics.csv").open(newline="") as file:
         rows = [
@@ -138,7 +138,7 @@ def test_a_run_killed_mid_epoch_resumes_as_the_same_run_an_uninterrupted_run_is(
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     interrupted = torch.load(
-        tmp_path / "preempted/wnut/version_0/checkpoints" / LAST, map_location="cpu", weights_only=True
+        tmp_path / "preempted/corpus/version_0/checkpoints" / LAST, map_location="cpu", weights_only=True
     )
     assert interrupted["global_step"] == 16 and interrupted["epoch"] == 1  # mid-epoch: 6 of 10 batches
 
@@ -146,7 +146,7 @@ def test_a_run_killed_mid_epoch_resumes_as_the_same_run_an_uninterrupted_run_is(
     assert "resuming from" in resumed_run.stderr + resumed_run.stdout
     resumed = final_state(tmp_path / "preempted")
     # The continuation is the same run: no second run directory.
-    assert sorted(path.name for path in (tmp_path / "preempted/wnut").iterdir()) == ["version_0"]
+    assert sorted(path.name for path in (tmp_path / "preempted/corpus").iterdir()) == ["version_0"]
 
     assert resumed["global_step"] == straight["global_step"] == STEPS_PER_EPOCH * EPOCHS
     assert resumed["epoch"] == straight["epoch"]
@@ -191,7 +191,7 @@ def test_sigusr1_in_a_slurm_job_saves_requeues_and_the_restarted_job_ends_as_the
     command = (logging, "--trainer.callbacks+=tests.faults.SlowSteps", "--trainer.callbacks.seconds=0.2")
 
     first = fit(tmp_path, tiny_model_dir, tmp_path / "job", *command, env=job, start=subprocess.Popen)
-    last = tmp_path / "job/wnut/version_0/checkpoints" / LAST
+    last = tmp_path / "job/corpus/version_0/checkpoints" / LAST
     deadline = time.monotonic() + 300
     while not last.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -202,10 +202,10 @@ def test_sigusr1_in_a_slurm_job_saves_requeues_and_the_restarted_job_ends_as_the
     assert "SLURM job 4242 requeued" in output
     saved = torch.load(last, map_location="cpu", weights_only=True)
     assert 4 <= saved["global_step"] < STEPS_PER_EPOCH * EPOCHS  # saved where it stopped, mid-fit
-    assert not (tmp_path / "job/wnut/version_0/fit_summary.json").exists()  # no test, no export
-    assert (tmp_path / "job/wnut/version_0/job_id").read_text() == "slurm:4242\n"
+    assert not (tmp_path / "job/corpus/version_0/fit_summary.json").exists()  # no test, no export
+    assert (tmp_path / "job/corpus/version_0/job_id").read_text() == "slurm:4242\n"
     # Meanwhile another job's run beside it saved a newer last.ckpt: the restart must not take it.
-    other = tmp_path / "job/wnut/version_1"
+    other = tmp_path / "job/corpus/version_1"
     (other / "checkpoints").mkdir(parents=True)
     shutil.copy(last, other / "checkpoints" / LAST)
     (other / "job_id").write_text("slurm:777\n")
@@ -250,7 +250,7 @@ def test_a_nonfinite_loss_stops_training_naming_the_step_and_keeps_the_last_good
         "lit_ner: error: non-finite training loss at step 3, epoch 0, batch 3 (this process: loss nan"
     )
     assert "training stopped" in error
-    last = torch.load(tmp_path / "wnut/version_0/checkpoints" / LAST, map_location="cpu", weights_only=True)
+    last = torch.load(tmp_path / "corpus/version_0/checkpoints" / LAST, map_location="cpu", weights_only=True)
     assert last["global_step"] == 3
     assert all(torch.isfinite(weight).all() for weight in last["state_dict"].values())
 
@@ -277,7 +277,7 @@ def test_ckpt_path_last_on_a_jobs_first_start_trains_from_the_start(tmp_path, ti
     # A preemptible job is always (re)started with --ckpt_path last; the first time there is none.
     cli = fit_in_process(tmp_path, tiny_model_dir, "--ckpt_path=last")
     assert cli.trainer.global_step == STEPS_PER_EPOCH
-    assert (tmp_path / "wnut/version_0/checkpoints" / LAST).is_file()
+    assert (tmp_path / "corpus/version_0/checkpoints" / LAST).is_file()
 
 
 def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
@@ -432,7 +432,7 @@ def test_under_ddp_a_sigterm_to_one_process_stops_both_at_one_checkpoint_and_the
     )  # fmt: skip
     assert stopped.returncode == 75, stopped.stderr[-3000:]
     saved = torch.load(
-        tmp_path / "preempted/wnut/version_0/checkpoints" / LAST, map_location="cpu", weights_only=True
+        tmp_path / "preempted/corpus/version_0/checkpoints" / LAST, map_location="cpu", weights_only=True
     )
     assert saved["global_step"] == 7  # the end of the step the signal came in
     fit(tmp_path, tiny_model_dir, tmp_path / "preempted", *ddp, "--ckpt_path=last")
@@ -446,14 +446,14 @@ def test_ckpt_path_last_in_another_job_resumes_that_jobs_run_as_a_new_run(
     for name, value in SLURM_JOB.items():
         monkeypatch.setenv(name, value)
     fit_in_process(tmp_path, tiny_model_dir)
-    first = tmp_path / "wnut/version_0"
+    first = tmp_path / "corpus/version_0"
     assert (first / "job_id").read_text() == "slurm:4242\n"
     metrics = (first / "metrics.csv").read_text()
     monkeypatch.setenv("SLURM_JOB_ID", "4243")
     cli = fit_in_process(tmp_path, tiny_model_dir, "--ckpt_path=last", "--trainer.max_epochs=2")
     assert cli.trainer.global_step == 2 * STEPS_PER_EPOCH  # went on from the first job's checkpoint
-    assert (tmp_path / "wnut/version_1/job_id").read_text() == "slurm:4243\n"
+    assert (tmp_path / "corpus/version_1/job_id").read_text() == "slurm:4243\n"
     assert (first / "metrics.csv").read_text() == metrics
     assert (first / "checkpoints" / LAST).stat().st_mtime < (
-        tmp_path / "wnut/version_1/checkpoints" / LAST
+        tmp_path / "corpus/version_1/checkpoints" / LAST
     ).stat().st_mtime

@@ -29,14 +29,14 @@ def test_fit_with_two_seeds_trains_two_runs_and_reports_their_mean_and_spread(ti
         "--trainer.enable_progress_bar=false", "--seeds", "5,6",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = sorted((tmp_path / "wnut").glob("version_*/fit_summary.json"))
+    runs = sorted((tmp_path / "quirks").glob("version_*/fit_summary.json"))
     assert len(runs) == 2
     records = [json.loads(path.read_text()) for path in runs]
     assert [record["seed"] for record in records] == [5, 6]
     # Different seeds, different models (the head's initialisation at least).
     weights = [load_file(f"{record['export']}/model.safetensors")["classifier.weight"] for record in records]
     assert not weights[0].equal(weights[1])
-    summary_path = tmp_path / "wnut" / "seeds-5-6.json"
+    summary_path = tmp_path / "quirks" / "seeds-5-6.json"
     summary = json.loads(summary_path.read_text())
     test_f1 = [record["test/f1"] for record in records]
     assert summary["scores"]["test/f1"]["values"] == test_f1
@@ -47,7 +47,7 @@ def test_fit_with_two_seeds_trains_two_runs_and_reports_their_mean_and_spread(ti
     assert "2 runs (seeds 5, 6): mean ± standard deviation" in result.stdout
 
     # The same summary from the folder of run directories, as after one cluster job per seed.
-    again = run_lit_ner("summarize", str(tmp_path / "wnut"), "--json", "true")
+    again = run_lit_ner("summarize", str(tmp_path / "quirks"), "--json", "true")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == summary
     empty = tmp_path / "empty"

@@ -94,7 +94,7 @@ def wnut17_slice(source, target, sentences):
 def test_a_model_trained_with_word_features_tags_the_same_entities_on_every_path(
     tiny_model_dir, wnut17_dir, tmp_path, capsys
 ):
-    train = wnut17_slice(wnut17_dir / "wnut17train.conll", tmp_path / "train.conll", 400)
+    train = wnut17_slice(wnut17_dir / "wnut17train.conll", tmp_path / "slice.conll", 400)
     test = wnut17_slice(wnut17_dir / "emerging.test.annotated", tmp_path / "test.conll", 200)
     args = [
         "--config", str(REPO / "configs" / "wnut.yaml"),
@@ -111,7 +111,7 @@ def test_a_model_trained_with_word_features_tags_the_same_entities_on_every_path
         ["fit", *args, "--trainer.max_epochs=3", f"--trainer.logger.init_args.save_dir={tmp_path}"]
     )
     checkpoint = fitted.trainer.checkpoint_callback.best_model_path
-    run_dir = tmp_path / "wnut" / "version_0"
+    run_dir = tmp_path / "slice" / "version_0"
     export = run_dir / "hf_model"
     config = json.loads((export / "config.json").read_text())
     assert (

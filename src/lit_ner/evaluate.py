@@ -17,6 +17,7 @@ from typing import Any, Literal
 from lit_ner.errors import LitNerError
 from lit_ner.formats import Split, read_conll
 from lit_ner.scoring import Entity, format_report, scores_and_report, sentence_entities, surface_scores
+from lit_ner.tag_schemes import TRAINING_SCHEME, detect_scheme, read_entities, scheme_name, write_tags
 
 SCORES = ("precision", "recall", "f1")
 
@@ -87,11 +88,18 @@ def evaluate_files(
     bootstrap: int = 0,
     seed: int = 0,
     confidence: float = 0.95,
+    tag_scheme: str = "auto",
 ) -> dict[str, Any]:
     """`evaluate_tags` on a gold and a prediction file (or one file with both tag columns); with
-    `bootstrap` resamples, every F1's confidence interval under `"bootstrap"` (`bootstrap_f1`)."""
+    `bootstrap` resamples, every F1's confidence interval under `"bootstrap"` (`bootstrap_f1`).
+    Tags in another scheme than BIO (`tag_scheme`, or detected from the gold tags) are read into
+    entities by that scheme's rules first (`as_bio`)."""
     gold, pred = read_aligned(gold_path, pred_path)
+    scheme = _scheme(gold, gold_path, tag_scheme)
+    if scheme != TRAINING_SCHEME:
+        gold["tags"], pred["tags"] = (as_bio(split["tags"], scheme, mode) for split in (gold, pred))
     results = evaluate_tags(gold["tokens"], gold["tags"], pred["tags"], mode)
+    results["tag_scheme"] = scheme
     if bootstrap:
         results["bootstrap"] = bootstrap_f1(
             gold["tokens"],
@@ -215,6 +223,30 @@ def surface_forms(words: Sequence[Sequence[str]], by_sentence: Sequence[set[Enti
     ]
 
 
+def _scheme(gold: Split, gold_path: str | Path, tag_scheme: str) -> str:
+    try:
+        if tag_scheme != "auto":
+            return scheme_name(tag_scheme)
+        return detect_scheme(gold["tags"]).scheme
+    except ValueError as exc:
+        raise LitNerError(f"{gold_path}: {exc}") from None
+
+
+def as_bio(sequences: Sequence[Sequence[str]], scheme: str, mode: str) -> list[list[str]]:
+    """Tag sequences of `scheme` rewritten as the BIO of the entities that `mode` reads in them
+    (seqeval's strict mode reads IOBES and BILOU by their own strict rules), so that scoring them
+    as BIO scores those entities."""
+    return [
+        write_tags(read_entities(tags, scheme, strict=mode == "strict"), len(tags), TRAINING_SCHEME)
+        for tags in sequences
+    ]
+
+
+def _read_as(results: dict[str, Any]) -> str:
+    scheme = results.get("tag_scheme", TRAINING_SCHEME)
+    return "" if scheme == TRAINING_SCHEME else f", {scheme} tags"
+
+
 def format_results(results: dict[str, Any]) -> str:
     """The `evaluate_tags` object as two seqeval-style tables: entities, then surface forms."""
     entity_rows = {type_: row for type_, row in results["per_type"].items()}
@@ -225,7 +257,8 @@ def format_results(results: dict[str, Any]) -> str:
     }
     overall = results["overall"]
     lines = [
-        f"entities (seqeval, {results['mode']} mode); token accuracy {overall['accuracy']:.4f}",
+        f"entities (seqeval, {results['mode']} mode{_read_as(results)}); token accuracy "
+        f"{overall['accuracy']:.4f}",
         format_report(entity_rows),
         "",
         "unique surface forms (WNUT-17 shared task; support: gold entities)",
@@ -261,6 +294,7 @@ def evaluate(
     bootstrap: int = 0,
     confidence: float = 0.95,
     seed: int = 0,
+    tag_scheme: Literal["auto", "IOB1", "IOB2", "BIO", "IOBES", "BIOES", "BILOU", "IO"] = "auto",
 ) -> dict[str, Any]:
     """Scores predicted tags against gold tags: seqeval's entity scores and WNUT-17's surface forms.
 
@@ -274,12 +308,15 @@ def evaluate(
             sentences (e.g. 1000); 0 for none.
         confidence: the intervals' coverage.
         seed: the resampling's random seed.
+        tag_scheme: the files' tag scheme (`lit_ner.tag_schemes`): detected from the gold tags
+            by default. Other schemes than BIO are read into entities by their own rules:
+            conlleval's for IOB1 and IO, seqeval's default or strict mode's for IOBES and BILOU.
 
     Returns:
         The printed results, as `evaluate_files` gives them.
     """
     if bootstrap < 0 or not 0 < confidence < 1:
         raise LitNerError("--bootstrap must be >= 0 and --confidence between 0 and 1")
-    results = evaluate_files(gold, pred, mode, bootstrap, seed, confidence)
+    results = evaluate_files(gold, pred, mode, bootstrap, seed, confidence, tag_scheme)
     print(dumps(results, indent=2) if json else format_results(results))
     return results

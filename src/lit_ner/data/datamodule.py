@@ -1,7 +1,8 @@
-"""WNUT-17 (or any word-level BIO data) as a LightningDataModule: the splits from their source
-(`data.sources`), label checks, tokenization and alignment (`data.alignment`), caching, sampling
-(`data.sampling`) and augmentation (`data.augment`). Whatever the source, each split is read once
-into words and string tags; everything else starts from there.
+"""WNUT-17 (or any word-level NER data, in any tag scheme) as a LightningDataModule: the splits
+from their source (`data.sources`), their tags rewritten in BIO and checked, tokenization and
+alignment (`data.alignment`), caching, sampling (`data.sampling`) and augmentation
+(`data.augment`). Whatever the source, each split is read once into words and string tags;
+everything else starts from there.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 from collections import Counter
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -26,7 +27,14 @@ from lit_ner.data.alignment import (
 )
 from lit_ner.data.augment import Augmentation, MentionReplacedSet
 from lit_ner.data.sampling import LengthGroupedSampler, SortedSampler
-from lit_ner.data.sources import check_tags, default_label_names, read_files, read_hub_splits, split_files
+from lit_ner.data.sources import (
+    check_tags,
+    normalise_tags,
+    read_files,
+    read_hub_splits,
+    split_files,
+    training_labels,
+)
 from lit_ner.errors import LitNerError
 from lit_ner.formats import SPLITS, Split
 from lit_ner.hub import hub_errors, resolve_name_or_path
@@ -36,11 +44,13 @@ class NERDataModule(L.LightningDataModule):
     """Word-level NER data, tokenized and aligned for a transformer token classifier.
 
     Args:
-        dataset_name: Hub data set id; used when no files and no WNUT-17 directory are given.
-            Null: no Hub (a WNUT-17 directory, else the release shipped inside the package).
-        dataset_revision: Hub revision. WNUT-17's loading script is gone from the Hub since
-            datasets 4; its parquet conversion at `refs/convert/parquet` is what loads.
-        dataset_config_name: Hub data set configuration, if it has several.
+        dataset_name: Hub data set id (or a folder holding one: parquet, arrow, JSON or CSV files,
+            or `save_to_disk`'s); used when no files and no WNUT-17 directory are given. Null (the
+            default): no Hub (a WNUT-17 directory, else the release shipped inside the package).
+        dataset_revision: Hub revision, when set. Data sets that were loading scripts (WNUT-17's
+            `leondz/wnut_17`, `conll2003`, ...) no longer load since datasets 4; their parquet
+            conversion at `refs/convert/parquet` does (configs/wnut.yaml sets it for WNUT-17).
+        dataset_config_name: Hub data set configuration, if it has several (wikiann's language).
         data_dir: directory with the official WNUT-17 release files (plain or gzipped). Defaults
             to `$WNUT17_DIR` when `dataset_name` is WNUT-17 or null; with `dataset_name` null and
             no `$WNUT17_DIR`, the copy inside the package.
@@ -49,11 +59,20 @@ class NERDataModule(L.LightningDataModule):
             (see `lit_ner.annotations`).
         validation_file: the same for the validation split.
         test_file: the same for the test split.
-        tokens_column: the Hub data set's column of word lists.
-        tags_column: the Hub data set's column of `ClassLabel` tag ids.
-        label_names: the label set, in id order. By default it comes from the data: the Hub
-            data set's ClassLabel names, WNUT-17's order for the WNUT-17 files, and otherwise
-            `O` followed by the file tags sorted by type then B-/I-. Linked to the model.
+        tokens_column: the Hub data set's column of word lists (default: `tokens`, else `words`).
+        tags_column: the Hub data set's column of tags: `ClassLabel` ids, integer ids or strings
+            (default: the first of `ner_tags`, `tags`, `ner`, `labels`, `ner_labels`).
+        tag_scheme: the data's tag scheme, `auto` (detected from every split's tags), `IOB1`,
+            `IOB2`/`BIO`, `IOBES`/`BIOES`, `BILOU` or `IO` (`lit_ner.tag_schemes`). Tags are read
+            into entities and rewritten in BIO, which lit_ner trains in (one line says what was
+            rewritten); predictions files are written back in the data's scheme.
+        label_map: entity types renamed, merged or dropped in every split before the label set
+            is built: `{PERSON: PER, MISC: null}` (counted in one line).
+        label_names: the label set lit_ner trains with, in id order (BIO). By default it comes
+            from the data: the Hub data set's ClassLabel names (when BIO), WNUT-17's order for
+            the WNUT-17 files, else `O` and `B-`/`I-` of every entity type of the train split,
+            sorted. For a Hub data set of plain integer tags, the tag names in id order or a
+            label2id mapping (`{O: 0, B-PER: 1, ...}`). Linked to the model.
         tokenizer_name_or_path: linked from `model.model_name_or_path`.
         max_length: subword positions per example, special tokens included; defaults to the
             tokenizer's maximum. A longer sentence is split into overlapping windows (counted and
@@ -83,16 +102,18 @@ class NERDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        dataset_name: str | None = "leondz/wnut_17",
-        dataset_revision: str | None = "refs/convert/parquet",
+        dataset_name: str | None = None,
+        dataset_revision: str | None = None,
         dataset_config_name: str | None = None,
         data_dir: str | None = None,
         train_file: str | None = None,
         validation_file: str | None = None,
         test_file: str | None = None,
-        tokens_column: str = "tokens",
-        tags_column: str = "ner_tags",
-        label_names: list[str] | None = None,
+        tokens_column: str | None = None,
+        tags_column: str | None = None,
+        tag_scheme: Literal["auto", "IOB1", "IOB2", "BIO", "IOBES", "BIOES", "BILOU", "IO"] = "auto",
+        label_map: dict[str, str | None] | None = None,
+        label_names: list[str] | dict[str, int] | None = None,
         tokenizer_name_or_path: str = "distilbert/distilbert-base-uncased",
         max_length: int | None = None,
         stride: int = 128,
@@ -123,16 +144,20 @@ class NERDataModule(L.LightningDataModule):
         self._resume: tuple[int, int, int] | None = None
         self.datasets: dict[str, Any] = {}
         self._example_lengths: dict[str, list[int]] = {}
-        self._label_names = list(label_names) if label_names else None
-        self._labels_from_data = not label_names
+        # A label2id mapping names a Hub data set's integer tags; a list is the label set itself.
+        self._given_labels = label_names
+        given = list(label_names) if isinstance(label_names, list) and label_names else None
+        # Another scheme's names (a Hub data set's integer tags in IOBES) train as their BIO set.
+        self._label_names = training_labels({}, {}, given, None, "", False) if given else None
+        self._labels_from_data = self._label_names is None
         self._hub_label_names: list[str] | None = None
+        self._tag_scheme: str | None = None
         self.files = split_files(train_file, validation_file, test_file, data_dir, dataset_name)
         self._splits: dict[str, Split] | None = None
         if self.files:
             # Files are small and their label set is needed before the model exists: read now,
             # so a bad file stops the run before anything is built.
-            self._splits = read_files(self.files)
-            self._check_tags()
+            self._splits = self._normalised(read_files(self.files))
 
     # Where the data comes from, read once into words and string tags per split.
 
@@ -140,19 +165,39 @@ class NERDataModule(L.LightningDataModule):
     def splits(self) -> dict[str, Split]:
         """Every split's words and string tags (and, from files, each word's line)."""
         if self._splits is None:
-            self._splits = self._read_hub()
-            self._check_tags()
+            self._splits = self._normalised(self._read_hub())
         return self._splits
 
     def _read_hub(self) -> dict[str, Split]:
         hp = self.hparams
         splits, names = read_hub_splits(
             hp.dataset_name, hp.dataset_config_name, hp.dataset_revision, hp.tokens_column, hp.tags_column,
-            self._label_names,
+            self._given_labels,
         )  # fmt: skip
         if names is not None:
             self._hub_label_names = names
         return splits
+
+    def _normalised(self, splits: dict[str, Split]) -> dict[str, Split]:
+        """The splits' tags in BIO, through the label map (`sources.normalise_tags`), said in one
+        line each; then the label set, and every tag checked against it."""
+        hp = self.hparams
+        self._tag_scheme, lines = normalise_tags(
+            splits, self.files, hp.dataset_name, hp.tag_scheme, hp.label_map
+        )
+        for line in lines:
+            rank_zero_info(line)
+        self._splits = splits
+        self._check_tags()
+        return splits
+
+    @property
+    def tag_scheme(self) -> str:
+        """The data's own tag scheme (`lit_ner.tag_schemes`), as set or detected; predictions files
+        are written in it."""
+        self.splits
+        assert self._tag_scheme is not None
+        return self._tag_scheme
 
     def get_split(self, split: str) -> Split:
         if split not in self.splits:
@@ -176,10 +221,13 @@ class NERDataModule(L.LightningDataModule):
 
     @property
     def label_names(self) -> list[str]:
-        """The label set in id order (linked to `model.label_names`): as given, else the Hub data
-        set's ClassLabel names, WNUT-17's order for its release files, or `bio_label_order`."""
+        """The label set in id order, BIO (linked to `model.label_names`): see `label_names` in the
+        class docstring and `sources.training_labels`."""
         if self._label_names is None:
-            self._label_names = default_label_names(self.splits, self.files, self._hub_label_names)
+            splits, scheme = self.splits, self.tag_scheme
+            self._label_names = training_labels(
+                splits, self.files, None, self._hub_label_names, scheme, bool(self.hparams.label_map)
+            )
         return self._label_names
 
     @property

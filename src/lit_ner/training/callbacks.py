@@ -1,8 +1,8 @@
 """Every Lightning callback lit_ner has: what a run writes, logs and shows.
 
 Each works with a plain `lightning.Trainer`; `lit_ner`'s CLI adds them by default (see `cli.py`):
-- `ReportWriter`: per-type report, `<stage>_report.json`, `predictions/<split>.conll` and plots
-  after `validate` and `test`;
+- `ReportWriter`: per-type report, `<stage>_report.json`, `predictions/<split>.conll` (in the data's
+  tag scheme) and plots after `validate` and `test`;
 - `PredictionWriter`: `predict`'s `predictions/<split>.conll` and `.jsonl`;
 - `LastCheckpoint`: `last.ckpt` every N steps and each epoch, to resume a killed job from;
 - `SentenceThroughput`: Lightning's `ThroughputMonitor`, counting sentences and subword tokens;
@@ -40,6 +40,7 @@ from lit_ner.plots import SAMPLE_COLUMNS, draw_plots, sample_predictions
 from lit_ner.portable.spans import get_entities
 from lit_ner.portable.words import joined_words
 from lit_ner.scoring import format_report, join_windows
+from lit_ner.tag_schemes import TRAINING_SCHEME, from_bio
 from lit_ner.training.checkpoints import LAST
 from lit_ner.training.resume import JOB_FILE, checkpoint_dir, job_id, run_directory
 from lit_ner.training.signals import StopSignals, requeue_slurm_job
@@ -88,13 +89,13 @@ class ReportWriter(Callback):
         sentences = results["sentences"]
         split = STAGE_SPLITS[stage]
         if "words" in sentences:
+            scheme = data_scheme(trainer)
             path = write_conll(
                 run_dir / "predictions" / f"{split}.conll",
                 sentences["words"],
-                sentences["y_true"],
-                sentences["y_pred"],
+                *([from_bio(tags, scheme) for tags in sentences[key]] for key in ("y_true", "y_pred")),
             )
-            print(f"predictions: {path} (score them again with: lit_ner evaluate {path})")
+            print(f"predictions: {path} (score them again with: {evaluate_command(path, scheme)})")
         if self.plots:
             images = draw_plots(results, run_dir, stage, split, mode)
             print(f"report and plots: {report_path}, {images[0].name}, {images[1].name}")
@@ -137,9 +138,12 @@ class PredictionWriter(BasePredictionWriter):
         )
         data = trainer.datamodule
         split = data.hparams.predict_split
-        words, gold = data.words(split), data.tags(split)
+        words, gold, scheme = data.words(split), data.tags(split), data_scheme(trainer)
         conll = write_conll(
-            run_dir / "predictions" / f"{split}.conll", [words[i] for i in ids], [gold[i] for i in ids], tags
+            run_dir / "predictions" / f"{split}.conll",
+            [words[i] for i in ids],
+            [from_bio(gold[i], scheme) for i in ids],
+            [from_bio(sentence_tags, scheme) for sentence_tags in tags],
         )
         lines = [
             json.dumps(sentence_record(i, words[i], sentence_tags, sentence_scores), ensure_ascii=False)
@@ -147,7 +151,17 @@ class PredictionWriter(BasePredictionWriter):
         ]
         jsonl = run_dir / "predictions" / f"{split}.jsonl"
         write_atomically(jsonl, "".join(line + "\n" for line in lines))
-        print(f"predictions: {conll} (score them with: lit_ner evaluate {conll}) and {jsonl}")
+        print(f"predictions: {conll} (score them with: {evaluate_command(conll, scheme)}) and {jsonl}")
+
+
+def data_scheme(trainer: Any) -> str:
+    """The tag scheme of the data being scored (`NERDataModule.tag_scheme`): predictions files are
+    written in it, gold and predicted tags alike, so the data's own scorer reads them."""
+    return getattr(getattr(trainer, "datamodule", None), "tag_scheme", TRAINING_SCHEME)
+
+
+def evaluate_command(path: Path, scheme: str) -> str:
+    return f"lit_ner evaluate {path}" + (f" --tag_scheme {scheme}" if scheme != TRAINING_SCHEME else "")
 
 
 def sentence_record(

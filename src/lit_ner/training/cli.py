@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lit_ner import compat
 from lit_ner.data.datamodule import NERDataModule
+from lit_ner.data.sources import data_name
 from lit_ner.errors import LitNerError, exit_with
 from lit_ner.export.hf import EXPORT_DIRNAME, hf_model, save_hf_model
 from lit_ner.export.model_card import model_card
@@ -161,6 +162,15 @@ class LitNerCLI(compat.CLIHooks):
         loggers = config.trainer.logger
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             init_args = getattr(logger, "init_args", None)
+            name = init_args.get("name") if init_args is not None else None
+            if isinstance(name, str) and "{data}" in name:
+                # Runs are named after their data (configs/wnut.yaml: "{data}"), so that two data
+                # sets never share a run directory by accident.
+                data = config.data
+                init_args.name = name.replace(
+                    "{data}",
+                    data_name(data.dataset_name, data.dataset_config_name, data.train_file, data.data_dir),
+                )
             if (
                 str(getattr(logger, "class_path", "")).endswith("WandbLogger")
                 and init_args is not None

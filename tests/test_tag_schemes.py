@@ -1,0 +1,179 @@
+"""Tag schemes: each is told apart, read into the entities its own scorer reads and written back
+exactly; a data module trains in BIO whatever its files spell, and says what it rewrote."""
+
+import random
+
+import pytest
+from seqeval.metrics import f1_score
+from seqeval.metrics.sequence_labeling import get_entities as seqeval_entities
+from seqeval.scheme import BILOU, IOB2, IOBES
+
+from lit_ner.data.datamodule import NERDataModule
+from lit_ner.errors import LitNerError
+from lit_ner.tag_schemes import (
+    SCHEMES,
+    detect_scheme,
+    from_bio,
+    ill_formed,
+    read_entities,
+    to_bio,
+    write_tags,
+)
+
+SEQEVAL_SCHEMES = {"IOB2": IOB2, "IOBES": IOBES, "BILOU": BILOU}
+
+
+def random_entities(rng: random.Random, length: int) -> list[tuple[str, int, int]]:
+    """Non-overlapping entities of two types, often adjacent and of one type (where IOB1 needs B-
+    and IO cannot tell them apart)."""
+    entities, position = [], rng.randrange(2)
+    while position < length:
+        last = min(length - 1, position + rng.randrange(3))
+        entities.append((rng.choice("XY"), position, last))
+        position = last + 1 + rng.choice([0, 0, 1, 2])
+    return entities
+
+
+def test_every_scheme_writes_entities_that_read_back_the_same():
+    rng = random.Random(0)
+    for _ in range(300):
+        length = rng.randrange(1, 12)
+        entities = random_entities(rng, length)
+        for scheme in SCHEMES:
+            tags = write_tags(entities, length, scheme)
+            if scheme == "IO":  # adjacent entities of one type merge: IO cannot spell them
+                continue
+            assert read_entities(tags, scheme) == entities, (scheme, tags)
+            assert read_entities(tags, scheme, strict=True) == entities, (scheme, tags)
+            assert not ill_formed(tags, scheme)
+            assert to_bio(tags, scheme) == write_tags(entities, length, "IOB2")
+            assert from_bio(to_bio(tags, scheme), scheme) == tags
+
+
+def test_strict_reading_is_seqeval_strict_modes_and_lenient_reading_its_default():
+    rng = random.Random(1)
+    prefixes = {"IOB2": "BI", "IOBES": "BIES", "BILOU": "BILU"}
+    for _ in range(500):
+        for scheme, letters in prefixes.items():
+            tags = [
+                "O" if rng.random() < 0.3 else f"{rng.choice(letters)}-{rng.choice('XY')}"
+                for _ in range(rng.randrange(1, 9))
+            ]
+            strict = {(t, a, b) for t, a, b in read_entities(tags, scheme, strict=True)}
+            # seqeval's strict mode scores only well-formed chunks: F1 against the strict reading
+            # written back as well-formed tags is 1 exactly when the two readings agree.
+            rewritten = write_tags(sorted(strict, key=lambda e: e[1]), len(tags), scheme)
+            if strict:
+                assert f1_score([tags], [rewritten], mode="strict", scheme=SEQEVAL_SCHEMES[scheme]) == 1.0
+            if scheme != "BILOU":  # seqeval's default reading knows no L-/U-
+                assert read_entities(tags, scheme) == seqeval_entities(tags)
+
+
+def test_schemes_are_detected_from_the_tags():
+    iob1 = [["I-PER", "I-PER", "B-PER", "O", "I-LOC"], ["I-ORG", "O"]]
+    assert detect_scheme(iob1).scheme == "IOB1"
+    assert detect_scheme([["I-PER", "O", "I-LOC"]]).scheme == "IOB1"  # I- only: IO reads the same
+    assert detect_scheme([["B-PER", "I-PER", "O", "B-LOC"], ["O", "I-LOC"]]).scheme == "IOB2"
+    assert detect_scheme([["S-PER", "O", "B-LOC", "E-LOC"]]).scheme == "IOBES"
+    assert detect_scheme([["U-PER", "O", "B-LOC", "L-LOC"]]).scheme == "BILOU"
+    assert detect_scheme([["O", "O"]]).scheme == "IOB2"
+    with pytest.raises(ValueError, match="mix IOBES"):
+        detect_scheme([["S-PER", "U-LOC"]])
+    with pytest.raises(ValueError, match="'PER' is neither O nor"):
+        detect_scheme([["PER", "O"]])
+
+
+def test_iob1_writes_b_only_where_an_entity_follows_one_of_its_type():
+    entities = [("PER", 0, 1), ("PER", 2, 2), ("LOC", 3, 3), ("PER", 5, 5)]
+    assert write_tags(entities, 6, "IOB1") == ["I-PER", "I-PER", "B-PER", "I-LOC", "O", "I-PER"]
+    assert write_tags(entities, 6, "IOBES") == ["B-PER", "E-PER", "S-PER", "S-LOC", "O", "S-PER"]
+    assert write_tags(entities, 6, "BILOU") == ["B-PER", "L-PER", "U-PER", "U-LOC", "O", "U-PER"]
+
+
+# --- a data module on files in other schemes -------------------------------------------------
+
+
+def conll(path, sentences):
+    path.write_text("\n\n".join("\n".join(f"{w} POS CHUNK {t}" for w, t in s) for s in sentences) + "\n")
+    return str(path)
+
+
+def pairs(text: str) -> list[tuple[str, str]]:
+    return [tuple(item.rsplit("/", 1)) for item in text.split()]
+
+
+# CoNLL-2003's release format: four columns, IOB1, -DOCSTART- lines, B- only between two adjacent
+# entities of one type, and here a B-ORG that only the test split spells.
+IOB1_TRAIN = [
+    pairs("EU/I-ORG rejects/O German/I-MISC call/O"),
+    pairs("Peter/I-PER Blackburn/I-PER met/O Bill/I-PER in/O Brussels/I-LOC"),
+    pairs("Germany/I-LOC 's/O Werner/I-PER Zwingmann/I-PER"),
+]
+IOB1_TEST = [pairs("Reuters/I-ORG Bloomberg/B-ORG and/O AP/I-ORG report/O"), pairs("Paris/I-LOC ./O")]
+
+
+def test_iob1_files_train_as_bio_with_the_full_label_set_and_one_line_saying_so(
+    tiny_model_dir, tmp_path, caplog
+):
+    train = conll(tmp_path / "eng.train", IOB1_TRAIN)
+    test = conll(tmp_path / "eng.testb", IOB1_TEST)
+    (tmp_path / "eng.train").write_text("-DOCSTART- -X- -X- O\n\n" + (tmp_path / "eng.train").read_text())
+    with caplog.at_level("INFO"):
+        data = NERDataModule(
+            train_file=train, validation_file=test, test_file=test, tokenizer_name_or_path=tiny_model_dir
+        )
+    assert data.tag_scheme == "IOB1"
+    # The B-ORG only test spells is in the set (the full BIO set of the types train holds).
+    assert data.label_names == ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    assert data.tags("train")[1] == ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC"]
+    assert data.tags("test")[0] == ["B-ORG", "B-ORG", "O", "B-ORG", "O"]  # two adjacent entities stay two
+    assert (
+        "tags: IOB1 (detected: I- opens 13 of the 13 entities after O or another type) read as BIO: "
+        "13 tags rewritten (I- -> B-: 13)" in caplog.text
+    )
+
+
+def test_bioes_and_bilou_files_train_as_bio(tiny_model_dir, tmp_path, caplog):
+    for scheme, (one, last) in {"IOBES": ("S", "E"), "BILOU": ("U", "L")}.items():
+        sentences = [pairs(f"New/B-LOC York/I-LOC City/{last}-LOC is/O big/O"), pairs(f"Bob/{one}-PER ran/O")]
+        path = conll(tmp_path / f"{scheme}.conll", sentences)
+        with caplog.at_level("INFO"):
+            data = NERDataModule(train_file=path, tokenizer_name_or_path=tiny_model_dir)
+        assert data.tag_scheme == scheme
+        assert data.tags("train") == [["B-LOC", "I-LOC", "I-LOC", "O", "O"], ["B-PER", "O"]]
+        assert f"read as BIO: 2 tags rewritten ({last}- -> I-: 1, {one}- -> B-: 1)" in caplog.text
+
+
+def test_a_set_scheme_refuses_tags_it_does_not_have_naming_the_line(tiny_model_dir, tmp_path):
+    path = conll(tmp_path / "mixed.conll", [pairs("Bob/S-PER ran/O")])
+    with pytest.raises(LitNerError, match=r"mixed.conll:1: tag 'S-PER' is not an IOB2 tag"):
+        NERDataModule(train_file=path, tag_scheme="BIO", tokenizer_name_or_path=tiny_model_dir)
+    bare = conll(tmp_path / "bare.conll", [pairs("Bob/PER ran/O")])
+    with pytest.raises(LitNerError, match=r"bare.conll:1: tag 'PER' is neither O nor"):
+        NERDataModule(train_file=bare, tokenizer_name_or_path=tiny_model_dir)
+
+
+def test_an_io_file_set_as_io_reads_runs_of_one_type_as_one_entity(tiny_model_dir, tmp_path):
+    path = conll(tmp_path / "io.conll", [pairs("Peter/I-PER Bill/I-PER met/O Rome/I-LOC")])
+    data = NERDataModule(train_file=path, tag_scheme="IO", tokenizer_name_or_path=tiny_model_dir)
+    assert data.tag_scheme == "IO" and data.tags("train") == [["B-PER", "I-PER", "O", "B-LOC"]]
+
+
+def test_a_label_map_renames_merges_and_drops_types_in_every_split_before_the_label_set(
+    tiny_model_dir, tmp_path, caplog
+):
+    train = conll(tmp_path / "train.conll", [pairs("Bob/B-PERSON met/O Ann/B-PER in/O Rome/B-GPE ./O")])
+    test = conll(tmp_path / "test.conll", [pairs("Ann/B-PERSON Lee/I-PERSON saw/O Oslo/B-GPE")])
+    with caplog.at_level("INFO"):
+        data = NERDataModule(
+            train_file=train,
+            test_file=test,
+            label_map={"PERSON": "PER", "GPE": None},
+            tokenizer_name_or_path=tiny_model_dir,
+        )
+    assert data.label_names == ["O", "B-PER", "I-PER"]
+    assert data.tags("train") == [["B-PER", "O", "B-PER", "O", "O", "O"]]
+    assert data.tags("test") == [["B-PER", "I-PER", "O", "O"]]
+    assert "label map: PERSON -> PER (2 entities); GPE dropped (2 entities)" in caplog.text
+    with pytest.raises(LitNerError, match="label_map: no split holds entity type 'ORG'"):
+        NERDataModule(train_file=train, label_map={"ORG": "X"}, tokenizer_name_or_path=tiny_model_dir)
