@@ -1,6 +1,7 @@
 """Tag schemes: each is told apart, read into the entities its own scorer reads and written back
 exactly; a data module trains in BIO whatever its files spell, and says what it rewrote."""
 
+import json
 import random
 
 import pytest
@@ -177,3 +178,60 @@ def test_a_label_map_renames_merges_and_drops_types_in_every_split_before_the_la
     assert "label map: PERSON -> PER (2 entities); GPE dropped (2 entities)" in caplog.text
     with pytest.raises(LitNerError, match="label_map: no split holds entity type 'ORG'"):
         NERDataModule(train_file=train, label_map={"ORG": "X"}, tokenizer_name_or_path=tiny_model_dir)
+
+
+# --- end to end: the offline recipe on IOB1 and IOBES files, scored as their own scorers do ----
+
+
+def conlleval_f1(path) -> float:
+    import conlleval
+
+    # Tab-separated (a token may hold other white space); a sentence break as the port spells it.
+    lines = [line or "-X-\tO\tO" for line in path.read_text(encoding="utf-8").splitlines()]
+    return conlleval.evaluate(lines, delimiter="\t")["overall"]["chunks"]["evals"]["f1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["IOB1", "IOBES"])
+def test_the_offline_recipe_trains_on_other_schemes_and_reports_their_own_scorers_f1(
+    scheme, tiny_model_dir, wnut17_dir, tmp_path, capsys
+):
+    from lit_ner.data.sources import read_files
+    from lit_ner.formats import read_conll, write_conll
+    from lit_ner.training.cli import cli_main
+    from lit_ner.wnut17 import wnut17_files
+
+    from .conftest import REPO
+
+    release = read_files(wnut17_files(wnut17_dir))
+    files = {}
+    for split, count in (("train", 300), ("test", 150)):
+        data = release[split]
+        tags = [write_tags(read_entities(t, "IOB2"), len(t), scheme) for t in data["tags"][:count]]
+        files[split] = write_conll(
+            tmp_path / f"wnut-{scheme}" / f"{split}.conll", data["tokens"][:count], tags
+        )
+    cli = cli_main(
+        [
+            "fit", "--config", str(REPO / "configs/wnut.yaml"),
+            "--config", str(REPO / "configs/offline.yaml"),
+            f"--model.model_name_or_path={tiny_model_dir}", "--trainer.max_epochs=2",
+            # The tiny random encoder finds entities within two epochs only with a high rate.
+            "--model.learning_rate=3e-3",
+            f"--data.train_file={files['train']}", f"--data.validation_file={files['test']}",
+            f"--data.test_file={files['test']}", f"--data.cache_dir={tmp_path}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", "--trainer.enable_progress_bar=false",
+        ]
+    )  # fmt: skip
+    assert cli.datamodule.tag_scheme == scheme  # detected: no flag
+    run = tmp_path / "runs" / f"wnut-{scheme}-offline" / "version_0"  # named after the data
+    written = run / "predictions" / "test.conll"
+    gold, predicted = read_conll(written, tag_column=-2)["tags"], read_conll(written)["tags"]
+    assert gold == [t for t in read_conll(files["test"])["tags"]]  # the gold, in the data's own scheme
+    assert any(read_entities(tags, scheme) for tags in predicted)  # something to score
+    assert all(not ill_formed(tags, scheme) for tags in predicted)
+    reported = json.loads((run / "test_report.json").read_text())["scores"]["f1"]
+    if scheme == "IOB1":
+        assert reported == pytest.approx(conlleval_f1(written), abs=1e-12)
+    else:
+        assert reported == pytest.approx(f1_score(gold, predicted, mode="strict", scheme=IOBES), abs=1e-12)

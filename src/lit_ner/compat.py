@@ -170,6 +170,24 @@ def stop_litserve(server: Any) -> None:
     server._shutdown_event.set()
 
 
+# --- the Hugging Face Hub's libraries ------------------------------------------------------------
+
+
+def set_hub_offline() -> None:
+    """Offline mode for huggingface_hub, transformers and datasets in this process and the
+    processes it starts: each read `HF_HUB_OFFLINE` from the environment once, at import, into a
+    module constant, which is what they consult on every call."""
+    from huggingface_hub import constants
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants.HF_HUB_OFFLINE = True
+    try:
+        import datasets.config
+    except ImportError:  # `lit_ner tag` runs without datasets
+        return
+    datasets.config.HF_HUB_OFFLINE = True
+
+
 # --- torch and transformers --------------------------------------------------------------------
 
 

@@ -11,12 +11,16 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
+import socket
+import sys
 import tempfile
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from lit_ner import compat
 from lit_ner.errors import LitNerError
 
 PACKAGE_SCHEME = "pkg://"
@@ -141,10 +145,47 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-@contextmanager
-def hub_errors(what: str) -> Iterator[None]:
-    """Re-raises a failed Hub or local load of `what` as a one-line `LitNerError`."""
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+_hub_probed = False
+
+
+def use_caches_if_unreachable(name_or_path: str) -> None:
+    """Before a process's first load of a Hub name: when the Hub's endpoint refuses a connection
+    (no network, a stopped mirror), the Hugging Face libraries are put in offline mode, so what
+    their caches hold loads at once (one line says so). Left to themselves they fall back to the
+    caches too, but only after retrying each of three requests for 23 s. Local paths, `pkg://`,
+    offline mode already on and a proxy in the environment (where a direct connection proves
+    nothing) skip the check."""
+    global _hub_probed
+    if _hub_probed or name_or_path.startswith(PACKAGE_SCHEME) or Path(name_or_path).exists():
+        return
+    _hub_probed = True
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or any(os.environ.get(variable) for variable in PROXY_VARIABLES):
+        return
+    endpoint = urllib.parse.urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
+        socket.create_connection((endpoint.hostname, port), timeout=5).close()
+    except OSError as exc:
+        compat.set_hub_offline()
+        reason = exc.strerror or type(exc).__name__
+        print(
+            f"lit_ner: the Hugging Face Hub ({constants.ENDPOINT}) cannot be reached ({reason}): "
+            "loading from the local caches only",
+            file=sys.stderr,
+        )
+
+
+@contextmanager
+def hub_errors(what: str, name_or_path: str | None = None) -> Iterator[None]:
+    """Re-raises a failed Hub or local load of `what` as a one-line `LitNerError`; with the
+    `name_or_path` being loaded, first checks that the Hub can be reached
+    (`use_caches_if_unreachable`)."""
+    try:
+        if name_or_path is not None:
+            use_caches_if_unreachable(name_or_path)
         yield
     except LitNerError:
         raise

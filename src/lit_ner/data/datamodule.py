@@ -253,7 +253,7 @@ class NERDataModule(L.LightningDataModule):
             from transformers import AutoTokenizer
 
             name = self.hparams.tokenizer_name_or_path
-            with hub_errors(f"tokenizer '{name}'"):
+            with hub_errors(f"tokenizer '{name}'", name):
                 self._tokenizer = AutoTokenizer.from_pretrained(
                     resolve_name_or_path(name), trust_remote_code=self.hparams.trust_remote_code
                 )

@@ -240,7 +240,7 @@ def read_hub_splits(
     import datasets
 
     try:
-        with hub_errors(f"data set '{name}'"):
+        with hub_errors(f"data set '{name}'", name):
             if (Path(name) / "dataset_dict.json").is_file() or (Path(name) / "state.json").is_file():
                 dataset = datasets.load_from_disk(name)
             else:

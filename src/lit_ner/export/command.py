@@ -51,7 +51,7 @@ def export_folder(
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     path = resolve_name_or_path(str(source))
-    with hub_errors(f"model '{source}'"):
+    with hub_errors(f"model '{source}'", str(source)):
         model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     readme = Path(path) / "README.md"

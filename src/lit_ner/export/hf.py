@@ -102,7 +102,7 @@ def hf_model_from_checkpoint(
     parts = ClassifierParts.from_checkpoint(checkpoint, path, trust_remote_code)
     model = hf_model(parts, checkpoint["hyper_parameters"].get("decoding", "argmax"))
     name = checkpoint["hyper_parameters"]["model_name_or_path"]
-    with hub_errors(f"tokenizer '{name}'"):
+    with hub_errors(f"tokenizer '{name}'", name):
         tokenizer = AutoTokenizer.from_pretrained(
             resolve_name_or_path(name), trust_remote_code=trust_remote_code
         )

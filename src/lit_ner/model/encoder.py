@@ -37,7 +37,7 @@ def load_token_classifier(
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     label_names = list(label_names)
-    with hub_errors(f"model '{model_name_or_path}'"):
+    with hub_errors(f"model '{model_name_or_path}'", model_name_or_path):
         path = resolve_name_or_path(model_name_or_path)
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         saved_labels = token_classifier_labels(config)

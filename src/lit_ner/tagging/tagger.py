@@ -154,7 +154,7 @@ class Tagger:
             return cls(model, tokenizer, **kwargs)
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        with hub_errors(f"model '{model_name_or_path}'"):
+        with hub_errors(f"model '{model_name_or_path}'", str(model_name_or_path)):
             model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, **kwargs)
