@@ -235,3 +235,14 @@ def test_the_offline_recipe_trains_on_other_schemes_and_reports_their_own_scorer
         assert reported == pytest.approx(conlleval_f1(written), abs=1e-12)
     else:
         assert reported == pytest.approx(f1_score(gold, predicted, mode="strict", scheme=IOBES), abs=1e-12)
+
+
+def test_tags_that_break_iobes_grammar_are_read_leniently_counted_or_refused(tiny_model_dir, tmp_path):
+    path = conll(tmp_path / "broken.conll", [pairs("New/B-LOC York/O is/O big/O"), pairs("Bob/E-PER ran/O")])
+    with pytest.warns(UserWarning, match=r"broken.conll:1: 'B-LOC' breaks IOBES's grammar: 2 such tags"):
+        data = NERDataModule(train_file=path, tag_scheme="IOBES", tokenizer_name_or_path=tiny_model_dir)
+    assert data.tags("train") == [["B-LOC", "O", "O", "O"], ["B-PER", "O"]]  # seqeval's default reading
+    with pytest.raises(LitNerError, match=r"broken.conll:1: 'B-LOC' breaks IOBES's grammar \(refused"):
+        NERDataModule(
+            train_file=path, tag_scheme="IOBES", strict_bio=True, tokenizer_name_or_path=tiny_model_dir
+        )

@@ -79,9 +79,9 @@ class NERDataModule(L.LightningDataModule):
             reported), never truncated.
         stride: subword positions that consecutive windows of a long sentence share; each word
             is trained on and scored in the window where it sits farther from the edge.
-        strict_bio: refuse data with ill-formed BIO (an I- tag after `O` or after another type),
-            from files or the Hub, instead of reading it as seqeval's default mode does (counted
-            and reported).
+        strict_bio: refuse data with ill-formed tags (in BIO an I- tag after `O` or after
+            another type; in IOBES/BILOU a chunk opened or closed out of turn), from files or the
+            Hub, instead of reading them as seqeval's default mode does (counted and reported).
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
         augment: training-data augmentation, redrawn every epoch from the seed, counted in the logs
             (`lit_ner.data.augment.Augmentation`; validation, test and predict are never touched).
@@ -183,7 +183,7 @@ class NERDataModule(L.LightningDataModule):
         line each; then the label set, and every tag checked against it."""
         hp = self.hparams
         self._tag_scheme, lines = normalise_tags(
-            splits, self.files, hp.dataset_name, hp.tag_scheme, hp.label_map
+            splits, self.files, hp.dataset_name, hp.tag_scheme, hp.label_map, hp.strict_bio, rank_zero_warn
         )
         for line in lines:
             rank_zero_info(line)

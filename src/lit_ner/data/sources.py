@@ -28,6 +28,7 @@ from lit_ner.tag_schemes import (
     bio_labels,
     detect_scheme,
     entity_type,
+    ill_formed,
     ill_formed_bio,
     read_entities,
     rewritten,
@@ -86,12 +87,16 @@ def normalise_tags(
     dataset_name: str | None,
     tag_scheme: str,
     label_map: dict[str, str | None] | None,
+    strict: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[str, list[str]]:
     """Rewrites every split's tags, in place, into BIO (the scheme lit_ner trains in), from the
     data's own scheme (`tag_scheme`, or detected with `auto`) and through `label_map` (entity type
     -> new type, or None to drop it). Returns the data's scheme and the lines that say what was
     read and rewritten. Tags no scheme reads, tags the set scheme does not have and map entries
-    for types no split holds are one `LitNerError` naming the file and line."""
+    for types no split holds are one `LitNerError` naming the file and line. Tags that break an
+    IOBES or BILOU grammar (`tag_schemes.ill_formed`) are read leniently and counted in one
+    `warn`, or refused with `strict` (IOB2's are `check_tags`')."""
 
     def locate(predicate):  # the first word whose tag satisfies `predicate`, with its tag
         for split, data in splits.items():
@@ -131,12 +136,20 @@ def normalise_tags(
             )
     mapped: Counter = Counter()
     before = {split: data["tags"] for split, data in splits.items()}
-    for data in splits.values():
+    broken, first_broken = 0, None
+    for split, data in splits.items():
         rewritten_tags = []
-        for tags in data["tags"]:
+        for n, tags in enumerate(data["tags"]):
             if scheme == TRAINING_SCHEME and not label_map:
                 rewritten_tags.append(tags)
                 continue
+            positions = ill_formed(tags, scheme) if scheme != TRAINING_SCHEME else []
+            if positions:
+                broken += len(positions)
+                first_broken = first_broken or (
+                    where(splits, files, dataset_name, split, n, positions[0]),
+                    tags[positions[0]],
+                )
             entities = read_entities(tags, scheme)
             for type_, _, _ in entities:
                 if type_ in label_map:
@@ -149,6 +162,15 @@ def normalise_tags(
                 kept = [(t, first, last) for t, first, last in kept if t is not None]
                 rewritten_tags.append(write_tags(kept, len(tags), TRAINING_SCHEME))
         data["tags"] = rewritten_tags
+    if first_broken:
+        message = f"{first_broken[0]}: {first_broken[1]!r} breaks {scheme}'s grammar"
+        if strict:
+            raise LitNerError(f"{message} (refused by --data.strict_bio)")
+        if warn is not None:
+            warn(
+                f"{message}: {broken:,} such tags, read as seqeval's default mode reads them "
+                "(conlleval's rules); --data.strict_bio refuses them"
+            )
     lines = []
     if scheme == TRAINING_SCHEME:
         lines.append(f"tags: {how}, trained as they are")
