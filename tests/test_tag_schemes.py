@@ -203,14 +203,29 @@ def test_the_offline_recipe_trains_on_other_schemes_and_reports_their_own_scorer
 
     from .conftest import REPO
 
+    def adjacent(tags):  # two entities of one type side by side: where IOB1 spells a B-
+        entities = read_entities(tags, "IOB2")
+        return any(a[0] == b[0] and b[1] == a[2] + 1 for a, b in zip(entities, entities[1:]))
+
     release = read_files(wnut17_files(wnut17_dir))
+    train, test = release["train"], release["test"]
+    # Train without adjacent entities of one type (in IOB1: no B- at all); test with every one of
+    # its 5 such sentences, after its first 150 (in IOB1: B- tags that only test spells).
+    chosen = {
+        "train": [n for n in range(300) if not adjacent(train["tags"][n])],
+        "test": [*range(150), *(n for n in range(150, len(test["tags"])) if adjacent(test["tags"][n]))],
+    }
     files = {}
-    for split, count in (("train", 300), ("test", 150)):
-        data = release[split]
-        tags = [write_tags(read_entities(t, "IOB2"), len(t), scheme) for t in data["tags"][:count]]
-        files[split] = write_conll(
-            tmp_path / f"wnut-{scheme}" / f"{split}.conll", data["tokens"][:count], tags
-        )
+    for split, data in (("train", train), ("test", test)):
+        tags = [
+            write_tags(read_entities(data["tags"][n], "IOB2"), len(data["tags"][n]), scheme)
+            for n in chosen[split]
+        ]
+        words = [data["tokens"][n] for n in chosen[split]]
+        files[split] = write_conll(tmp_path / f"wnut-{scheme}" / f"{split}.conll", words, tags)
+    if scheme == "IOB1":
+        assert not any(t.startswith("B-") for s in read_conll(files["train"])["tags"] for t in s)
+        assert sum(t.startswith("B-") for s in read_conll(files["test"])["tags"] for t in s) >= 5
     cli = cli_main(
         [
             "fit", "--config", str(REPO / "configs/wnut.yaml"),
