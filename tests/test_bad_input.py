@@ -59,6 +59,8 @@ def case_inputs(case: str, tmp_path, checkpoint) -> list[str]:
         "An entity type the train split never has": "Paris\tB-location\nApple\tB-corporation\n",
         "A split with no sentences (empty, or blank lines only)": "\n  \n\n",
         "Bytes that are not UTF-8": b"Paris\tB-location\nSa\xefd\tB-person\n",
+        "A tag that no tag scheme reads": "Bob\tB-person\nParis\tLOC\n",
+        "A label map naming a type no split holds": GOOD,
         "Ill-formed BIO, with --data.strict_bio true": "Marley\tI-person\n",
     }
     jsonl = {
@@ -72,6 +74,7 @@ def case_inputs(case: str, tmp_path, checkpoint) -> list[str]:
         extra = {
             "A tag outside the given label set": ['--data.label_names=["O", "B-location", "I-location"]'],
             "Ill-formed BIO, with --data.strict_bio true": ["--data.strict_bio=true"],
+            "A label map naming a type no split holds": ['--data.label_map={"ORG": "X"}'],
         }.get(case, [])
         return ["fit", *files, *extra]
     if case in jsonl:
@@ -102,7 +105,7 @@ CASES = readme_cases()
 
 
 def test_the_readme_lists_the_bad_inputs():
-    assert len(CASES) == 18
+    assert len(CASES) == 20
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
