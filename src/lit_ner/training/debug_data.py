@@ -138,6 +138,7 @@ def data_report(datamodule: Any) -> dict[str, Any]:
     test entities against train."""
     report: dict[str, Any] = {
         "label_names": list(datamodule.label_names),
+        "tag_scheme": datamodule.tag_scheme,
         "splits": {},
         "unseen_in_train": {},
     }
@@ -157,7 +158,10 @@ def data_report(datamodule: Any) -> dict[str, Any]:
 
 
 def format_data_report(report: dict[str, Any]) -> str:
-    lines = []
+    scheme = report.get("tag_scheme", "IOB2")
+    lines = [
+        f"tags: {scheme}" + ("" if scheme == "IOB2" else ", read as BIO (the counts below are of BIO tags)")
+    ]
     for split, numbers in report["splits"].items():
         lengths = sorted(numbers["subword_lengths"])
         percentile = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))] if lengths else 0
