@@ -261,3 +261,28 @@ def test_tags_that_break_iobes_grammar_are_read_leniently_counted_or_refused(tin
         NERDataModule(
             train_file=path, tag_scheme="IOBES", strict_bio=True, tokenizer_name_or_path=tiny_model_dir
         )
+
+
+def test_lit_ner_evaluate_scores_each_scheme_as_its_own_scorer_does(tmp_path):
+    from lit_ner.evaluate import evaluate_files
+    from lit_ner.formats import write_conll
+
+    rng = random.Random(2)
+    sentences = [rng.randrange(1, 10) for _ in range(200)]
+    gold = [random_entities(rng, n) for n in sentences]
+    predicted = [[e for e in random_entities(rng, n) if rng.random() < 0.8] for n in sentences]
+    for n, entities in enumerate(predicted):
+        if gold[n] and rng.random() < 0.5:
+            predicted[n] = [e for e in gold[n] if rng.random() < 0.7]  # partly right, as a model is
+    words = [["w"] * n for n in sentences]
+    for scheme in ("IOB1", "IOB2", "IOBES", "BILOU"):
+        columns = [[write_tags(e, n, scheme) for e, n in zip(side, sentences)] for side in (gold, predicted)]
+        path = write_conll(tmp_path / f"{scheme}.conll", words, *columns)
+        ours = evaluate_files(path)
+        assert ours["tag_scheme"] == scheme
+        if scheme in ("IOB1", "IOB2"):
+            assert ours["overall"]["f1"] == pytest.approx(conlleval_f1(path), abs=1e-12)
+        else:
+            theirs = f1_score(*columns, mode="strict", scheme=SEQEVAL_SCHEMES[scheme])
+            assert ours["overall"]["f1"] == pytest.approx(theirs, abs=1e-12)
+            assert evaluate_files(path, mode="strict")["overall"]["f1"] == pytest.approx(theirs, abs=1e-12)
