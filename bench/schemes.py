@@ -105,8 +105,8 @@ def run(scheme: str, head: str, files: dict[str, Path]) -> dict:
         "test/precision": summary["test/precision"],
         "test/recall": summary["test/recall"],
         "scorer": "conlleval" if scheme == "IOB1" else f"seqeval strict {scheme}",
-        "scorer_test_f1": scorer,
-        "equal": abs(scorer - summary["test/f1"]) < 1e-9,
+        "scorer_test_f1": float(scorer),
+        "equal": bool(abs(scorer - summary["test/f1"]) < 1e-9),
         "minutes": summary["minutes"],
         "machine": machine(),
     }

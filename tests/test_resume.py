@@ -315,7 +315,8 @@ def test_the_wnut17_slice_killed_after_its_first_validation_keeps_the_uninterrup
         ("test", "emerging.test.annotated", 1500),
     ):
         text = (wnut17_dir / name).read_text(encoding="utf-8").splitlines()[:lines]
-        files[split] = tmp_path / name
+        # The train slice as corpus.conll: its runs are named corpus, as run_record looks for.
+        files[split] = tmp_path / ("corpus.conll" if split == "train" else name)
         files[split].write_text("\n".join(text) + "\n", encoding="utf-8")
 
     def slice_fit(save_dir, *extra, check=True):
@@ -350,7 +351,7 @@ def test_the_wnut17_slice_killed_after_its_first_validation_keeps_the_uninterrup
     resumed = run_record(tmp_path / "preempted")
     assert_same_run(resumed, straight)
     summaries = [
-        json.loads((tmp_path / run / "wnut/version_0/fit_summary.json").read_text())
+        json.loads((tmp_path / run / "corpus/version_0/fit_summary.json").read_text())
         for run in ("straight", "preempted")
     ]
     assert summaries[0]["best_checkpoint"].endswith("epoch=0-val_f1=0.0000.ckpt")

@@ -57,7 +57,8 @@ def test_an_offline_wandb_run_holds_all_a_dashboard_needs(tiny_model_dir, tmp_pa
     config = run["config"]["config"]
     assert config["trainer"]["max_epochs"] == 3 and config["model"]["learning_rate"] == 1e-3
     assert config["data"]["train_file"] == str(QUIRKS)
-    tags = {tag for sentence in read_conll(QUIRKS)["tags"] for tag in sentence}
+    types = {tag[2:] for sentence in read_conll(QUIRKS)["tags"] for tag in sentence if tag != "O"}
+    tags = {"O"} | {f"{prefix}-{type_}" for type_ in types for prefix in "BI"}  # the full BIO set
     assert set(config["model"]["label_names"]) == tags
     assert run["config"]["model_name_or_path"] == tiny_model_dir  # the module's own hyperparameters
 
