@@ -33,9 +33,8 @@ def tokenizer(minilm_dir):
     return AutoTokenizer.from_pretrained(minilm_dir)
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, tokenizer) -> str:
-    """A 2-layer, 32-wide random DistilBERT saved with the real uncased WordPiece tokenizer."""
+def save_tiny_distilbert(directory, tokenizer) -> None:
+    """A 2-layer, 32-wide random DistilBERT (seed 0) and the tokenizer, saved into `directory`."""
     import torch
     from transformers import DistilBertConfig, DistilBertModel
 
@@ -48,12 +47,17 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> str:
         hidden_dim=64,
         max_position_embeddings=128,
     )
-    directory = tmp_path_factory.mktemp("tiny-distilbert")
     DistilBertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     # The tokenizer must not emit more positions than the tiny model has.
-    tiny_tokenizer = type(tokenizer).from_pretrained(directory, model_max_length=128)
-    tiny_tokenizer.save_pretrained(directory)
+    type(tokenizer).from_pretrained(directory, model_max_length=128).save_pretrained(directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer) -> str:
+    """A 2-layer, 32-wide random DistilBERT saved with the real uncased WordPiece tokenizer."""
+    directory = tmp_path_factory.mktemp("tiny-distilbert")
+    save_tiny_distilbert(directory, tokenizer)
     return str(directory)
 
 

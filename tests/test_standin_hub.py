@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, save_tiny_distilbert
 from .standin_hub import commit_sha, standin_hub
 
 MODEL_ID = "distilbert/distilbert-base-uncased"
@@ -32,22 +32,7 @@ Served by tests/standin_hub.py; it is not the model the Hub holds under this nam
 
 def write_model_repo(folder: Path, tokenizer) -> None:
     """A tiny random DistilBERT with the real uncased WordPiece tokenizer, as a Hub model repo."""
-    import torch
-    from transformers import DistilBertConfig, DistilBertModel
-
-    torch.manual_seed(0)
-    config = DistilBertConfig(
-        vocab_size=tokenizer.vocab_size,
-        dim=32,
-        n_layers=2,
-        n_heads=2,
-        hidden_dim=64,
-        max_position_embeddings=128,
-    )
-    DistilBertModel(config).save_pretrained(folder)  # model.safetensors
-    # The tokenizer must not emit more positions than the tiny model has.
-    tokenizer.save_pretrained(folder)
-    type(tokenizer).from_pretrained(folder, model_max_length=128).save_pretrained(folder)
+    save_tiny_distilbert(folder, tokenizer)  # model.safetensors, tokenizer files
     (folder / "README.md").write_text(MODEL_CARD)
 
 
