@@ -12,6 +12,7 @@ from lit_ner.annotations import read_spans
 from lit_ner.errors import LitNerError
 from lit_ner.evaluate import evaluate_files
 from lit_ner.formats import read_conll
+from lit_ner.portable.words import split_words
 
 
 def utf16(text: str, index: int) -> int:
@@ -75,7 +76,11 @@ def test_the_wnut17_dev_set_round_trips_through_each_tools_format(fmt, dev, wnut
     source = write_tool_file(
         tmp_path / f"dev.{'json' if fmt == 'label-studio' else 'jsonl'}", fmt, zip(dev["tokens"], dev["tags"])
     )
-    run_command("convert", [str(source), str(tmp_path / "back.conll")])
+    # The tools hold the tokens joined by spaces: read back as tokenized text, they are the
+    # tokens again; read as raw text, punctuation stuck to a token is split off it.
+    run_command("convert", [str(source), str(tmp_path / "raw.conll")])
+    assert "1009 texts, 15734 words, 836 entities (conll)" in capsys.readouterr().out
+    run_command("convert", [str(source), str(tmp_path / "back.conll"), "--word_split", "whitespace"])
     assert "1009 texts, 15733 words, 836 entities (conll)" in capsys.readouterr().out
     back = read_conll(tmp_path / "back.conll")
     assert back["tokens"] == dev["tokens"] and back["tags"] == dev["tags"]
@@ -90,7 +95,7 @@ def test_label_studio_utf16_offsets_after_emoji_are_repaired_and_counted(dev, tm
     )
     assert astral > 10  # WNUT-17's tweets hold emoji before entities: the case this is about
     source = write_tool_file(tmp_path / "dev.json", "label-studio", sentences, utf16_offsets=True)
-    run_command("convert", [str(source), str(tmp_path / "back.conll")])
+    run_command("convert", [str(source), str(tmp_path / "back.conll"), "--word_split", "whitespace"])
     note = capsys.readouterr().err
     repaired = int(note.split(" spans repaired from UTF-16 offsets")[0].rsplit(" ", 1)[-1])
     assert 0 < repaired <= sum(len(seqeval_entities(tags)) for _, tags in sentences)
@@ -101,12 +106,17 @@ def test_label_studio_utf16_offsets_after_emoji_are_repaired_and_counted(dev, tm
 def test_span_edges_inside_words_split_them_and_whitespace_is_trimmed_counted(tmp_path):
     path = tmp_path / "spans.jsonl"
     path.write_text(
-        json.dumps({"text": "I love #NewYork!  ok", "spans": [{"start": 8, "end": 17, "label": "location"}]})
+        json.dumps(
+            {"text": "I love bigNewYork!  ok", "spans": [{"start": 10, "end": 19, "label": "location"}]}
+        )
     )
     split, counts = read_spans(path)
-    assert split["tokens"] == [["I", "love", "#", "NewYork!", "ok"]]
-    assert split["tags"] == [["O", "O", "O", "B-location", "O"]]
+    assert split["tokens"] == [["I", "love", "big", "NewYork", "!", "ok"]]
+    assert split["tags"] == [["O", "O", "O", "B-location", "I-location", "O"]]
     assert counts == {"words split at a span edge": 1, "spans trimmed of whitespace at their ends": 1}
+    split, _ = read_spans(path, split_words="whitespace")
+    assert split["tokens"] == [["I", "love", "big", "NewYork!", "ok"]]
+    assert split["tags"] == [["O", "O", "O", "B-location", "O"]]
 
 
 BAD_RECORDS = {
@@ -208,7 +218,8 @@ def test_span_files_train_through_the_data_options(fmt, dev, tiny_model_dir, tmp
         ]
     )  # fmt: skip
     assert cli.datamodule.label_names == WNUT17_LABELS  # read from the spans, in WNUT-17's order
-    assert cli.datamodule.words("train") == [words for words, _ in sentences]
+    # The spans' texts are split into words as tagging splits raw text.
+    assert cli.datamodule.words("train") == [split_words(" ".join(words)) for words, _ in sentences]
     assert cli.trainer.global_step == -(-1009 // 16)
 
 
@@ -235,8 +246,9 @@ def test_tagged_texts_as_label_studio_pre_annotations_convert_back_to_the_tagger
     run_command("convert", [str(tmp_path / "pre.json"), str(tmp_path / "back.conll")])
     back = read_conll(tmp_path / "back.conll")
     for text, words, tags, entities in zip(texts, back["tokens"], back["tags"], expected):
-        found = [(type_, " ".join(words[first : last + 1])) for type_, first, last in get_entities(tags)]
-        tagged = [(e["entity_group"], " ".join(text[e["start"] : e["end"]].split())) for e in entities]
+        # The same characters (the words, read back from the text, hold no spaces).
+        found = [(type_, "".join(words[first : last + 1])) for type_, first, last in get_entities(tags)]
+        tagged = [(e["entity_group"], "".join(text[e["start"] : e["end"]].split())) for e in entities]
         assert found == tagged
 
 

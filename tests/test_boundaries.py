@@ -274,6 +274,13 @@ def test_private_attributes_of_libraries_are_used_in_the_compatibility_module_al
     found = [
         f"{relative}:{node.lineno}: {ast.unparse(node)}"
         for relative, node in private
-        if ast.unparse(node.value) != "self" or node.attr not in own
+        if (ast.unparse(node.value) != "self" or node.attr not in own) and node.attr not in DOCUMENTED_HOOKS
     ]
     assert found == []
+
+
+# Underscored names that a library documents as the ones to override, so not private: the
+# exported pipeline (which cannot import lit_ner.compat) extends its parent's through them.
+DOCUMENTED_HOOKS = {
+    "_sanitize_parameters",  # transformers' "Adding a new pipeline": a pipeline's own call parameters
+}

@@ -235,20 +235,17 @@ def test_precision_auto_takes_bf16_only_where_the_device_multiplies_in_bf16(expo
 
 def test_word_level_decoding_tags_long_texts_whole_even_where_windows_start_mid_word(gazetteer_dir):
     # Long words of several subwords make windows start inside words; a zero-width character
-    # opens some words (the tokenizer drops it, so their first subword starts one character in).
+    # before some words is no part of them (the tokenizer drops it too), so no entity holds it.
     words = "the antidisestablishmentarianism sat on a mat in new york today \u200bnew york".split()
     text = " ".join(words * 200)
     tagger = Tagger.from_pretrained(gazetteer_dir, stride=16, precision="32", decoding="valid_bio")
     entities = tagger(text)
     expected = [(m, m + len("new york")) for m in range(len(text)) if text.startswith("new york", m)]
-    zero_width = [
-        (m, m + len("\u200bnew york")) for m in range(len(text)) if text.startswith("\u200bnew york", m)
-    ]
-    assert len(expected) == 400 and len(zero_width) == 200
+    assert len(expected) == 400 and text.count("\u200bnew york") == 200
     found = [(e["start"], e["end"]) for e in entities]
-    assert found == sorted(set(expected) - {(m + 1, e) for m, e in zero_width} | set(zero_width))
+    assert found == expected
     assert {e["entity_group"] for e in entities} == {"location"}
-    assert {e["word"] for e in entities} == {"new york", "\u200bnew york"}
+    assert {e["word"] for e in entities} == {"new york"}
 
 
 def test_batches_pad_at_most_max_padding_and_tag_as_one_text_at_a_time(export_dir):

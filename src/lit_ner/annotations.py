@@ -34,7 +34,7 @@ from lit_ner.errors import LitNerError
 from lit_ner.files import plain_suffix, read_text, write_atomically
 from lit_ner.formats import Split, read_split_file, write_conll
 from lit_ner.portable.spans import get_entities
-from lit_ner.portable.words import joined_words, text_words
+from lit_ner.portable.words import WordSplit, joined_words, text_words
 
 Span = tuple[int, int, str]  # [start, end) characters of the text, and the entity type
 
@@ -241,11 +241,14 @@ def check_spans(
     return checked
 
 
-def spans_to_words(text: str, spans: Sequence[Span], counts: Counter) -> tuple[list[str], list[str]]:
-    """The text's whitespace-separated words, split where a span edge cuts one, and their BIO tags."""
+def spans_to_words(
+    text: str, spans: Sequence[Span], counts: Counter, split: WordSplit = "punctuation"
+) -> tuple[list[str], list[str]]:
+    """The text's words (`words.text_words(text, split)`: as tagging splits raw text), split
+    where a span edge cuts one, and their BIO tags."""
     edges = {edge for start, end, _ in spans for edge in (start, end)}
     words, starts = [], []
-    for word_start, word_end in text_words(text):
+    for word_start, word_end in text_words(text, split):
         cuts = sorted(edge for edge in edges if word_start < edge < word_end)
         if cuts:
             counts["words split at a span edge"] += 1
@@ -265,10 +268,13 @@ def spans_to_words(text: str, spans: Sequence[Span], counts: Counter) -> tuple[l
     return words, tags
 
 
-def read_spans(path: str | Path, fmt: str | None = None, text: str | None = None) -> tuple[Split, Counter]:
+def read_spans(
+    path: str | Path, fmt: str | None = None, text: str | None = None, split_words: WordSplit = "punctuation"
+) -> tuple[Split, Counter]:
     """A span-annotated file as words and BIO tags (a `Split`), and the count of each repair or
     skip. `fmt` (`doccano`, `label-studio`, `prodigy`) is detected from the file when None;
-    `text` is the file's contents when the caller has read them already."""
+    `text` is the file's contents when the caller has read them already; `split_words` is how
+    its texts are split into words (`words.WORD_SPLITS`)."""
     path = Path(path)
     text = read_text(path) if text is None else text
     fmt = fmt or detect_format(path, text)
@@ -282,7 +288,8 @@ def read_spans(path: str | Path, fmt: str | None = None, text: str | None = None
         if found is None:
             continue
         record_text, spans = found
-        words, tags = spans_to_words(record_text, check_spans(record_text, spans, where, counts), counts)
+        checked = check_spans(record_text, spans, where, counts)
+        words, tags = spans_to_words(record_text, checked, counts, split_words)
         if not words:
             counts["records with an empty text, skipped"] += 1
             continue
@@ -298,9 +305,12 @@ def describe(counts: Counter) -> str:
     return ", ".join(f"{count} {what}" for what, count in sorted(counts.items()))
 
 
-def read_annotations(path: str | Path, report: Callable[[str], None] | None = None) -> Split:
+def read_annotations(
+    path: str | Path, report: Callable[[str], None] | None = None, word_split: WordSplit = "punctuation"
+) -> Split:
     """Any file lit_ner trains from: span formats (detected) or CoNLL/JSONL words and tags. The
-    repairs and skips a span file needed are reported in one line (`report`, default a warning)."""
+    repairs and skips a span file needed are reported in one line (`report`, default a warning).
+    A span file's texts are split into words by `word_split` (`words.WORD_SPLITS`)."""
     path = Path(path)
     if plain_suffix(path) not in {".json", ".jsonl"}:
         return read_split_file(path)
@@ -308,7 +318,7 @@ def read_annotations(path: str | Path, report: Callable[[str], None] | None = No
     fmt = detect_format(path, text)
     if fmt == "tokens":
         return read_split_file(path)
-    split, counts = read_spans(path, fmt, text)
+    split, counts = read_spans(path, fmt, text, word_split)
     if counts:
         (report or warnings.warn)(f"{path} ({fmt}): {describe(counts)}")
     return split
@@ -398,6 +408,7 @@ def convert(
     output: str,
     *,
     to: Literal["auto", "conll", "jsonl", "doccano", "label-studio", "prodigy"] = "auto",
+    word_split: WordSplit = "punctuation",
 ) -> Path:
     """Converts NER data between annotation tools' span exports and word-level CoNLL or JSONL.
 
@@ -410,6 +421,9 @@ def convert(
         output: the file to write (atomically).
         to: the output format; "auto" goes by OUTPUT's suffix: .jsonl for tokens and tags, .json
             for Label Studio, anything else CoNLL.
+        word_split: how a span file's texts become words: "punctuation" (raw text, split as
+            NER corpora are tokenized: "York!" is "York" and "!") or "whitespace" (texts that
+            are tokenized words joined by spaces, kept as they are).
 
     Returns:
         The file written.
@@ -417,7 +431,9 @@ def convert(
     path = Path(output)
     if to == "auto":
         to = {".jsonl": "jsonl", ".json": "label-studio"}.get(path.suffix, "conll")
-    split = read_annotations(input, report=lambda line: print(f"lit_ner: note: {line}", file=sys.stderr))
+    split = read_annotations(
+        input, report=lambda line: print(f"lit_ner: note: {line}", file=sys.stderr), word_split=word_split
+    )
     words, tags = split["tokens"], split["tags"]
     if to == "conll":
         written = write_conll(path, words, tags)

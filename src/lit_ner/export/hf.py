@@ -29,6 +29,9 @@ from lit_ner.portable.word_decoding import write_decoding
 from lit_ner.portable.word_shapes import has_shape_scores, write_shape_scores
 
 EXPORT_DIRNAME = "hf_model"
+# config.json's record of the precision `fit` tested the model in ("32" or "bf16"), which the
+# Tagger's `precision="auto"` follows, so that tagging decodes as the test did.
+TESTED_PRECISION_KEY = "lit_ner_tested_precision"
 # The export's remote code: the modules of lit_ner.portable, shipped under these names (an export
 # written by an earlier lit_ner keeps the copies it shipped).
 PIPELINE_FILES = {
@@ -70,6 +73,13 @@ class LitNerConfig(BaseConfig):
 class LitNerForTokenClassification(BaseModel):
     config_class = LitNerConfig
 '''
+
+
+def record_tested_precision(config: Any, trainer_precision: str) -> None:
+    """Records in a transformers config the precision Lightning tested the model in
+    (`trainer.precision`: "bf16-mixed" and "bf16-true" are "bf16"; anything else, fp16 included,
+    which tagging does not run, "32")."""
+    setattr(config, TESTED_PRECISION_KEY, "bf16" if str(trainer_precision).startswith("bf16") else "32")
 
 
 def hf_model(parts: Any, decoding: str) -> Any:

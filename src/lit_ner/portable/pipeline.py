@@ -20,6 +20,7 @@ from transformers import TokenClassificationPipeline
 
 from .word_decoding import crf_scores, decode_words
 from .word_shapes import add_shape_scores, shape_scores
+from .words import WORD_SPLITS, WordSplit
 
 
 class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
@@ -27,9 +28,19 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
     features (`lit_ner_word_shape_scores` in its config) gets its words' shape scores added to the
     logits; a model whose config says `lit_ner_decoding: valid_bio` or `crf` is then decoded word
     by word, its entities the pipeline's dicts (`entity_group`, `score`, `word`, `start`, `end`),
-    whole whitespace-separated words (`aggregation_strategy` does not apply to them); an argmax
-    model gets the standard post-processing.
+    whole words (`aggregation_strategy` does not apply to them); an argmax model gets the
+    standard post-processing. The words are raw text's, split as NER corpora are tokenized
+    (`words.text_words`), or with `word_split="whitespace"` a tokenized text's space-separated
+    pieces.
     """
+
+    def _sanitize_parameters(self, word_split: str | None = None, **kwargs: Any):
+        preprocess, forward, postprocess = super()._sanitize_parameters(**kwargs)
+        if word_split is not None:
+            if word_split not in WORD_SPLITS:
+                raise ValueError(f"word_split must be one of {WORD_SPLITS}, not {word_split!r}")
+            postprocess["word_split"] = word_split
+        return preprocess, forward, postprocess
 
     def check_model_type(self, supported_models: Any) -> None:
         # The export's model class is a subclass (named LitNerForTokenClassification) of a
@@ -40,7 +51,11 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
         super().check_model_type(supported_models)
 
     def postprocess(
-        self, all_outputs: list[dict[str, Any]], aggregation_strategy: Any = None, ignore_labels: Any = None
+        self,
+        all_outputs: list[dict[str, Any]],
+        aggregation_strategy: Any = None,
+        ignore_labels: Any = None,
+        word_split: WordSplit = "punctuation",
     ):
         config = self.model.config
         table = shape_scores(config, config.num_labels)
@@ -50,11 +65,11 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
         ) is not None:
             # Pre-split words come with offsets inside each word, not into one text.
             raise ValueError(
-                "this model is tagged from the text itself (its words are the whitespace-separated "
-                "pieces): pass the text, not is_split_into_words=True"
+                "this model is tagged from the text itself: pass the text, not is_split_into_words=True "
+                "(a tokenized text: its words joined by spaces, with word_split='whitespace')"
             )
         if table is not None:
-            shaped = add_shape_scores(all_outputs[0]["sentence"], windows_of(all_outputs), table)
+            shaped = add_shape_scores(all_outputs[0]["sentence"], windows_of(all_outputs), table, word_split)
             for outputs, logits in zip(all_outputs, shaped):
                 outputs["logits"] = torch.from_numpy(logits)[None]
         if decoding not in ("valid_bio", "crf"):
@@ -63,7 +78,9 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
             return super().postprocess(all_outputs, aggregation_strategy, ignore_labels)
         label_names = [config.id2label[i] for i in range(config.num_labels)]
         text = all_outputs[0]["sentence"]
-        return decode_words(text, windows_of(all_outputs), label_names, decoding, crf_scores(config))
+        return decode_words(
+            text, windows_of(all_outputs), label_names, decoding, crf_scores(config), word_split
+        )
 
 
 def windows_of(all_outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ does on a machine without lit_ner. So it imports nothing but numpy, the standard
 modules beside it, nothing of lit_ner. It is the same code that `lit_ner.Tagger` runs, on either
 backend.
 
-The words of a text are its whitespace-separated pieces (as in CoNLL files); each is scored at its
+The words of a text are those `words.text_words` finds (raw text split as NER corpora are
+tokenized, or a tokenized text's whitespace-separated pieces); each is scored at its
 first subword, as lit_ner trains, from the window where that subword has the most context on
 both sides; Viterbi then runs over the whole text's words at once, within valid BIO (an `I-X`
 only after `B-X` or `I-X`) and, for a CRF, with its learned start, transition and end scores.
@@ -22,7 +23,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from .spans import get_entities
-from .words import text_words, token_words
+from .words import WordSplit, text_words, token_words
 
 # How word labels are read from a model's scores: the classifier's best label per word, the best
 # valid BIO sequence (Viterbi), or the best sequence under a trained CRF's scores.
@@ -89,6 +90,7 @@ def decode_words(
     label_names: Sequence[str],
     decoding: str,
     crf: dict[str, Any] | None = None,
+    split: WordSplit = "punctuation",
 ) -> list[dict]:
     """The entities of one text, as the token-classification pipeline's dicts: `entity_group`,
     `score` (the mean probability of its words' decoded labels), `word` (the text's own
@@ -103,8 +105,10 @@ def decode_words(
         decoding: `"valid_bio"` (Viterbi over log-probabilities, BIO enforced) or `"crf"`
             (Viterbi over the emissions with the CRF's scores).
         crf: for `"crf"`, the CRF's `start`, `transitions` and `end` scores.
+        split: how the text is split into words (`words.WORD_SPLITS`): `"punctuation"` for raw
+            text, `"whitespace"` for text already tokenized.
     """
-    words = text_words(text)
+    words = text_words(text, split)
     scores = best_context_scores(words, windows, label_names, decoding)
     start, transitions, end = viterbi_constraints(label_names, decoding, crf)
     labels = viterbi(scores, transitions, start, end)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .words import text_words, token_words
+from .words import WordSplit, text_words, token_words
 
 # Id 0 is no word (special tokens, padding): its row of scores is zero. Changing the list or the
 # rules of `word_shape` changes every trained model's meaning: bump the version (checkpoints and
@@ -90,11 +90,11 @@ def _word_shape(word: str) -> int:
 _short_word_shape = functools.lru_cache(maxsize=1 << 16)(_word_shape)
 
 
-def text_position_shapes(text: str, windows: Any) -> list[np.ndarray]:
+def text_position_shapes(text: str, windows: Any, split: WordSplit = "punctuation") -> list[np.ndarray]:
     """Per window of `text` (each with `offsets`, `(tokens, 2)` character offsets, and `special`,
     1 on special and padding tokens), the shape id of the word each position falls in, the words
-    being the text's words (`words.text_words`). 0 where no word."""
-    words = text_words(text)
+    being the text's words (`words.text_words(text, split)`). 0 where no word."""
+    words = text_words(text, split)
     shapes = np.asarray([0] + [word_shape(text[start:end]) for start, end in words], dtype=np.int64)
     return [
         shapes[np.asarray(token_words(words, w["offsets"], w["special"]), dtype=np.int64) + 1]
@@ -144,8 +144,10 @@ def shape_scores(config: Any, num_labels: int) -> np.ndarray | None:
     return table
 
 
-def add_shape_scores(text: str, windows: Any, table: np.ndarray) -> list[np.ndarray]:
+def add_shape_scores(
+    text: str, windows: Any, table: np.ndarray, split: WordSplit = "punctuation"
+) -> list[np.ndarray]:
     """Each window's logits (`windows`: the windows of `text`, each with `offsets`, `special` and
-    `logits`) with its words' shape scores added."""
-    shapes = text_position_shapes(text, windows)
+    `logits`) with its words' shape scores added (the words: `words.text_words(text, split)`)."""
+    shapes = text_position_shapes(text, windows, split)
     return [np.asarray(w["logits"], dtype=np.float32) + table[ids] for w, ids in zip(windows, shapes)]

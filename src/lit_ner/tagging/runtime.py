@@ -18,6 +18,7 @@ import numpy as np
 
 from lit_ner import compat
 from lit_ner.errors import LitNerError
+from lit_ner.export.hf import TESTED_PRECISION_KEY
 from lit_ner.export.onnx import ONNX_FILENAME
 
 
@@ -27,8 +28,9 @@ class TorchModel:
     Args:
         model: the model.
         device: where it runs.
-        precision: `"auto"` (bf16 where the device multiplies in bf16, see `bf16_is_native`),
-            `"32"` or `"bf16"` (autocast).
+        precision: `"auto"` (the precision `fit` tested the model in, as its export records it,
+            bf16 only where the device multiplies in bf16 natively; without a record, bf16
+            where the device does, see `bf16_is_native`), `"32"` or `"bf16"` (autocast).
     """
 
     def __init__(self, model: Any, device: str = "cpu", precision: str = "auto") -> None:
@@ -41,7 +43,10 @@ class TorchModel:
         if precision not in ("auto", "32", "bf16"):
             raise LitNerError(f"precision must be 'auto', '32' or 'bf16', not {precision!r}")
         if precision == "auto":
-            precision = "bf16" if bf16_is_native(self.device) else "32"
+            # As tested, so that tagging decodes what `fit`'s test decoded (bf16 and fp32 differ
+            # in the third digit, which flips a close decision now and then).
+            tested = getattr(model.config, TESTED_PRECISION_KEY, None)
+            precision = "bf16" if tested != "32" and bf16_is_native(self.device) else "32"
         self.precision = precision
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -84,7 +84,8 @@ def tag(
             for an annotation tool to import and a person to correct: "label-studio" (a JSON list
             of tasks, the entities as `predictions`) or "doccano" (JSONL).
         **tagger: `Tagger.from_pretrained`'s options (trust_remote_code, batch_size, device,
-            precision, stride, threads, decoding, max_padding).
+            precision, stride, threads, decoding, max_padding, word_split: `punctuation` for raw
+            text, `whitespace` for text already tokenized).
 
     Returns:
         The exit status: 1 when some lines were skipped (each named on stderr), else 0.

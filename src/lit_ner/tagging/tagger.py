@@ -26,6 +26,7 @@ from lit_ner.errors import LitNerError
 from lit_ner.hub import hub_errors, resolve_name_or_path
 from lit_ner.portable.word_decoding import DECODINGS, Decoding, crf_scores, decode_words
 from lit_ner.portable.word_shapes import add_shape_scores, shape_scores
+from lit_ner.portable.words import WORD_SPLITS, WordSplit
 from lit_ner.tagging.aggregation import AGGREGATION_STRATEGIES, Aggregation, Aggregator
 from lit_ner.tagging.runtime import OnnxModel, TorchModel, bf16_is_native
 from lit_ner.windows import TokenWindower
@@ -44,8 +45,10 @@ class Tagger:
         batch_size: windows per forward pass (None: 32 on torch, 8 on ONNX Runtime, whose CPU
             kernels do better with small batches).
         device: where a torch model runs (`"cpu"`, `"cuda"`, `"cuda:1"`, ...).
-        precision: for a torch model: `"auto"` (bf16 where the device has native bf16 matmuls,
-            see `bf16_is_native`, else fp32), `"32"` (what the pipeline does; scores agree with
+        precision: for a torch model: `"auto"` (the precision `fit` tested the model in, which
+            its export records, so that tagging decodes as the test did; bf16 only where the
+            device has native bf16 matmuls, see `bf16_is_native`; a model without the record:
+            bf16 where native, else fp32), `"32"` (what the pipeline does; scores agree with
             it to ~1e-6, entities exactly) or `"bf16"` (autocast; scores differ from fp32's in
             the third digit, which can flip a close argmax). An ONNX model runs as exported.
         stride: tokens that consecutive windows of a long text share (default 128, at most half
@@ -60,6 +63,10 @@ class Tagger:
         decoding: `None` (the model's own, from its config's `lit_ner_decoding`, else
             `"argmax"`), `"argmax"` (the pipeline's: its `aggregation_strategy` applies),
             `"valid_bio"` or `"crf"` (word-level, as lit_ner validates: see `word_decoding`).
+        word_split: how a text is split into the words a word-level decoding labels and word
+            shapes are read from (`portable.words`): `"punctuation"` (raw text as people type
+            it: "York!" is "York" and "!", as NER corpora are tokenized) or `"whitespace"` (text
+            already tokenized, its words separated by spaces).
     """
 
     def __init__(
@@ -73,7 +80,11 @@ class Tagger:
         threads: int | None = None,
         decoding: Decoding | None = None,
         max_padding: float | None = None,
+        word_split: WordSplit = "punctuation",
     ) -> None:
+        if word_split not in WORD_SPLITS:
+            raise LitNerError(f"word_split must be one of {WORD_SPLITS}, not {word_split!r}")
+        self.word_split = word_split
         if isinstance(model, OnnxModel):
             if precision not in ("auto", "32"):
                 raise LitNerError(
@@ -135,7 +146,7 @@ class Tagger:
                 --onnx`; run by ONNX Runtime, without torch).
             trust_remote_code: run modelling code that a Hub model ships.
             **kwargs: the `Tagger`'s options (batch_size, device, precision, stride, threads,
-                decoding, max_padding).
+                decoding, max_padding, word_split).
         """
         if backend not in ("torch", "onnx"):
             raise LitNerError(f"backend must be 'torch' or 'onnx', not {backend!r}")
@@ -211,11 +222,12 @@ class Tagger:
     ) -> list[dict]:
         """One text's entities, from its windows' logits."""
         if self.shape_scores is not None:
-            for window, logits in zip(windows, add_shape_scores(text, windows, self.shape_scores)):
+            shaped = add_shape_scores(text, windows, self.shape_scores, self.word_split)
+            for window, logits in zip(windows, shaped):
                 window["logits"] = logits
         if self.decoding == "argmax":
             return self.aggregator(text, windows, aggregation_strategy)
-        return decode_words(text, windows, self.label_names, self.decoding, self.crf)
+        return decode_words(text, windows, self.label_names, self.decoding, self.crf, self.word_split)
 
     def _forward(self, windows: list[dict[str, Any]], batch_done: Callable[[list], None]) -> None:
         """Runs the model on every window, longest first in padded batches (of at most
