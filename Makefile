@@ -12,7 +12,7 @@ TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE),--config configs/off
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast test-latest lint format train bench results levers schemes
+.PHONY: help install test test-fast test-latest lint format train bench results levers schemes raw-text
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ results: install ## The results table: the recipe over 3 seeds, the tutorial's r
 
 levers: install ## Quality levers and the offline recipe on WNUT-17, 3 seeds each (needs WNUT17_DIR; ~2.5 h on 2 CPU cores) -> bench/levers.json
 	$(PYTHON) bench/levers.py
+
+raw-text: install ## Tagging against testing on WNUT-17 test text, tokenized and typed as people type (RUN=runs/wnut-offline/version_0, from make train OFFLINE=1) -> bench/raw_text.json
+	$(PYTHON) bench/raw_text.py $(or $(RUN),runs/wnut-offline/version_0)
 
 schemes: install ## The offline recipe and the softmax head on WNUT-17 rewritten in IOB1 and IOBES, F1 checked against conlleval / seqeval strict (~35 min, 2 cores) -> bench/schemes.json
 	$(PYTHON) bench/schemes.py

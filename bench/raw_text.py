@@ -11,13 +11,15 @@ predicted, e.g.
 - `tokens`: the sentence's tokens joined by single spaces, tagged with `word_split="whitespace"`
   (the words are the tokens): each sentence's entities are compared with the test predictions'
   (`same_sentences`), and the entity F1 of both against the gold tags is computed by seqeval.
+  `tokens_bf16` is the same in bf16 autocast.
 - `tokens_split`: the same texts with the default `word_split="punctuation"` (what `lit_ner tag`
   does with text it is not told is tokenized).
 - `typed`: the tokens written back as people type them (`portable.words.typed_text`: "York !" ->
-  "York!", "( via" -> "(via", "Apple 's" -> "Apple's"), gold entities kept on their characters.
+  "York!", "( via" -> "(via", "Apple 's" -> "Apple's"), gold entities kept on their characters;
+  `typed_whitespace` tags them with `word_split="whitespace"`, as lit_ner split raw text before.
 
-`tokens_split` and `typed` are scored by exact character spans (type, start, end): precision,
-recall and F1, micro over the split, as seqeval counts entities.
+All but `tokens` are scored by exact character spans (type, start, end): precision, recall and
+F1, micro over the split, as seqeval counts entities.
 """
 
 from __future__ import annotations
@@ -70,6 +72,33 @@ def word_tags(entities: list[dict], starts: list[int], words: list[str]) -> list
     return tags
 
 
+def markdown_table(results: dict) -> str:
+    """docs/tagging.md's table (Raw text) of `bench/raw_text.json`."""
+    tokens, bf16 = results["tokens"], results["tokens_bf16"]
+
+    def spans(key: str) -> str:
+        row = results[key]
+        return f"{row['precision']:.4f} | {row['recall']:.4f}"
+
+    same = f"{tokens['same_sentences']:,} of {tokens['sentences']:,}"
+    return "\n".join(
+        [
+            "| input | how it is tagged | entity P | R | F1 | sentences with `fit`'s test entities |",
+            "|---|---|---|---|---|---|",
+            f'| the tokens joined by spaces | `word_split="whitespace"`, fp32 | {spans("tokens_split")} | '
+            f"**{tokens['tag_f1']:.4f}** (`fit`'s test: {tokens['test_f1']:.4f}) | {same} |",
+            f'| the tokens joined by spaces | `word_split="whitespace"`, bf16 | | | {bf16["tag_f1"]:.4f} | '
+            f"{bf16['same_sentences']:,} of {bf16['sentences']:,} |",
+            f"| the tokens joined by spaces | the default | {spans('tokens_split')} | "
+            f"{results['tokens_split']['f1']:.4f} | |",
+            f"| typed as people type (below) | the default | {spans('typed')} | "
+            f"**{results['typed']['f1']:.4f}** | |",
+            '| typed as people type | `word_split="whitespace"` (how lit_ner split raw text before) | '
+            f"{spans('typed_whitespace')} | {results['typed_whitespace']['f1']:.4f} | |",
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
@@ -83,30 +112,34 @@ def main() -> None:
     export = args.run_dir / "hf_model"
 
     started = time.perf_counter()
-    tagger = Tagger.from_pretrained(export, precision=args.precision, word_split="whitespace")
     joined = [joined_words(sentence) for sentence in words]
-    tagged = tagger.tag([text for text, _ in joined])
-    tag_tags = [
-        word_tags(found, starts, sentence) for found, (_, starts), sentence in zip(tagged, joined, words)
-    ]
-    differ = [i for i, (a, b) in enumerate(zip(tag_tags, tested)) if get_entities(a) != get_entities(b)]
-    results["tokens"] = {
-        "tag_f1": scores_and_report(gold, tag_tags, "default")[0]["f1"],
-        "test_f1": scores_and_report(gold, tested, "default")[0]["f1"],
-        "same_sentences": len(words) - len(differ),
-        "sentences": len(words),
-        "differing": [" ".join(words[i]) for i in differ[:10]],
-    }
+    for key, precision in (("tokens", args.precision), ("tokens_bf16", "bf16")):
+        tagger = Tagger.from_pretrained(export, precision=precision, word_split="whitespace")
+        tagged = tagger.tag([text for text, _ in joined])
+        tag_tags = [
+            word_tags(found, starts, sentence) for found, (_, starts), sentence in zip(tagged, joined, words)
+        ]
+        differ = [i for i, (a, b) in enumerate(zip(tag_tags, tested)) if get_entities(a) != get_entities(b)]
+        scores = scores_and_report(gold, tag_tags, "default")[0]
+        results[key] = {
+            "tag_precision": scores["precision"],
+            "tag_recall": scores["recall"],
+            "tag_f1": scores["f1"],
+            "test_f1": scores_and_report(gold, tested, "default")[0]["f1"],
+            "same_sentences": len(words) - len(differ),
+            "sentences": len(words),
+            "differing": [" ".join(words[i]) for i in differ[:10]],
+        }
     gold_spans = [char_spans(g, w, s) for g, w, (_, s) in zip(gold, words, joined)]
     split_tagger = Tagger.from_pretrained(export, precision=args.precision)
+    whitespace_tagger = Tagger.from_pretrained(export, precision=args.precision, word_split="whitespace")
     results["tokens_split"] = span_scores(
         gold_spans, [tagged_spans(f) for f in split_tagger.tag([t for t, _ in joined])]
     )
     typed = [typed_text(sentence) for sentence in words]
     typed_gold = [char_spans(g, w, s) for g, w, (_, s) in zip(gold, words, typed)]
-    results["typed"] = span_scores(
-        typed_gold, [tagged_spans(f) for f in split_tagger.tag([t for t, _ in typed])]
-    )
+    for key, tagger in (("typed", split_tagger), ("typed_whitespace", whitespace_tagger)):
+        results[key] = span_scores(typed_gold, [tagged_spans(f) for f in tagger.tag([t for t, _ in typed])])
     results["typed_examples"] = [text for text, _ in typed[:5]]
     results["minutes"] = round((time.perf_counter() - started) / 60, 2)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -295,6 +295,8 @@ def test_dataloaders_yield_padded_batches_with_one_label_per_word(tiny_model_dir
         "word_index",
         "sentence_id",
         "word_offset",
+        "n_windows",
+        "closes_sentence",
     }
     assert batch["shape_ids"].shape == batch["input_ids"].shape
     assert batch["shape_ids"][batch["attention_mask"] == 0].eq(0).all()  # padding has no word

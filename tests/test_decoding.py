@@ -225,9 +225,10 @@ def test_a_models_decoding_is_the_same_in_test_predict_and_tag(tiny_model_dir, t
     ]
     assert sum(len(record["entities"]) for record in records) > 10
 
-    # lit_ner tag, from the export and from the checkpoint, finds those entities in the text.
+    # lit_ner tag, from the export and from the checkpoint, finds those entities (and scores) in
+    # the text, on the same words: predict's texts are the words joined by spaces.
     for source in (tmp_path / EXPORT_DIRNAME, checkpoint):
-        tagger = Tagger.from_pretrained(source, precision="32")
+        tagger = Tagger.from_pretrained(source, precision="32", word_split="whitespace")
         assert tagger.decoding == config["lit_ner_decoding"]
         for record, entities in zip(records, tagger([record["text"] for record in records])):
             assert [(e["entity_group"], e["word"], e["start"], e["end"]) for e in entities] == [

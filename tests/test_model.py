@@ -37,7 +37,7 @@ def test_loss_ignores_masked_positions_and_is_fp32_under_bf16_autocast(model):
     logits = torch.randn(2, 4, 13, dtype=torch.bfloat16)
     labels = torch.tensor([[IGNORE_INDEX, 3, IGNORE_INDEX, 0], [IGNORE_INDEX] * 4])
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model._loss(logits, labels)
+        loss = model._loss(logits, {"labels": labels})
     assert loss.dtype == torch.float32
     expected = nn.functional.cross_entropy(logits[0, [1, 3]].float(), torch.tensor([3, 0]))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
@@ -132,7 +132,7 @@ def test_training_lowers_the_loss_on_the_sentences_it_trains_on(tiny_model_dir, 
 
     def loss():
         with torch.no_grad():
-            return model._loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"]).item()
+            return model._loss(model(batch["input_ids"], batch["attention_mask"]), batch).item()
 
     model.eval()
     before = loss()
@@ -312,9 +312,11 @@ def test_the_training_loss_is_weighted_and_smoothed_and_the_evaluation_loss_is_n
     trained = nn.functional.cross_entropy(
         flat_logits, flat_labels, weight=expected_weights, ignore_index=IGNORE_INDEX, label_smoothing=0.1
     )
-    assert model._loss(logits, labels, training=True).item() == pytest.approx(trained.item(), rel=1e-6)
+    assert model._loss(logits, {"labels": labels}, training=True).item() == pytest.approx(
+        trained.item(), rel=1e-6
+    )
     plain = nn.functional.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX)
-    assert model._loss(logits, labels).item() == pytest.approx(plain.item(), rel=1e-6)
+    assert model._loss(logits, {"labels": labels}).item() == pytest.approx(plain.item(), rel=1e-6)
 
 
 def test_frequency_weights_come_from_the_training_split_when_fitting(tiny_model_dir, tmp_path):

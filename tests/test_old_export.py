@@ -21,13 +21,17 @@ TAGGERS = {
 }
 
 
-def assert_same_entities(got, expected):
+def assert_same_entities(got, expected, same_scores=True):
     assert len(got) == len(expected)
     for text_got, text_expected in zip(got, expected):
         assert [{k: v for k, v in e.items() if k != "score"} for e in text_got] == [
             {k: v for k, v in e.items() if k != "score"} for e in text_expected
         ]
-        assert [e["score"] for e in text_got] == pytest.approx([e["score"] for e in text_expected], abs=1e-4)
+        scores = [e["score"] for e in text_expected]
+        if same_scores:
+            assert [e["score"] for e in text_got] == pytest.approx(scores, abs=1e-4)
+        else:
+            assert all(0 < e["score"] <= 1 for text in got for e in text)
 
 
 @pytest.mark.parametrize("name", sorted(TAGGERS))
@@ -36,7 +40,9 @@ def test_the_tagger_tags_an_export_of_e3b6c96_as_e3b6c96_did(name):
 
     tagger = Tagger.from_pretrained(str(OLD_EXPORT), **TAGGERS[name])
     got = tagger.tag(EXPECTED["texts"], "first" if name == "torch_argmax" else "simple")
-    assert_same_entities(got, EXPECTED[name])
+    # The same entities; a CRF's entity scores are now its probabilities under the CRF (they
+    # were the mean softmax of its emissions, which a CRF does not calibrate).
+    assert_same_entities(got, EXPECTED[name], same_scores=tagger.decoding != "crf")
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ EXAMPLE_COLUMNS = (
     "word_offset",
     "unlabelled_words",
     "n_windows",
+    "closes_sentence",
 )
 
 
@@ -91,7 +92,9 @@ def tokenize_and_align(
     - `word_index`: per subword position, the index among the owned words of the word it starts,
       else -1;
     - `sentence_id` and `word_offset` (the sentence's index of the first owned word), so that
-      scoring can put a sentence's windows back together;
+      scoring can put a sentence's windows back together; `n_windows` (how many the sentence has)
+      and `closes_sentence` (1 when the owned words run to the sentence's end): a CRF scores a
+      window's start and end as a sentence's only where they are one;
     - `unlabelled_words`: owned words with no subword position (turned into nothing by the
       tokenizer), which are scored as predicted `O`.
     """
@@ -179,6 +182,7 @@ def window_example(
         "word_index": starts,
         "word_offset": own_first,
         "unlabelled_words": own_last - own_first - sum(s >= 0 for s in starts),
+        "closes_sentence": int(own_last == len(word_labels)),
     }
 
 
@@ -277,7 +281,8 @@ class TokenClassificationCollator:
                 word_labels, word_index = example["word_labels"], example["word_index"]
                 batch["word_labels"][row, : len(word_labels)] = torch.tensor(word_labels)
                 batch["word_index"][row, : len(word_index)] = torch.tensor(word_index)
-        for name in ("sentence_id", "word_offset"):
+        # Where each row sits in its sentence: joining windows back, and the CRF's sentence edges.
+        for name in ("sentence_id", "word_offset", "n_windows", "closes_sentence"):
             if name in examples[0]:
                 batch[name] = torch.tensor([example[name] for example in examples])
         return batch

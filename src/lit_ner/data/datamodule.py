@@ -353,7 +353,7 @@ class NERDataModule(L.LightningDataModule):
         rank_zero_info(info)
         if warning:
             rank_zero_warn(warning)
-        return tokenized.remove_columns(["unlabelled_words", "n_windows"])
+        return tokenized.remove_columns(["unlabelled_words"])
 
     def _lengths(self, split: str) -> list[int]:
         """Each example's number of subword positions (for grouping and sorting by length)."""

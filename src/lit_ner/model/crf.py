@@ -106,11 +106,22 @@ class CRF(nn.Module):
         return self.start + self.start_constraint, self.transitions + self.transition_constraint, self.end
 
     def neg_log_likelihood(
-        self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor
+        self,
+        emissions: torch.Tensor,
+        tags: torch.Tensor,
+        mask: torch.Tensor,
+        opens: torch.Tensor | None = None,
+        closes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean over the batch's words of `-log p(tags | emissions)` (per word, so that the loss
         is on the scale of token cross-entropy whatever the sentence lengths). Rows with no word
-        count nothing."""
+        count nothing.
+
+        `opens` / `closes` (`(batch,)` bool, default all True) say whether a row's words open /
+        close their sentence. A window of a long sentence that starts inside it has no start: its
+        first word may be `I-X` (the entity began in the window before), so neither the learned
+        start scores nor BIO's start constraint apply to it; one that stops inside it has no
+        end scores."""
         emissions = emissions.float()
         start, transitions, end = self.scores()
         mask = mask.bool()
@@ -120,12 +131,15 @@ class CRF(nn.Module):
         emissions, tags, mask, lengths = emissions[rows], tags[rows], mask[rows], lengths[rows]
         if emissions.shape[0] == 0:
             return emissions.sum() * 0.0
+        # Per row: the sentence's start and end scores where the row has them, else none.
+        start = sentence_edge(start, opens, rows)
+        end = sentence_edge(end, closes, rows)
         # The gold sequence's score.
         emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (batch, words)
-        gold = start[tags[:, 0]] + (emitted * mask).sum(dim=1)
+        gold = start.gather(1, tags[:, :1]).squeeze(1) + (emitted * mask).sum(dim=1)
         moves = transitions[tags[:, :-1], tags[:, 1:]]  # (batch, words - 1)
         gold = gold + (moves * mask[:, 1:]).sum(dim=1)
-        gold = gold + end[tags.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)]
+        gold = gold + end.gather(1, tags.gather(1, (lengths - 1).unsqueeze(1))).squeeze(1)
         # log Z by the forward algorithm.
         alpha = start + emissions[:, 0]
         for t in range(1, emissions.shape[1]):
@@ -138,6 +152,15 @@ class CRF(nn.Module):
         """The most probable label sequence of each row (Viterbi), `(batch, words)`."""
         start, transitions, end = self.scores()
         return viterbi_decode(emissions, mask.bool(), transitions, start, end)
+
+
+def sentence_edge(scores: torch.Tensor, present: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
+    """`(rows, labels)`: a sentence edge's `scores` (start or end) on the rows (of those `rows`
+    keeps) that have that edge (`present`, None: all), zeros on those that continue past it."""
+    n = int(rows.sum())
+    if present is None:
+        return scores.expand(n, -1)
+    return torch.where(present[rows].bool().unsqueeze(1), scores, torch.zeros_like(scores))
 
 
 def labelled_positions(

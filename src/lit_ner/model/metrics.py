@@ -6,7 +6,7 @@ DDP processes can gather them before the tag strings are made in `compute()`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 import torch
@@ -39,6 +39,11 @@ class NERMetrics(Metric):
     however often a distributed sampler repeated it, and joins the windows of a long sentence
     (`word_offsets`) into one before scoring.
 
+    A long sentence's windows are decoded one by one in `update`; with `decode` set (the model's
+    decoder: `(scores (1, words, labels), mask) -> label ids`) and each window's word `scores`
+    given, `compute()` decodes such a sentence again whole, its windows' word scores joined, so
+    that an entity a window edge cuts is read as one, as tagging reads it.
+
     `compute()` returns the micro scores and accuracy, plus under `"report"` the per-type
     `classification_report`, under `"sentences"` the scored tag sequences and, when `words`
     holds the split's words (by sentence index; set before scoring), under `"surface"` WNUT-17's
@@ -64,11 +69,14 @@ class NERMetrics(Metric):
         self.mode = mode
         self.ignore_index = ignore_index
         self.words: list[list[str]] | None = None
+        self.decode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
         self.add_state("preds", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
         self.add_state("lengths", default=[], dist_reduce_fx="cat")  # scored positions per sentence
         self.add_state("sentence_ids", default=[], dist_reduce_fx="cat")  # -1: unknown, never merged
         self.add_state("word_offsets", default=[], dist_reduce_fx="cat")  # where a window's words start
+        self.add_state("windowed", default=[], dist_reduce_fx="cat")  # 1: a window of a long sentence
+        self.add_state("window_scores", default=[], dist_reduce_fx="cat")  # their words' scores
 
     def update(
         self,
@@ -76,11 +84,15 @@ class NERMetrics(Metric):
         target: torch.Tensor,
         sentence_ids: torch.Tensor | None = None,
         word_offsets: torch.Tensor | None = None,
+        scores: torch.Tensor | None = None,
+        n_windows: torch.Tensor | None = None,
     ) -> None:
         """Adds a batch of sentences, or of windows of sentences: `preds` and `target` are label
         ids `(batch, length)`; `sentence_ids` each row's sentence index (to count a repeated
         sentence once); `word_offsets` where in its sentence each row's words start (to join the
-        windows of a long sentence)."""
+        windows of a long sentence); `scores` `(batch, length, labels)` the word scores `preds`
+        were decoded from and `n_windows` each row's sentence's number of windows (to decode a
+        long sentence again whole in `compute`)."""
         mask = target != self.ignore_index  # (B, T)
         self.preds.append(preds[mask])
         self.target.append(target[mask])
@@ -91,6 +103,11 @@ class NERMetrics(Metric):
             word_offsets = torch.zeros_like(sentence_ids)
         self.sentence_ids.append(sentence_ids)
         self.word_offsets.append(word_offsets)
+        windowed = torch.zeros_like(sentence_ids, dtype=torch.bool)
+        if scores is not None and n_windows is not None:
+            windowed = (n_windows > 1) & (sentence_ids >= 0)
+            self.window_scores.append(scores[windowed][mask[windowed]].float())
+        self.windowed.append(windowed)
 
     def compute(self) -> dict:
         """Micro scores and accuracy, the per-type `"report"`, and under `"sentences"` the scored
@@ -103,7 +120,9 @@ class NERMetrics(Metric):
         if not (isinstance(self.lengths, list) and not self.lengths):
             lengths = dim_zero_cat(self.lengths).tolist()
             names = self.label_names
-            y_pred = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.preds).split(lengths)]
+            rows = list(dim_zero_cat(self.preds).split(lengths))
+            self._decode_whole(rows, lengths)
+            y_pred = [[names[i] for i in s.tolist()] for s in rows]
             y_true = [[names[i] for i in s.tolist()] for s in dim_zero_cat(self.target).split(lengths)]
             ids, y_true, y_pred = join_windows(
                 dim_zero_cat(self.sentence_ids).tolist(),
@@ -118,3 +137,24 @@ class NERMetrics(Metric):
             sentences["words"] = [self.words[i] for i in ids]
             surface = surface_scores(sentences["words"], y_true, y_pred, self.mode)
         return {**scores, "report": report, "surface": surface, "sentences": sentences}
+
+    def _decode_whole(self, rows: list[torch.Tensor], lengths: list[int]) -> None:
+        """Replaces, in `rows` (each row's predicted ids), those of every window of a long
+        sentence by the sentence's whole decoding (`decode` over its windows' joined scores)."""
+        windowed = dim_zero_cat(self.windowed).tolist() if self.windowed else []
+        if self.decode is None or not any(windowed):
+            return
+        ids, offsets = dim_zero_cat(self.sentence_ids).tolist(), dim_zero_cat(self.word_offsets).tolist()
+        row_scores = iter(dim_zero_cat(self.window_scores).split([n for n, w in zip(lengths, windowed) if w]))
+        pieces: dict[int, dict[int, tuple[int, torch.Tensor]]] = {}
+        for row, is_windowed in enumerate(windowed):
+            if is_windowed:  # a repeated window (DDP's padding) is its first copy
+                pieces.setdefault(ids[row], {}).setdefault(offsets[row], (row, next(row_scores)))
+        for sentence in pieces.values():
+            order = [sentence[offset] for offset in sorted(sentence)]
+            joined = torch.cat([scores for _, scores in order])[None]
+            labels = self.decode(
+                joined, torch.ones(joined.shape[:2], dtype=torch.bool, device=joined.device)
+            )[0]
+            for row, part in zip([row for row, _ in order], labels.split([lengths[row] for row, _ in order])):
+                rows[row] = part

@@ -20,6 +20,8 @@ from lit_ner.model.checkpoint import rng_states, set_rng_states
 from lit_ner.model.crf import bio_constraints, labelled_positions, viterbi_decode
 from lit_ner.model.encoder import ClassifierParts
 from lit_ner.model.metrics import STAGE_SPLITS, NERMetrics, StageResults
+from lit_ner.portable import word_decoding
+from lit_ner.portable.spans import get_entities
 from lit_ner.portable.word_decoding import IMPOSSIBLE
 
 
@@ -195,6 +197,7 @@ class TokenClassifier(L.LightningModule):
             split = STAGE_SPLITS[stage_]
             has_words = isinstance(data, NERDataModule) and data.has_split(split)
             metrics.words = data.words(split) if has_words else None
+            metrics.decode = self.decode  # a long sentence's windows are decoded again whole
         hp = self.hparams
         if stage == "fit" and (hp.class_weights != "none" or hp.o_weight != 1.0):
             self.class_weight = self._class_weight().to(self.device)  # setup may follow the move
@@ -224,12 +227,17 @@ class TokenClassifier(L.LightningModule):
         )
         return weights
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor, training: bool = False) -> torch.Tensor:
+    def _loss(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor], training: bool = False
+    ) -> torch.Tensor:
         """The training loss (weighted and smoothed as configured), or with `training=False` the
         plain one that validation and test report."""
+        labels = batch["labels"]
         if self.crf is not None:
             emissions, tags, mask = labelled_positions(logits, labels)
-            return self.crf.neg_log_likelihood(emissions, tags, mask)
+            # A window of a long sentence opens or closes it only where it starts or ends it.
+            opens = batch["word_offset"] == 0 if "word_offset" in batch else None
+            return self.crf.neg_log_likelihood(emissions, tags, mask, opens, batch.get("closes_sentence"))
         # In fp32 whatever the autocast precision: a bf16 log-softmax loses the small losses.
         return F.cross_entropy(
             logits.float().flatten(0, 1),
@@ -255,7 +263,7 @@ class TokenClassifier(L.LightningModule):
                 self._positions = torch.tensor(saved, dtype=counts.dtype, device=counts.device)
         self._positions = counts if self._positions is None else self._positions + counts
         logits = self._logits(batch)
-        loss = self._loss(logits, batch["labels"], training=True)
+        loss = self._loss(logits, batch, training=True)
         # Every process decides together: under DDP one process skipping or stopping alone would
         # leave the others waiting in the gradient all-reduce.
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
@@ -324,13 +332,16 @@ class TokenClassifier(L.LightningModule):
 
     def _evaluation_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: NERMetrics) -> None:
         logits = self._logits(batch)
-        loss = self._loss(logits, batch["labels"])
+        loss = self._loss(logits, batch)
         self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].size(0), sync_dist=True)
+        word_scores = self.word_scores(logits, batch)
         metrics.update(
-            self.word_predictions(logits, batch),
+            self.decode(word_scores, batch["word_labels"] != IGNORE_INDEX),
             batch["word_labels"],
             batch.get("sentence_id"),
             batch.get("word_offset"),
+            word_scores,
+            batch.get("n_windows"),
         )
 
     def _log_metrics(self, stage: str, metrics: NERMetrics) -> None:
@@ -421,7 +432,9 @@ class TokenClassifier(L.LightningModule):
         """Per example (a sentence, or a window of a long one): its sentence's id in the split,
         the index of its first word in that sentence, and per word it owns the predicted tag (the
         word's first subword's; `O` for a word that has no subword position) and that tag's
-        probability (0 for a word without a subword)."""
+        probability (0 for a word without a subword), and its words' scores (`word_scores`): a
+        long sentence's windows are decoded again whole once joined (`decode_sentence`), and
+        entities are scored from them (`entity_scores`)."""
         logits = self._logits(batch)
         word_scores = self.word_scores(logits, batch)
         predictions = self.decode(word_scores, batch["word_labels"] != IGNORE_INDEX)
@@ -434,17 +447,42 @@ class TokenClassifier(L.LightningModule):
         n_words = (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist()
         sentence_ids = batch["sentence_id"].tolist() if "sentence_id" in batch else [-1] * len(n_words)
         offsets = batch["word_offset"].tolist() if "word_offset" in batch else [0] * len(n_words)
-        return [
-            {
+        windows = batch["n_windows"].tolist() if "n_windows" in batch else [1] * len(n_words)
+        pieces = []
+        for row, (sentence_id, offset, n) in enumerate(zip(sentence_ids, offsets, n_words)):
+            piece = {
                 "sentence_id": sentence_id,
                 "word_offset": offset,
-                "tags": [self.label_names[i] for i in row[:n].tolist()],
-                "scores": row_scores[:n].tolist(),
+                "tags": [self.label_names[i] for i in predictions[row, :n].tolist()],
+                "scores": scores[row, :n].tolist(),
             }
-            for sentence_id, offset, row, row_scores, n in zip(
-                sentence_ids, offsets, predictions, scores, n_words
+            piece["word_scores"] = word_scores[row, :n].cpu()
+            piece["windowed"] = windows[row] > 1 and sentence_id >= 0
+            pieces.append(piece)
+        return pieces
+
+    def decode_sentence(self, word_scores: torch.Tensor) -> tuple[list[str], list[float]]:
+        """A whole sentence's tags and their probabilities from its words' scores `(words,
+        labels)` (a long sentence's windows' joined), decoded as `validation` decodes."""
+        scores = word_scores.to(self.device)[None]
+        labels = self.decode(scores, torch.ones(scores.shape[:2], dtype=torch.bool, device=self.device))
+        probabilities = scores.softmax(dim=-1).gather(2, labels.unsqueeze(2))[0, :, 0]
+        return [self.label_names[i] for i in labels[0].tolist()], probabilities.tolist()
+
+    def entity_scores(self, word_scores: torch.Tensor, tags: Sequence[str]) -> list[float]:
+        """Each entity's score (in `spans.get_entities(tags)` order) from its sentence's word
+        scores, as every tagging path scores it (`word_decoding.entity_scores`): the CRF's
+        probability of the entity, or the mean probability of its words' labels."""
+        scores = word_scores.float().cpu().numpy()
+        labels = [self.label_names.index(tag) for tag in tags]
+        if self.crf is not None:
+            edges = tuple(value.detach().float().cpu().numpy() for value in self.crf.scores())
+            return word_decoding.entity_scores(
+                scores, labels, get_entities(list(tags)), self.label_names, "crf", edges
             )
-        ]
+        return word_decoding.entity_scores(
+            scores, labels, get_entities(list(tags)), self.label_names, "argmax", (None, None, None)
+        )
 
     def configure_gradient_clipping(
         self,

@@ -93,8 +93,8 @@ def decode_words(
     split: WordSplit = "punctuation",
 ) -> list[dict]:
     """The entities of one text, as the token-classification pipeline's dicts: `entity_group`,
-    `score` (the mean probability of its words' decoded labels), `word` (the text's own
-    characters), `start`, `end` (character offsets; whole words).
+    `score` (see `entity_scores`), `word` (the text's own characters), `start`, `end` (character
+    offsets; whole words).
 
     Args:
         text: the text.
@@ -112,7 +112,87 @@ def decode_words(
     scores = best_context_scores(words, windows, label_names, decoding)
     start, transitions, end = viterbi_constraints(label_names, decoding, crf)
     labels = viterbi(scores, transitions, start, end)
-    return labelled_entities(text, words, scores, labels, label_names)
+    tags = [label_names[label] for label in labels]
+    found = get_entities(tags)
+    confidence = entity_scores(scores, labels, found, label_names, decoding, (start, transitions, end))
+    return [
+        {
+            "entity_group": type_,
+            "score": score,
+            "word": text[words[first][0] : words[last][1]],
+            "start": words[first][0],
+            "end": words[last][1],
+        }
+        for (type_, first, last), score in zip(found, confidence)
+    ]
+
+
+def entity_scores(
+    scores: np.ndarray,
+    labels: Sequence[int],
+    entities: Sequence[tuple[str, int, int]],
+    label_names: Sequence[str],
+    decoding: str,
+    crf: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+) -> list[float]:
+    """How sure the model is of each entity (`(type, first word, last word)`) of a decoded
+    sentence, from its words' `scores` `(words, labels)` and decoded `labels`:
+
+    - `"crf"`: the entity's probability under the CRF (`crf`: its `(start, transitions, end)`,
+      constraints included): that its words carry exactly these labels and the entity ends
+      there, the next word not continuing it, summed over every labelling of the other words
+      (forward-backward). A confident path gets a score near 1, an uncertain entity a low one.
+    - otherwise: the mean probability of its words' decoded labels (the classifier's softmax at
+      each word's first subword), as the pipeline scores an entity.
+    """
+    if not entities:
+        return []
+    if decoding != "crf":
+        probabilities = np.exp(log_softmax(scores))
+        return [
+            float(np.mean([probabilities[i, labels[i]] for i in range(a, b + 1)])) for _, a, b in entities
+        ]
+    start, transitions, end = crf
+    end = np.zeros_like(start) if end is None else end
+    alpha, beta = forward_backward(scores, transitions, start, end)
+    log_z = logsumexp(alpha[-1] + end)
+    continues = [np.asarray([name == f"I-{type_}" for name in label_names]) for type_, _, _ in entities]
+    out = []
+    for (_, first, last), continuing in zip(entities, continues):
+        path = alpha[first, labels[first]]
+        for t in range(first + 1, last + 1):
+            path += transitions[labels[t - 1], labels[t]] + scores[t, labels[t]]
+        if last == len(scores) - 1:
+            path += end[labels[last]]
+        else:  # the next word takes any label that does not continue the entity
+            following = transitions[labels[last]] + scores[last + 1] + beta[last + 1]
+            path += logsumexp(following[~continuing])
+        out.append(float(np.exp(min(path - log_z, 0.0))))
+    return out
+
+
+def logsumexp(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    top = np.max(values, axis=axis, keepdims=True)
+    out = top + np.log(np.exp(values - top).sum(axis=axis, keepdims=True))
+    return out.squeeze() if axis is None else np.squeeze(out, axis=axis)
+
+
+def forward_backward(
+    scores: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A linear-chain CRF's log forward and backward scores, `(words, labels)` each: `alpha[t, y]`
+    sums the paths of words `0..t` that end in `y` (its emission included), `beta[t, y]` those of
+    words `t+1..` that follow `y` (with the end scores)."""
+    n = len(scores)
+    alpha = np.empty_like(scores, dtype=np.float64)
+    beta = np.empty_like(scores, dtype=np.float64)
+    alpha[0] = start + scores[0]
+    for t in range(1, n):
+        alpha[t] = logsumexp(alpha[t - 1][:, None] + transitions, axis=0) + scores[t]
+    beta[n - 1] = end
+    for t in range(n - 2, -1, -1):
+        beta[t] = logsumexp(transitions + (scores[t + 1] + beta[t + 1])[None, :], axis=1)
+    return alpha, beta
 
 
 def best_context_scores(
@@ -164,32 +244,6 @@ def viterbi_constraints(
         transitions = transitions + np.asarray(crf["transitions"], dtype=np.float32)
         end = np.asarray(crf["end"], dtype=np.float32)
     return start, transitions, end
-
-
-def labelled_entities(
-    text: str,
-    words: Sequence[tuple[int, int]],
-    scores: np.ndarray,
-    labels: list[int],
-    label_names: Sequence[str],
-) -> list[dict]:
-    """The entities of the decoded word labels, as the pipeline's dicts (see `decode_words`)."""
-    probabilities = np.exp(log_softmax(scores))
-    tags = [label_names[label] for label in labels]
-    entities = []
-    for type_, first, last in get_entities(tags):
-        start_char, end_char = words[first][0], words[last][1]
-        score = np.mean([probabilities[i, labels[i]] for i in range(first, last + 1)])
-        entities.append(
-            {
-                "entity_group": type_,
-                "score": float(score),
-                "word": text[start_char:end_char],
-                "start": start_char,
-                "end": end_char,
-            }
-        )
-    return entities
 
 
 def write_decoding(config: Any, decoding: str, crf: dict[str, Any] | None = None) -> None:

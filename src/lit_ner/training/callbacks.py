@@ -130,12 +130,19 @@ class PredictionWriter(BasePredictionWriter):
         run_dir = Path(self.output_dir) if self.output_dir else run_directory(trainer)
         if not trainer.is_global_zero:
             return
-        ids, tags, scores = join_windows(
+        ids, tags, word_scores, windowed = join_windows(
             [p["sentence_id"] for p in pieces],
             [p["word_offset"] for p in pieces],
             [p["tags"] for p in pieces],
-            [p["scores"] for p in pieces],
+            [[p["word_scores"]] for p in pieces],
+            [[p["windowed"]] for p in pieces],
         )
+        confidences = []
+        for k, (windows, is_windowed) in enumerate(zip(word_scores, windowed)):
+            sentence_scores = torch.cat(windows)
+            if any(is_windowed):  # a long sentence's windows: decoded again whole, as test decodes it
+                tags[k] = pl_module.decode_sentence(sentence_scores)[0]
+            confidences.append(pl_module.entity_scores(sentence_scores, tags[k]))
         data = trainer.datamodule
         split = data.hparams.predict_split
         words, gold, scheme = data.words(split), data.tags(split), data_scheme(trainer)
@@ -146,8 +153,8 @@ class PredictionWriter(BasePredictionWriter):
             [from_bio(sentence_tags, scheme) for sentence_tags in tags],
         )
         lines = [
-            json.dumps(sentence_record(i, words[i], sentence_tags, sentence_scores), ensure_ascii=False)
-            for i, sentence_tags, sentence_scores in zip(ids, tags, scores)
+            json.dumps(sentence_record(i, words[i], sentence_tags, confidence), ensure_ascii=False)
+            for i, sentence_tags, confidence in zip(ids, tags, confidences)
         ]
         jsonl = run_dir / "predictions" / f"{split}.jsonl"
         write_atomically(jsonl, "".join(line + "\n" for line in lines))
@@ -165,20 +172,21 @@ def evaluate_command(path: Path, scheme: str) -> str:
 
 
 def sentence_record(
-    sentence_id: int, words: Sequence[str], tags: Sequence[str], scores: Sequence[float]
+    sentence_id: int, words: Sequence[str], tags: Sequence[str], entity_scores: Sequence[float]
 ) -> dict:
     """One sentence's predictions as `lit_ner tag` writes a text's: character offsets into the
-    words joined by single spaces.
+    words joined by single spaces; `entity_scores` in `get_entities(tags)` order.
 
-    >>> record = sentence_record(0, ["Hi", "New", "York"], ["O", "B-location", "I-location"], [0.9, 0.8, 0.6])
+    >>> record = sentence_record(0, ["Hi", "New", "York"], ["O", "B-location", "I-location"], [0.7])
     >>> record["text"], record["entities"]
     ('Hi New York', [{'entity_group': 'location', 'score': 0.7, 'word': 'New York', 'start': 3, 'end': 11}])
     """
     text, starts = joined_words(words)
     entities = []
-    for type_, first, last in sorted(get_entities(list(tags)), key=lambda entity: entity[1]):
+    for (type_, first, last), score in sorted(
+        zip(get_entities(list(tags)), entity_scores), key=lambda entity: entity[0][1]
+    ):
         start, end = starts[first], starts[last] + len(words[last])
-        score = sum(scores[first : last + 1]) / (last - first + 1)
         entities.append(
             {
                 "entity_group": type_,
