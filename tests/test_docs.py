@@ -223,22 +223,24 @@ def test_the_readme_results_are_the_figures_make_results_wrote():
         assert cells == results_cells(results[key]["scores"]), key
 
 
-def test_the_lever_table_is_the_figures_make_levers_wrote():
+def bench_module(name: str):
+    """A script of bench/ imported as a module (its table writers)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_levers", REPO / "bench" / "levers.py")
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_lever_table_is_the_figures_make_levers_wrote():
+    bench = bench_module("levers")
     results = json.loads((REPO / "bench" / "levers.json").read_text())
     assert bench.markdown_table(results) in (REPO / "docs" / "experiments.md").read_text()
 
 
 def test_the_tagging_tables_are_the_figures_make_bench_wrote():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_tagging", REPO / "bench" / "tagging.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = bench_module("tagging")
     result = json.loads((REPO / "bench" / "results.json").read_text())["tagging"]
     page = (REPO / "docs" / "tagging.md").read_text()
     for table in bench.markdown_tables(result):
@@ -258,3 +260,12 @@ def test_the_readme_shipping_figures_are_make_bench_s():
         f"(test F1 {engines['onnx_int8']['test_f1']:.4f})",
     ):
         assert figure in readme, figure
+
+
+def test_the_raw_text_table_is_the_figures_make_raw_text_wrote():
+    bench = bench_module("raw_text")
+    result = json.loads((REPO / "bench" / "raw_text.json").read_text())
+    assert bench.markdown_table(result) in (REPO / "docs" / "tagging.md").read_text()
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"scores the same test F1, {result['typed']['f1']:.4f}" in readme
+    assert result["typed"]["f1"] == result["tokens"]["test_f1"]
