@@ -107,7 +107,7 @@ class NERMetrics(Metric):
         if scores is not None and n_windows is not None:
             windowed = (n_windows > 1) & (sentence_ids >= 0)
             self.window_scores.append(scores[windowed][mask[windowed]].float())
-        self.windowed.append(windowed)
+        self.windowed.append(windowed.long())  # gathered across processes as integers
 
     def compute(self) -> dict:
         """Micro scores and accuracy, the per-type `"report"`, and under `"sentences"` the scored
@@ -141,7 +141,9 @@ class NERMetrics(Metric):
     def _decode_whole(self, rows: list[torch.Tensor], lengths: list[int]) -> None:
         """Replaces, in `rows` (each row's predicted ids), those of every window of a long
         sentence by the sentence's whole decoding (`decode` over its windows' joined scores)."""
-        windowed = dim_zero_cat(self.windowed).tolist() if self.windowed else []
+        # Before a DDP sync the states are lists of per-batch tensors, after it one tensor each.
+        empty = isinstance(self.windowed, list) and not self.windowed
+        windowed = [] if empty else dim_zero_cat(self.windowed).tolist()
         if self.decode is None or not any(windowed):
             return
         ids, offsets = dim_zero_cat(self.sentence_ids).tolist(), dim_zero_cat(self.word_offsets).tolist()
