@@ -455,33 +455,35 @@ class TokenClassifier(L.LightningModule):
                 "word_offset": offset,
                 "tags": [self.label_names[i] for i in predictions[row, :n].tolist()],
                 "scores": scores[row, :n].tolist(),
+                "word_scores": word_scores[row, :n].cpu(),
+                "windowed": windows[row] > 1 and sentence_id >= 0,
             }
-            piece["word_scores"] = word_scores[row, :n].cpu()
-            piece["windowed"] = windows[row] > 1 and sentence_id >= 0
             pieces.append(piece)
         return pieces
 
-    def decode_sentence(self, word_scores: torch.Tensor) -> tuple[list[str], list[float]]:
-        """A whole sentence's tags and their probabilities from its words' scores `(words,
-        labels)` (a long sentence's windows' joined), decoded as `validation` decodes."""
+    def decode_sentence(self, word_scores: torch.Tensor) -> list[str]:
+        """A whole sentence's tags from its words' scores `(words, labels)` (a long sentence's
+        windows' joined), decoded as validation decodes."""
         scores = word_scores.to(self.device)[None]
         labels = self.decode(scores, torch.ones(scores.shape[:2], dtype=torch.bool, device=self.device))
-        probabilities = scores.softmax(dim=-1).gather(2, labels.unsqueeze(2))[0, :, 0]
-        return [self.label_names[i] for i in labels[0].tolist()], probabilities.tolist()
+        return [self.label_names[i] for i in labels[0].tolist()]
 
     def entity_scores(self, word_scores: torch.Tensor, tags: Sequence[str]) -> list[float]:
         """Each entity's score (in `spans.get_entities(tags)` order) from its sentence's word
         scores, as every tagging path scores it (`word_decoding.entity_scores`): the CRF's
         probability of the entity, or the mean probability of its words' labels."""
-        scores = word_scores.float().cpu().numpy()
         labels = [self.label_names.index(tag) for tag in tags]
+        decoding, edges = "argmax", (None, None, None)
         if self.crf is not None:
+            decoding = "crf"
             edges = tuple(value.detach().float().cpu().numpy() for value in self.crf.scores())
-            return word_decoding.entity_scores(
-                scores, labels, get_entities(list(tags)), self.label_names, "crf", edges
-            )
         return word_decoding.entity_scores(
-            scores, labels, get_entities(list(tags)), self.label_names, "argmax", (None, None, None)
+            word_scores.float().cpu().numpy(),
+            labels,
+            get_entities(list(tags)),
+            self.label_names,
+            decoding,
+            edges,
         )
 
     def configure_gradient_clipping(

@@ -141,7 +141,7 @@ class PredictionWriter(BasePredictionWriter):
         for k, (windows, is_windowed) in enumerate(zip(word_scores, windowed)):
             sentence_scores = torch.cat(windows)
             if any(is_windowed):  # a long sentence's windows: decoded again whole, as test decodes it
-                tags[k] = pl_module.decode_sentence(sentence_scores)[0]
+                tags[k] = pl_module.decode_sentence(sentence_scores)
             confidences.append(pl_module.entity_scores(sentence_scores, tags[k]))
         data = trainer.datamodule
         split = data.hparams.predict_split
