@@ -46,16 +46,18 @@ FORBIDDEN = {
     "portable": ("lit_ner",),  # but each other, by relative imports
 }
 # The top level's exceptions: the package's public names and the command table point into the
-# sub-packages (imported on use), and the compatibility module reaches into the libraries it is
-# about (lazily).
+# sub-packages (imported on use), the compatibility module reaches into the libraries it is about
+# (lazily), and hub.py loads a model's tokenizer (lazily) the one way that training, export and
+# tagging all load it.
 EXEMPT = {
     "__init__.py": tuple(f"lit_ner.{package}" for package in SUB_PACKAGES),  # names, imported on use
     "__main__.py": ("lit_ner.training",),
     "compat.py": ("torch", "lightning", "datasets"),
+    "hub.py": ("transformers",),
 }
-# What the files copied into exports may import at all (and the pipeline, torch: transformers'
-# pipeline hands it tensors).
-PORTABLE_ALLOWED = ("numpy", "transformers")
+# What the files copied into exports may import at all: transformers and what it always installs
+# (tokenizers; and the pipeline, torch: transformers' pipeline hands it tensors).
+PORTABLE_ALLOWED = ("numpy", "transformers", "tokenizers")
 
 
 def imported_modules(relative: str, source: str) -> set[tuple[str, bool]]:
@@ -283,4 +285,5 @@ def test_private_attributes_of_libraries_are_used_in_the_compatibility_module_al
 # exported pipeline (which cannot import lit_ner.compat) extends its parent's through them.
 DOCUMENTED_HOOKS = {
     "_sanitize_parameters",  # transformers' "Adding a new pipeline": a pipeline's own call parameters
+    "_forward",  # the same guide: the model call, between preprocess and postprocess
 }

@@ -14,8 +14,8 @@ from lit_ner.data.alignment import (
 from lit_ner.data.datamodule import NERDataModule
 from lit_ner.errors import LitNerError
 from lit_ner.formats import read_conll, read_jsonl
+from lit_ner.portable.windows import word_windows
 from lit_ner.tag_schemes import bio_label_order, ill_formed_bio
-from lit_ner.windows import word_windows
 from lit_ner.wnut17 import WNUT17_LABELS
 
 from .conftest import FIXTURES

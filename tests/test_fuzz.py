@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from lit_ner.data.alignment import IGNORE_INDEX, tokenize_and_align
 from lit_ner.errors import LitNerError
 from lit_ner.formats import read_conll, read_jsonl, write_conll
+from lit_ner.portable.windows import word_windows
 from lit_ner.scoring import get_entities, get_entities_strict
-from lit_ner.windows import word_windows
 from lit_ner.wnut17 import WNUT17_LABELS
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

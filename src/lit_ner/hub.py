@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lit_ner import compat
 from lit_ner.errors import LitNerError
@@ -201,3 +202,60 @@ def hub_errors(what: str, name_or_path: str | None = None) -> Iterator[None]:
                 )
             raise LitNerError(f"cannot load {what}: {reason}") from exc
         raise
+
+
+# Words the tokenizer check encodes: as a sentence's words one by one, and as running text.
+WORDS_PROBE = ("NER", "finds", "New", "York", "today")
+
+
+def encodes_words_as_text(tokenizer: Any) -> bool:
+    """Whether a fast tokenizer encodes a sentence's words given one by one (as lit_ner trains
+    and tags, `is_split_into_words`) with the subwords those words get in running text (the
+    first word aside, which running text does not mark as a word start). A byte-level BPE
+    tokenizer (RoBERTa, GPT-2) without `add_prefix_space` does not: it encodes each word as if it
+    continued the previous one ("York", where running text has "ĠYork")."""
+    words = tokenizer(list(WORDS_PROBE), is_split_into_words=True, add_special_tokens=False)
+    text = tokenizer(" ".join(WORDS_PROBE), add_special_tokens=False, return_offsets_mapping=True)
+    after_first = [i for i, word in zip(words["input_ids"], words.word_ids()) if word]
+    in_text = [
+        i for i, (start, _) in zip(text["input_ids"], text["offset_mapping"]) if start >= len(WORDS_PROBE[0])
+    ]
+    return after_first == in_text
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
+    """A model's fast tokenizer (a Hub id, a path or `pkg://`), set up to encode a sentence's
+    words as running text has them: a tokenizer that needs `add_prefix_space` to do so
+    (byte-level BPE) is loaded with it, and says so in one line, so that training, the export's
+    saved tokenizer and tagging all mark each word as a word start. One clear line for a
+    tokenizer without a fast version (word alignment needs its word ids and offsets)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_name_or_path(name)
+    with hub_errors(f"tokenizer '{name}'", name):
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if not tokenizer.is_fast:
+            raise LitNerError(
+                f"tokenizer '{name}' ({type(tokenizer).__name__}) has no fast version: lit_ner aligns "
+                "labels with words by a fast tokenizer's word ids and offsets (tokenizer.json); "
+                "convert it with transformers (AutoTokenizer.from_pretrained(..., use_fast=True)"
+                ".save_pretrained(DIR)) or use a model that ships one"
+            )
+        if not encodes_words_as_text(tokenizer):
+            prefixed = AutoTokenizer.from_pretrained(
+                path, trust_remote_code=trust_remote_code, add_prefix_space=True
+            )
+            if encodes_words_as_text(prefixed):
+                print(
+                    f"lit_ner: tokenizer '{name}' loaded with add_prefix_space=True, so that each word "
+                    "of a sentence is encoded as a word start, as in running text",
+                    file=sys.stderr,
+                )
+                return prefixed
+            print(
+                f"lit_ner: warning: tokenizer '{name}' encodes a sentence's words one by one "
+                "differently from running text, even with add_prefix_space=True: training and "
+                "tagging agree with each other, but the encoder sees words unlike its pre-training",
+                file=sys.stderr,
+            )
+    return tokenizer

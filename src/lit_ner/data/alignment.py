@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
+from lit_ner.portable.windows import sentence_windows
 from lit_ner.portable.word_shapes import word_shape
-from lit_ner.windows import word_windows
 
 IGNORE_INDEX = -100  # what torch's cross-entropy and seqeval-style scoring skip
 # What `tokenize_and_align` makes of each sentence (or window of a long sentence).
@@ -82,7 +82,7 @@ def tokenize_and_align(
     """`datasets.map(batched=True)` function: sentences -> model inputs with aligned labels.
 
     A sentence that fits in `max_length` subword positions (special tokens included) becomes one
-    example; a longer one becomes overlapping windows of whole words (`windows.word_windows`), so
+    example; a longer one becomes overlapping windows of whole words (`windows.sentence_windows`), so
     that no word is lost to truncation. Each example keeps:
     - `labels`: subword-level labels for the loss (the words the example owns, first subwords;
       everything else -100);
@@ -104,56 +104,22 @@ def tokenize_and_align(
     out: dict[str, list] = {name: [] for name in EXAMPLE_COLUMNS}
     for i, word_labels in enumerate(batch["tags"]):
         shapes = [word_shape(word) for word in batch["tokens"][i]]
-        windows = sentence_windows(
-            encoding["input_ids"][i], encoding.word_ids(batch_index=i), len(word_labels), max_length, stride
-        )
-        for window_ids, window_word_ids, own_first, own_last in windows:
+        ids, word_ids = encoding["input_ids"][i], encoding.word_ids(batch_index=i)
+        windows = sentence_windows(word_ids, len(word_labels), max_length, stride)
+        for positions, own_first, own_last in windows:
             example = window_example(
-                window_ids, window_word_ids, own_first, own_last, word_labels, shapes, continuation_ids
+                [ids[p] for p in positions],
+                [word_ids[p] for p in positions],
+                own_first,
+                own_last,
+                word_labels,
+                shapes,
+                continuation_ids,
             )
             example.update(sentence_id=sentence_ids[i], n_windows=len(windows))
             for name in EXAMPLE_COLUMNS:
                 out[name].append(example[name])
     return out
-
-
-def sentence_windows(
-    ids: list[int], word_ids: list[int | None], n_words: int, max_length: int, stride: int
-) -> list[tuple[list[int], list[int | None], int, int]]:
-    """A sentence's examples as `(input ids, word ids, own_first, own_last)`: the sentence itself
-    when it fits in `max_length`, else its windows of whole words (`windows.word_windows`), each
-    cut to `max_length` and owning the words `[own_first, own_last)`."""
-    if len(ids) <= max_length:
-        return [(ids, word_ids, 0, n_words)]
-    content = [p for p, w in enumerate(word_ids) if w is not None]
-    # Specials (e.g. [CLS] ... [SEP]) surround the content: keep them around every window.
-    prefix, suffix = ids[: content[0]], ids[content[-1] + 1 :]
-    spans = word_subword_spans(word_ids, content, n_words)
-    budget = max_length - len(prefix) - len(suffix)
-    windows = []
-    for first, last, own_first, own_last in word_windows(spans, budget, min(stride, budget // 2)):
-        start = spans[first][0]
-        end = min(spans[last - 1][1], start + budget)
-        window_ids = prefix + ids[content[0] + start : content[0] + end] + suffix
-        window_word_ids = (
-            [None] * len(prefix) + word_ids[content[0] + start : content[0] + end] + [None] * len(suffix)
-        )
-        windows.append((window_ids, window_word_ids, own_first, own_last))
-    return windows
-
-
-def word_subword_spans(
-    word_ids: Sequence[int | None], content: Sequence[int], n_words: int
-) -> list[tuple[int, int]]:
-    """Per word, its `[start, end)` subword positions counted from the first content position; a
-    word the tokenizer turned into nothing gets an empty span where the previous word ends."""
-    spans, position, by_word = [], 0, {}
-    for p in content:
-        by_word.setdefault(word_ids[p], [p - content[0], 0])[1] = p - content[0] + 1
-    for w in range(n_words):
-        start, position = by_word.get(w, (position, position))
-        spans.append((start, position))
-    return spans
 
 
 def window_example(
@@ -195,10 +161,10 @@ def alignment_code() -> str:
     import inspect
 
     from lit_ner import __version__
-    from lit_ner.portable import word_shapes
+    from lit_ner.portable import windows, word_shapes
 
     try:
-        return "".join(inspect.getsource(code) for code in (sys.modules[__name__], word_windows, word_shapes))
+        return "".join(inspect.getsource(code) for code in (sys.modules[__name__], windows, word_shapes))
     except OSError:
         return __version__
 

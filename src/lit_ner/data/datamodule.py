@@ -37,7 +37,7 @@ from lit_ner.data.sources import (
 )
 from lit_ner.errors import LitNerError
 from lit_ner.formats import SPLITS, Split
-from lit_ner.hub import hub_errors, resolve_name_or_path
+from lit_ner.hub import load_tokenizer
 
 
 class NERDataModule(L.LightningDataModule):
@@ -250,15 +250,9 @@ class NERDataModule(L.LightningDataModule):
     @property
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            name = self.hparams.tokenizer_name_or_path
-            with hub_errors(f"tokenizer '{name}'", name):
-                self._tokenizer = AutoTokenizer.from_pretrained(
-                    resolve_name_or_path(name), trust_remote_code=self.hparams.trust_remote_code
-                )
-            if not self._tokenizer.is_fast:
-                raise LitNerError(f"tokenizer '{name}' has no fast version; word alignment needs word_ids()")
+            self._tokenizer = load_tokenizer(
+                self.hparams.tokenizer_name_or_path, trust_remote_code=self.hparams.trust_remote_code
+            )
         return self._tokenizer
 
     @property

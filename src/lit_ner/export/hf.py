@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_ner.export.model_card import WORD_LEVEL
-from lit_ner.hub import hub_errors, resolve_name_or_path
+from lit_ner.hub import load_tokenizer
 from lit_ner.portable.word_decoding import write_decoding
 from lit_ner.portable.word_shapes import has_shape_scores, write_shape_scores
 
@@ -40,6 +40,7 @@ PIPELINE_FILES = {
     "word_shapes.py": "word_shapes.py",
     "words.py": "words.py",
     "spans.py": "spans.py",
+    "windows.py": "windows.py",
 }
 CONFIG_CODE = '''"""Written by `lit_ner export`: this model's config and model classes, naming the pipeline in
 lit_ner_pipeline.py, so that `pipeline("token-classification", model=..., trust_remote_code=True)`
@@ -103,7 +104,6 @@ def hf_model_from_checkpoint(
 ) -> tuple[Any, Any]:
     """The Hugging Face model (`hf_model`) and tokenizer of a lit_ner checkpoint (read from `path`
     unless already loaded)."""
-    from transformers import AutoTokenizer
 
     from lit_ner.model.checkpoint import load_checkpoint
     from lit_ner.model.encoder import ClassifierParts
@@ -111,11 +111,7 @@ def hf_model_from_checkpoint(
     checkpoint = checkpoint if checkpoint is not None else load_checkpoint(path)
     parts = ClassifierParts.from_checkpoint(checkpoint, path, trust_remote_code)
     model = hf_model(parts, checkpoint["hyper_parameters"].get("decoding", "argmax"))
-    name = checkpoint["hyper_parameters"]["model_name_or_path"]
-    with hub_errors(f"tokenizer '{name}'", name):
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve_name_or_path(name), trust_remote_code=trust_remote_code
-        )
+    tokenizer = load_tokenizer(checkpoint["hyper_parameters"]["model_name_or_path"], trust_remote_code)
     return model, tokenizer
 
 

@@ -1,14 +1,15 @@
 """The token-classification pipeline that an export of a word-level decoded model, or of a model
 with word-shape features, ships (as `lit_ner_pipeline.py`, beside `word_decoding.py`,
-`word_shapes.py`, `words.py`, `spans.py` and `lit_ner_config.py`), so that
+`word_shapes.py`, `words.py`, `spans.py`, `windows.py` and `lit_ner_config.py`), so that
 `transformers.pipeline("token-classification", model=EXPORT, trust_remote_code=True)` tags as
-`lit_ner tag` does: the words' shape scores added to the logits (`word_shapes.add_shape_scores`),
-then valid-BIO Viterbi, or the CRF's Viterbi with its learned scores, word by word
-(`word_decoding.decode_words`, the code the Tagger runs).
+`lit_ner tag` does: a word-level decoded model reads the text's words, encoded and windowed as in
+training (`windows.py`); the words' shape scores are added to the logits
+(`word_shapes.add_shape_scores`); then valid-BIO Viterbi, or the CRF's Viterbi with its learned
+scores, word by word (`word_decoding.decode_words`, the code the Tagger runs).
 
 Self-contained for a machine without lit_ner: it imports transformers and the modules beside it.
-The pipeline's own pre-processing and model call run unchanged; only the post-processing differs
-(a model decoded by argmax gets the standard post-processing, after its shape scores).
+A model decoded by argmax keeps the pipeline's own pre-processing and its standard
+post-processing, after its shape scores.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 import torch
 from transformers import TokenClassificationPipeline
 
+from .windows import TokenWindower
 from .word_decoding import crf_scores, decode_words
 from .word_shapes import add_shape_scores, shape_scores
-from .words import WORD_SPLITS, WordSplit
+from .words import WORD_SPLITS, WordSplit, text_words
 
 
 class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
@@ -39,8 +41,44 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
         if word_split is not None:
             if word_split not in WORD_SPLITS:
                 raise ValueError(f"word_split must be one of {WORD_SPLITS}, not {word_split!r}")
-            postprocess["word_split"] = word_split
+            preprocess["word_split"] = postprocess["word_split"] = word_split
         return preprocess, forward, postprocess
+
+    def decodes_words(self) -> bool:
+        return getattr(self.model.config, "lit_ner_decoding", "argmax") in ("valid_bio", "crf")
+
+    def preprocess(
+        self, sentence: Any, offset_mapping: Any = None, word_split: WordSplit = "punctuation", **params
+    ):
+        """A model decoded word by word: the text's words encoded as training encodes a
+        sentence, in the same windows of whole words (`windows.TokenWindower.word_windows`, as
+        `lit_ner tag`), so that it tags a test sentence's words as the test scored them; long
+        texts are always windowed (`stride`: the subword positions consecutive windows share,
+        default 128, at most half a window). Any other model: the pipeline's own."""
+        words = text_words(sentence, word_split) if isinstance(sentence, str) else []
+        if not self.decodes_words() or params.get("is_split_into_words") or not words:
+            yield from super().preprocess(sentence, offset_mapping=offset_mapping, **params)
+            return
+        windower = TokenWindower.from_tokenizer(self.tokenizer)
+        budget = windower.budget
+        windower.set_stride(min(params.get("tokenizer_params", {}).get("stride") or 128, budget // 2))
+        windows = windower.word_windows(sentence, words)
+        for i, window in enumerate(windows):
+            inputs = {name: torch.from_numpy(window[name])[None] for name in self.tokenizer.model_input_names}
+            yield {
+                **inputs,
+                "special_tokens_mask": torch.from_numpy(window["special"])[None],
+                "offset_mapping": torch.from_numpy(window["offsets"])[None],
+                "word": torch.from_numpy(window["word"])[None],
+                "owned": torch.from_numpy(window["owned"])[None],
+                "sentence": sentence if i == 0 else None,
+                "is_last": i == len(windows) - 1,
+            }
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        # The words of a window and the ones it owns travel past the model to the decoding.
+        carried = {name: model_inputs.pop(name) for name in ("word", "owned") if name in model_inputs}
+        return {**super()._forward(model_inputs), **carried}
 
     def check_model_type(self, supported_models: Any) -> None:
         # The export's model class is a subclass (named LitNerForTokenClassification) of a
@@ -91,6 +129,7 @@ def windows_of(all_outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "offsets": outputs["offset_mapping"][0].tolist(),
             "special": outputs["special_tokens_mask"][0].tolist(),
             "logits": outputs["logits"][0].float().cpu().numpy(),
+            **{name: outputs[name][0].tolist() for name in ("word", "owned") if name in outputs},
         }
         for outputs in all_outputs
     ]

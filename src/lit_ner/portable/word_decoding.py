@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from .spans import get_entities
-from .words import WordSplit, text_words, token_words
+from .words import WordSplit, text_words, window_words
 
 # How word labels are read from a model's scores: the classifier's best label per word, the best
 # valid BIO sequence (Viterbi), or the best sequence under a trained CRF's scores.
@@ -202,29 +202,47 @@ def best_context_scores(
     decoding: str,
 ) -> np.ndarray:
     """`(words, labels)`: each word's scores at its first subword, from the window where that
-    subword has the most context on both sides (log-probabilities, or a CRF's raw emissions)."""
-    # Every text token, by window: (position, word, first character).
-    tokens = []
-    for window in windows:
-        starts = np.asarray(window["offsets"])[:, 0].tolist() if len(window["offsets"]) else []
-        positions = token_words(words, window["offsets"], window["special"])
-        tokens.append([(p, word, starts[p]) for p, word in enumerate(positions) if word >= 0])
-    # A word's first subword is its token that starts first (a window may begin mid-word, and
-    # characters the tokenizer drops may open the word).
-    first_char: dict[int, int] = {}
-    for window_tokens in tokens:
-        for _, word, start in window_tokens:
-            first_char[word] = min(start, first_char.get(word, start))
+    subword has the most context on both sides (log-probabilities, or a CRF's raw emissions).
+    Windows of words (with `owned`, `windows.TokenWindower.word_windows`) are read as training
+    reads them: each word from the one window that owns it, at its first position there."""
+    positions = [window_words(words, window) for window in windows]
+    firsts: list[list[tuple[int, int]]] = []  # per window: (position, word) of each word's first subword
+    if all("owned" in window for window in windows):
+        for window, words_at in zip(windows, positions):
+            owned = np.asarray(window["owned"]).tolist()
+            firsts.append(
+                [
+                    (p, word)
+                    for p, word in enumerate(words_at)
+                    if word >= 0 and owned[p] and (p == 0 or words_at[p - 1] != word)
+                ]
+            )
+    else:
+        # A word's first subword is its token that starts first (a window may begin mid-word,
+        # and characters the tokenizer drops may open the word).
+        starts = [np.asarray(w["offsets"]).reshape(-1, 2)[:, 0].tolist() for w in windows]
+        first_char: dict[int, int] = {}
+        for words_at, window_starts in zip(positions, starts):
+            for word, start in zip(words_at, window_starts):
+                if word >= 0:
+                    first_char[word] = min(start, first_char.get(word, start))
+        firsts = [
+            [
+                (p, word)
+                for p, (word, start) in enumerate(zip(words_at, window_starts))
+                if word >= 0 and start == first_char[word]
+            ]
+            for words_at, window_starts in zip(positions, starts)
+        ]
     scores = np.full((len(words), len(label_names)), IMPOSSIBLE, dtype=np.float32)
     if "O" in label_names:  # a word no subword reached (zero-width characters) is O
         scores[:, list(label_names).index("O")] = 0.0
     context = [-1] * len(words)
-    for window, window_tokens in zip(windows, tokens):
+    for window, window_firsts in zip(windows, firsts):
         logits = np.asarray(window["logits"], dtype=np.float32)
         token_scores = logits if decoding == "crf" else log_softmax(logits)
-        firsts = [(position, word) for position, word, start in window_tokens if start == first_char[word]]
-        for rank, (position, word) in enumerate(firsts):
-            margin = min(rank, len(firsts) - 1 - rank)  # context on both sides in this window
+        for rank, (position, word) in enumerate(window_firsts):
+            margin = min(rank, len(window_firsts) - 1 - rank)  # context on both sides in this window
             if margin > context[word]:
                 context[word], scores[word] = margin, token_scores[position]
     return scores

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .words import WordSplit, text_words, token_words
+from .words import WordSplit, text_words, window_words
 
 # Id 0 is no word (special tokens, padding): its row of scores is zero. Changing the list or the
 # rules of `word_shape` changes every trained model's meaning: bump the version (checkpoints and
@@ -96,10 +96,7 @@ def text_position_shapes(text: str, windows: Any, split: WordSplit = "punctuatio
     being the text's words (`words.text_words(text, split)`). 0 where no word."""
     words = text_words(text, split)
     shapes = np.asarray([0] + [word_shape(text[start:end]) for start, end in words], dtype=np.int64)
-    return [
-        shapes[np.asarray(token_words(words, w["offsets"], w["special"]), dtype=np.int64) + 1]
-        for w in windows
-    ]
+    return [shapes[np.asarray(window_words(words, window), dtype=np.int64) + 1] for window in windows]
 
 
 def write_shape_scores(config: Any, table: list[list[float]] | None) -> None:

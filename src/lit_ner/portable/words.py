@@ -211,3 +211,13 @@ def token_words(words: Sequence[tuple[int, int]], offsets: Any, special: Any) ->
         inside = not is_special and end > start and word >= 0 and start < words[word][1]
         out.append(word if inside else -1)
     return out
+
+
+def window_words(words: Sequence[tuple[int, int]], window: dict[str, Any]) -> list[int]:
+    """Per token of a window, the index in `words` of the word it belongs to, or -1: the window's
+    own `word` array where it has one (a window of words, `windows.TokenWindower.word_windows`,
+    where a SentencePiece "▁" that opens a word belongs to that word whatever its offsets), else
+    read from its character `offsets` and `special` mask (`token_words`)."""
+    if "word" in window:
+        return np.asarray(window["word"]).tolist()
+    return token_words(words, window["offsets"], window["special"])

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lit_ner.errors import LitNerError
-from lit_ner.hub import hub_errors, resolve_name_or_path
+from lit_ner.hub import hub_errors, load_tokenizer, resolve_name_or_path
+from lit_ner.portable.windows import TokenWindower
 from lit_ner.portable.word_decoding import DECODINGS, Decoding, crf_scores, decode_words
 from lit_ner.portable.word_shapes import add_shape_scores, shape_scores
-from lit_ner.portable.words import WORD_SPLITS, WordSplit
+from lit_ner.portable.words import WORD_SPLITS, WordSplit, text_words
 from lit_ner.tagging.aggregation import AGGREGATION_STRATEGIES, Aggregation, Aggregator
 from lit_ner.tagging.runtime import OnnxModel, TorchModel, bf16_is_native
-from lit_ner.windows import TokenWindower
 
 __all__ = ["AGGREGATION_STRATEGIES", "Aggregation", "Tagger", "bf16_is_native"]
 
@@ -95,6 +95,10 @@ class Tagger:
             self.model = model.to(device)
         else:
             self.model = TorchModel(model, device, precision)
+        if not isinstance(tokenizer, TokenWindower) and not getattr(tokenizer, "is_fast", False):
+            raise LitNerError(
+                f"tagging needs a fast tokenizer (for character offsets), not {type(tokenizer).__name__}"
+            )
         self.windower = (
             tokenizer if isinstance(tokenizer, TokenWindower) else TokenWindower.from_tokenizer(tokenizer)
         )
@@ -102,6 +106,10 @@ class Tagger:
         if isinstance(self.model, OnnxModel):
             self.windower.input_names = self.model.input_names
         self.stride = min(128, self.windower.budget // 2) if stride is None else stride
+        if not 0 <= self.stride < self.windower.budget:
+            raise LitNerError(
+                f"stride {self.stride} must be below the {self.windower.budget} text positions of a window"
+            )
         self.windower.set_stride(self.stride)
         self.batch_size = batch_size or (8 if isinstance(self.model, OnnxModel) else 32)
         if max_padding is None:
@@ -156,6 +164,8 @@ class Tagger:
                 raise LitNerError(
                     f"{model_name_or_path}: the onnx backend needs an export folder with {ONNX_HINT}"
                 )
+            if not (Path(path) / "tokenizer.json").is_file():
+                raise LitNerError(f"{model_name_or_path}: no tokenizer.json (tagging needs a fast tokenizer)")
             model = OnnxModel(path)
             return cls(model, TokenWindower.from_directory(path, model.input_names), **kwargs)
         if path.endswith(".ckpt"):
@@ -163,11 +173,11 @@ class Tagger:
 
             model, tokenizer = hf_model_from_checkpoint(path, trust_remote_code)
             return cls(model, tokenizer, **kwargs)
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
+        from transformers import AutoModelForTokenClassification
 
         with hub_errors(f"model '{model_name_or_path}'", str(model_name_or_path)):
             model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = load_tokenizer(str(model_name_or_path), trust_remote_code)
         return cls(model, tokenizer, **kwargs)
 
     def __call__(
@@ -192,8 +202,17 @@ class Tagger:
             for entities in self._tag(texts[start : start + chunk], aggregation_strategy)
         ]
 
+    def windows(self, text: str) -> list[dict[str, Any]]:
+        """A text's windows. A word-level decoding reads the text's words (`word_split`) and
+        encodes them as training encodes a sentence, in the same windows of whole words, so that
+        tagging a test sentence's words gives the test's entities; argmax tokenizes the text
+        itself, as the pipeline does, so that its entities are the pipeline's."""
+        if self.decoding == "argmax":
+            return self.windower(text)
+        return self.windower.word_windows(text, text_words(text, self.word_split))
+
     def _tag(self, texts: Sequence[str], aggregation_strategy: Aggregation) -> list[list[dict]]:
-        windows = [self.windower(text) for text in texts]
+        windows = [self.windows(text) for text in texts]
         results: list[list[dict]] = [[] for _ in texts]
         for i, text_windows in enumerate(windows):
             for window in text_windows:

@@ -1,21 +1,22 @@
-"""Windows: how a text longer than the model takes is cut into pieces it does take. Two kinds, for
-two jobs, both here so that their one difference is seen at once:
+"""Windows: how a text longer than the model takes is cut into pieces it does take. Two kinds, both
+here so that their one difference is seen at once:
 
-- `word_windows` (training, validation, test and `predict`, over words with gold labels): windows
-  of whole words, consecutive ones sharing about `stride` subword positions, each word *owned* by
-  exactly one window (the one where it has more context), so every word is trained on and scored
-  once and no label is split across windows.
-- `TokenWindower` (tagging raw text, `Tagger`): the tokenizer's own overflow, windows of subword
-  tokens that share `stride` tokens, as the transformers pipeline cuts a text; a word may be cut
-  by a window edge, and overlapping windows' entities are merged afterwards
-  (`tagging.aggregation.merge_overlapping`) or, for word-level decoding, each word is read from the
-  window where it has the most context (`portable.word_decoding`). Raw text has no words known in
-  advance, so tagging cannot plan whole-word windows without tokenizing twice; and its output must
-  equal the pipeline's, which windows so.
+- whole-word windows (`word_windows`, `sentence_windows`): training, validation, test and
+  `predict` cut a sentence of words so, and so does tagging with a word-level decoding
+  (`TokenWindower.word_windows`), so that the model sees the same subwords in the same windows and
+  tags exactly as the test scored. Consecutive windows share about `stride` subword positions;
+  each word is *owned* by exactly one window (the one where it has more context), so every word
+  is trained on and scored once and no label is split across windows.
+- token windows (`TokenWindower.__call__`): the tokenizer's own overflow on the text itself,
+  windows of subword tokens that share `stride` tokens, as the transformers pipeline cuts a text;
+  a word may be cut by a window edge, and overlapping windows' entities are merged afterwards
+  (`tagging.aggregation.merge_overlapping`). Tagging by argmax uses them, so that its entities
+  are the pipeline's.
 
 In both, `stride` is the overlap between consecutive windows in subword positions.
 
-Light to import: numpy, and `tokenizers` when a `TokenWindower` is made.
+This file travels inside exports (beside `lit_ner_pipeline.py`): it imports numpy, the standard
+library and, when a `TokenWindower` is made, `tokenizers`; nothing of lit_ner.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from lit_ner.errors import LitNerError
 
 
 def word_windows(
@@ -82,6 +81,49 @@ def word_windows(
     return [tuple(window) for window in windows]  # type: ignore[misc]
 
 
+def sentence_windows(
+    word_ids: Sequence[int | None], n_words: int, max_length: int, stride: int
+) -> list[tuple[list[int], int, int]]:
+    """A sentence's windows, as training and word-level tagging cut it: per window `(positions,
+    own_first, own_last)`, the positions of the sentence's encoding (its `word_ids`: the word of
+    each position, None on special tokens) that the window holds and the words `[own_first,
+    own_last)` it owns. The sentence itself when it fits in `max_length` positions, else its
+    windows of whole words (`word_windows`), each with the sentence's special tokens around it
+    and cut to `max_length`.
+
+    >>> sentence_windows([None, 0, 1, 1, 2, None], 3, max_length=5, stride=1)
+    [([0, 1, 2, 3, 5], 0, 2), ([0, 4, 5], 2, 3)]
+    """
+    every = list(range(len(word_ids)))
+    content = [p for p in every if word_ids[p] is not None]
+    if len(word_ids) <= max_length or not content:
+        return [(every, 0, n_words)]
+    # Specials (e.g. [CLS] ... [SEP]) surround the content: keep them around every window.
+    prefix, suffix = every[: content[0]], every[content[-1] + 1 :]
+    spans = word_subword_spans(word_ids, content, n_words)
+    budget = max_length - len(prefix) - len(suffix)
+    windows = []
+    for first, last, own_first, own_last in word_windows(spans, budget, min(stride, budget // 2)):
+        start = spans[first][0]
+        end = min(spans[last - 1][1], start + budget)
+        windows.append((prefix + every[content[0] + start : content[0] + end] + suffix, own_first, own_last))
+    return windows
+
+
+def word_subword_spans(
+    word_ids: Sequence[int | None], content: Sequence[int], n_words: int
+) -> list[tuple[int, int]]:
+    """Per word, its `[start, end)` subword positions counted from the first content position; a
+    word the tokenizer turned into nothing gets an empty span where the previous word ends."""
+    spans, position, by_word = [], 0, {}
+    for p in content:
+        by_word.setdefault(word_ids[p], [p - content[0], 0])[1] = p - content[0] + 1
+    for w in range(n_words):
+        start, position = by_word.get(w, (position, position))
+        spans.append((start, position))
+    return spans
+
+
 class TokenWindower:
     """A text as the model's windows: the tokenizer's encoding, cut at the model's maximum length
     into windows that share `stride` tokens (as the pipeline's `stride` option does), with the
@@ -108,6 +150,9 @@ class TokenWindower:
 
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self.tokenizer.no_padding()
+        # Words are encoded whole and cut into windows here, so this copy never truncates.
+        self.word_tokenizer = Tokenizer.from_str(self.tokenizer.to_str())
+        self.word_tokenizer.no_truncation()
         self.model_max_length = model_max_length
         self.unk_token_id = unk_token_id
         self.pad_token_id = pad_token_id or 0
@@ -119,7 +164,7 @@ class TokenWindower:
     def from_tokenizer(cls, tokenizer: Any) -> TokenWindower:
         """From a transformers fast tokenizer."""
         if not getattr(tokenizer, "is_fast", False):
-            raise LitNerError("tagging needs a fast tokenizer (for character offsets)")
+            raise ValueError("tagging needs a fast tokenizer (for character offsets)")
         return cls(
             tokenizer.backend_tokenizer,
             tokenizer.model_max_length,
@@ -135,7 +180,7 @@ class TokenWindower:
 
         directory = Path(directory)
         if not (directory / "tokenizer.json").is_file():
-            raise LitNerError(f"{directory}: no tokenizer.json (a fast tokenizer is needed)")
+            raise ValueError(f"{directory}: no tokenizer.json (a fast tokenizer is needed)")
         tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         config_file = directory / "tokenizer_config.json"
         config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
@@ -157,7 +202,7 @@ class TokenWindower:
 
     def set_stride(self, stride: int) -> None:
         if not 0 <= stride < self.budget:
-            raise LitNerError(f"stride {stride} must be below the {self.budget} text positions of a window")
+            raise ValueError(f"stride {stride} must be below the {self.budget} text positions of a window")
         self.stride = stride
         self.tokenizer.enable_truncation(self.model_max_length, stride=stride)
 
@@ -177,6 +222,41 @@ class TokenWindower:
             }
             for window in [encoding, *encoding.overflowing]
         ]
+
+    def word_windows(self, text: str, words: Sequence[tuple[int, int]]) -> list[dict[str, np.ndarray]]:
+        """The windows of a text's words (`words`: their `[start, end)` character spans), as
+        training encodes and cuts a sentence of words: each word encoded on its own
+        (`is_split_into_words`: a byte-level BPE or SentencePiece tokenizer marks each as a word
+        start, as it does every word of a training sentence), a text longer than the model takes
+        cut into windows of whole words (`sentence_windows`, with this windower's `stride`).
+        Besides `__call__`'s arrays (`offsets` into `text`), each window has `word` (per token,
+        the index in `words` of its word, -1 on special tokens) and `owned` (1 on the tokens of
+        the words the window is scored on: every word is owned by exactly one window)."""
+        if not words:
+            return []
+        encoding = self.word_tokenizer.encode([text[start:end] for start, end in words], is_pretokenized=True)
+        word_ids = encoding.word_ids
+        # A pre-split word's offsets count from the word's own start.
+        offsets = [
+            (0, 0) if word is None else (words[word][0] + start, words[word][0] + end)
+            for word, (start, end) in zip(word_ids, encoding.offsets)
+        ]
+        whole = {
+            "input_ids": np.asarray(encoding.ids, dtype=np.int64),
+            "attention_mask": np.asarray(encoding.attention_mask, dtype=np.int64),
+            "token_type_ids": np.asarray(encoding.type_ids, dtype=np.int64),
+            "offsets": np.asarray(offsets, dtype=np.int64).reshape(-1, 2),
+            "special": np.asarray(encoding.special_tokens_mask, dtype=np.int64),
+            "word": np.asarray([-1 if word is None else word for word in word_ids], dtype=np.int64),
+        }
+        windows = []
+        for positions, own_first, own_last in sentence_windows(
+            word_ids, len(words), self.model_max_length, self.stride
+        ):
+            window = {name: values[positions] for name, values in whole.items()}
+            window["owned"] = ((window["word"] >= own_first) & (window["word"] < own_last)).astype(np.int64)
+            windows.append(window)
+        return windows
 
     def batch(self, windows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """The model inputs of windows, padded on the right to the longest."""
