@@ -236,10 +236,9 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if not tokenizer.is_fast:
             raise LitNerError(
-                f"tokenizer '{name}' ({type(tokenizer).__name__}) has no fast version: lit_ner aligns "
-                "labels with words by a fast tokenizer's word ids and offsets (tokenizer.json); "
-                "convert it with transformers (AutoTokenizer.from_pretrained(..., use_fast=True)"
-                ".save_pretrained(DIR)) or use a model that ships one"
+                f"tokenizer '{name}' ({type(tokenizer).__name__}) has no fast version (tokenizer.json): "
+                "lit_ner aligns labels with words by a fast tokenizer's word ids and character "
+                "offsets; use an encoder whose tokenizer has one"
             )
         if not encodes_words_as_text(tokenizer):
             prefixed = AutoTokenizer.from_pretrained(
