@@ -59,9 +59,12 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
         if not self.decodes_words() or params.get("is_split_into_words") or not words:
             yield from super().preprocess(sentence, offset_mapping=offset_mapping, **params)
             return
-        windower = TokenWindower.from_tokenizer(self.tokenizer)
-        budget = windower.budget
-        windower.set_stride(min(params.get("tokenizer_params", {}).get("stride") or 128, budget // 2))
+        windower = getattr(self, "_word_windower", None)
+        if windower is None:  # made once: it copies the tokenizer
+            windower = self._word_windower = TokenWindower.from_tokenizer(self.tokenizer)
+        stride = min(params.get("tokenizer_params", {}).get("stride") or 128, windower.budget // 2)
+        if stride != windower.stride:
+            windower.set_stride(stride)
         windows = windower.word_windows(sentence, words)
         for i, window in enumerate(windows):
             inputs = {name: torch.from_numpy(window[name])[None] for name in self.tokenizer.model_input_names}
