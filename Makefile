@@ -8,7 +8,10 @@ TORCH ?= torch==2.13.0
 # make train OFFLINE=1 adds the offline overlay: the packaged encoder, and WNUT-17 from $WNUT17_DIR or,
 # without it, the copy shipped inside the package.
 OFFLINE ?=
-TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE),--config configs/offline.yaml)
+# make train BASE=1: the offline recipe on the base-size encoder, all-mpnet-base-v2 (configs/offline-base.yaml).
+BASE ?=
+TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE)$(BASE),--config configs/offline.yaml) \
+	$(if $(BASE),--config configs/offline-base.yaml)
 ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -56,7 +59,7 @@ format: install ## Apply ruff's fixes and formatter
 	$(PYTHON) -m ruff check --fix src tests bench
 	$(PYTHON) -m ruff format src tests bench
 
-train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds configs/offline.yaml; ARGS=... more flags)
+train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds configs/offline.yaml, BASE=1 also configs/offline-base.yaml; ARGS=... more flags)
 	$(PYTHON) -m lit_ner fit $(TRAIN_CONFIGS) $(ARGS)
 
 bench: install ## Benchmarks (needs WNUT17_DIR): training vs the HF Trainer, tagging vs the HF pipeline -> bench/results.json

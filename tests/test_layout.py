@@ -115,6 +115,7 @@ def test_fit_help_shows_seeds(capsys):
 CONFIG_COMBINATIONS = [
     *[[path.name] for path in sorted((REPO / "configs").glob("*.yaml"))],
     ["wnut.yaml", "offline.yaml"],
+    ["wnut.yaml", "offline.yaml", "offline-base.yaml"],
     ["wnut.yaml", "ddp.yaml"],
     ["wnut.yaml", "wandb.yaml"],
     ["wnut.yaml", "offline.yaml", "ddp.yaml"],
