@@ -9,23 +9,25 @@ training it again: allowed only when that lever's settings, on top of the config
 change nothing (the two `--print_config` outputs are compared), so its three fits are the
 recipe's.
 
-Rows (the packaged all-MiniLM-L6-v2 and the WNUT-17 release inside the package unless
-WNUT17_DIR is set; fp32; the best epoch chosen on validation F1, that checkpoint scored once on
-test):
-- recipe: `configs/wnut.yaml` + `configs/offline.yaml` as they stand (CRF head, lr 3e-5, batch 8,
-  10% warm-up, 6 epochs), seeds 42, 43, 44;
-- tutorial: the tutorial's recipe on the same encoder (softmax head, lr 2e-5, batch 16, no
-  warm-up, 2 epochs), seed 42;
+Rows (WNUT-17 from the release inside the package unless WNUT17_DIR is set; fp32; the best epoch
+chosen on validation F1, that checkpoint scored once on test), seeds 42, 43, 44 each:
+- recipe: `configs/wnut.yaml` + `configs/offline.yaml` as they stand (all-MiniLM-L6-v2; CRF head,
+  lr 3e-5, batch 8, 10% warm-up, 6 epochs, word shapes, mention replacement);
+- recipe_base: the same plus `configs/offline-base.yaml` (all-mpnet-base-v2);
+- tutorial: the tutorial's recipe on the MiniLM encoder (softmax head, lr 2e-5, batch 16, no
+  warm-up, 2 epochs, no word shapes, no mention replacement);
 - hf_trainer_tutorial: the Hugging Face Trainer running the tutorial's own code and recipe on the
   same encoder and data (evaluate and save every epoch, keep the best model by validation loss,
-  the Trainer's default), then the test split once; seed 42;
+  the Trainer's default), then the test split once;
 - hf_trainer_tuned: the same Trainer with the recipe that suits this encoder (lr 1e-4, 10%
   warm-up, 6 epochs), keeping the best model by validation entity F1 as lit_ner does.
 
-Each row keeps its command and, per seed, what `fit_summary.json` holds: best validation F1 and
-its epoch, test precision, recall, F1 and accuracy, minutes and peak RSS; then mean and sample
-standard deviation over the seeds. Rows are merged into the file one by one, so they can be run
-apart.
+Every seed is its own fit (`runs/results-ROW/seed-S/`), started with `--ckpt_path last`: a fit
+that was stopped resumes where its last.ckpt is, and a seed whose run has its fit_summary.json
+(the Trainer rows: its record) is kept, not run again. So `make results` can be stopped and
+started again at any time, and the rows land one by one. Each row keeps its commands and, per
+seed, what `fit_summary.json` holds: best validation F1 and its epoch, test precision, recall, F1
+and accuracy, minutes and peak RSS; then mean and sample standard deviation over the seeds.
 """
 
 from __future__ import annotations
@@ -48,35 +50,42 @@ HF_ROWS = {
     "hf_trainer_tutorial": {"learning_rate": 2e-5, "epochs": 2, "warmup": 0.0, "best_by": "loss"},
     "hf_trainer_tuned": {"learning_rate": 1e-4, "epochs": 6, "warmup": 0.1, "best_by": "f1"},
 }
+SEEDS = (42, 43, 44)
 ROWS = {
-    "recipe": {"args": [], "seeds": "3"},
-    "tutorial": {
-        "args": [
-            "--model.head=softmax", "--model.learning_rate=2e-5", "--model.warmup_steps=0",
-            "--trainer.max_epochs=2", "--data.batch_size=16",
-        ],
-        "seeds": "1",
-    },
+    "recipe": [],
+    "recipe_base": ["--config", "configs/offline-base.yaml"],
+    "tutorial": [
+        "--model.head=softmax", "--model.learning_rate=2e-5", "--model.warmup_steps=0",
+        "--trainer.max_epochs=2", "--data.batch_size=16", "--model.word_features=false",
+        "--data.augment.mention_replacement=0",
+    ],
 }  # fmt: skip
 
 
 def run_row(name: str) -> dict:
-    row = ROWS[name]
-    args = [*CONFIGS, *row["args"], f"--trainer.logger.init_args.name=results-{name}"]
-    command = ["fit", *args, "--trainer.enable_progress_bar=false", "--seeds", row["seeds"]]
-    subprocess.run([sys.executable, "-m", "lit_ner", *command], check=True, cwd=REPO)
-    seeds = range(42, 42 + int(row["seeds"]))
-    summary_path = REPO / "runs" / f"results-{name}" / f"seeds-{'-'.join(map(str, seeds))}.json"
-    summary = json.loads(summary_path.read_text())
-    return {
-        "command": "python -m lit_ner " + " ".join(command),
-        "runs": summary["runs"],
-        "scores": summary["scores"],
-        "machine": machine(),
-    }
+    """A lit_ner row: one fit per seed, each resumed or kept if already there."""
+    from lit_ner.training.summary import read_runs, summarize_runs
+
+    commands = []
+    for seed in SEEDS:
+        root = REPO / "runs" / f"results-{name}" / f"seed-{seed}"
+        command = [
+            "fit", *CONFIGS, *ROWS[name], f"--seed_everything={seed}",
+            f"--trainer.logger.init_args.name=results-{name}/seed-{seed}",
+            "--trainer.enable_progress_bar=false", "--ckpt_path", "last",
+        ]  # fmt: skip
+        commands.append("python -m lit_ner " + " ".join(command))
+        if list(root.glob("*/fit_summary.json")):
+            print(f"{name}: seed {seed} already fit ({root}), kept", flush=True)
+            continue
+        subprocess.run([sys.executable, "-m", "lit_ner", *command], check=True, cwd=REPO)
+    summary = summarize_runs(
+        [read_runs(REPO / "runs" / f"results-{name}" / f"seed-{seed}")[-1] for seed in SEEDS]
+    )
+    return {"commands": commands, "runs": summary["runs"], "scores": summary["scores"], "machine": machine()}
 
 
-def run_hf_trainer(name: str, out: Path) -> None:
+def run_hf_trainer(name: str, seed: int, out: Path) -> None:
     """One HF Trainer row, in its own process (so its peak RSS is its own): the tutorial's
     `tokenize_and_align_labels`, `DataCollatorForTokenClassification` and seqeval `compute_metrics`."""
     import resource
@@ -103,10 +112,10 @@ def run_hf_trainer(name: str, out: Path) -> None:
         split: Dataset.from_dict(columns).map(tokenize_and_align_labels, batched=True)
         for split, columns in read_wnut(os.environ.get("WNUT17_DIR")).items()
     }
-    torch.manual_seed(42)
+    torch.manual_seed(seed)
     model = fresh_token_classifier(path)
     args = TrainingArguments(
-        output_dir=str(REPO / "runs" / f"results-{name}"),
+        output_dir=str(REPO / "runs" / f"results-{name}" / f"seed-{seed}"),
         learning_rate=recipe["learning_rate"],
         per_device_train_batch_size=16,
         per_device_eval_batch_size=16,
@@ -120,7 +129,7 @@ def run_hf_trainer(name: str, out: Path) -> None:
         report_to="none",
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
-        seed=42,
+        seed=seed,
     )
     trainer = Trainer(
         model=model,
@@ -138,7 +147,7 @@ def run_hf_trainer(name: str, out: Path) -> None:
     chosen = chosen or max(evaluations, key=lambda e: e["eval_f1"])
     test = trainer.evaluate(splits["test"], metric_key_prefix="test")
     record = {
-        "seed": 42,
+        "seed": seed,
         "best/val_f1": chosen["eval_f1"],
         "best_epoch": round(chosen["epoch"]),
         "best_by": f"validation {recipe['best_by']} ({best:.4f})",
@@ -150,18 +159,33 @@ def run_hf_trainer(name: str, out: Path) -> None:
 
 
 def run_hf_row(name: str) -> dict:
-    record_path = REPO / "runs" / f"results-{name}.json"
-    command = [sys.executable, __file__, "--hf_child", name, "--out", str(record_path)]
-    subprocess.run(command, check=True, cwd=REPO)
-    record = json.loads(record_path.read_text())
+    """A Trainer row: one run per seed, each in its own process, kept if its record is there."""
+    from lit_ner.training.summary import summarize_runs
+
+    records = []
+    for seed in SEEDS:
+        record_path = REPO / "runs" / f"results-{name}" / f"seed-{seed}.json"
+        if record_path.is_file():
+            print(f"{name}: seed {seed} already run ({record_path}), kept", flush=True)
+        else:
+            record_path.parent.mkdir(parents=True, exist_ok=True)
+            command = [
+                sys.executable,
+                __file__,
+                "--hf_child",
+                name,
+                "--seed",
+                str(seed),
+                "--out",
+                str(record_path),
+            ]
+            subprocess.run(command, check=True, cwd=REPO)
+        records.append(json.loads(record_path.read_text()))
+    summary = summarize_runs(records)
     return {
-        "command": f"python bench/results.py --rows {name}",
-        "runs": [record],
-        "scores": {
-            key: {"mean": value, "std": 0.0, "values": [value]}
-            for key, value in record.items()
-            if isinstance(value, (int, float)) and key != "seed"
-        },
+        "commands": [f"python bench/results.py --rows {name}"],
+        "runs": summary["runs"],
+        "scores": summary["scores"],
         "machine": machine(),
     }
 
@@ -213,10 +237,11 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=[*ROWS, *HF_ROWS], choices=[*ROWS, *HF_ROWS])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     parser.add_argument("--hf_child", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     parser.add_argument("--recipe_from_lever", help="take the recipe row from this lever's runs (see above)")
     args = parser.parse_args()
     if args.hf_child:
-        return run_hf_trainer(args.hf_child, args.out)
+        return run_hf_trainer(args.hf_child, args.seed, args.out)
     if args.recipe_from_lever:
         data = json.loads(args.out.read_text())
         data["results"]["recipe"] = recipe_from_lever(args.recipe_from_lever)
