@@ -4,8 +4,9 @@ Usage: python bench/levers.py [--seeds 3] [--levers baseline crf ...] [--out ben
 
 Each lever is the baseline (configs/wnut.yaml + configs/offline.yaml with the softmax head and
 argmax decoding at lr 1e-4, batch 16: the offline recipe before the levers existed; 10% warm-up,
-6 epochs, fp32) with one change, trained with `lit_ner fit --seeds N` (seeds 42, 43, ...), the best epoch
-chosen on validation F1 and that checkpoint scored once on test. `recipe` is configs/offline.yaml
+6 epochs, fp32) with one change, trained once per seed (seeds 42, 43, ...; each fit resumable and
+kept once finished, see `train`), the best epoch chosen on validation F1 and that checkpoint
+scored once on test. `recipe` is configs/offline.yaml
 as it stands, the levers chosen on validation. The second round (word_features,
 mention_replacement, both, mpnet) is each a change to the recipe those levers chose (`CRF_RECIPE`,
 spelled out). Valid-BIO decoding changes no weights: it
@@ -23,7 +24,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,19 +75,30 @@ def lit_ner(*args: str) -> None:
 
 
 def train(name: str, seeds: int) -> dict:
-    start = time.time()
-    lit_ner(
-        "fit", *CONFIGS, *LEVERS[name], f"--trainer.logger.init_args.name=levers-{name}",
-        "--trainer.enable_progress_bar=false", "--seeds", str(seeds),
-    )  # fmt: skip
-    seeds_file = f"seeds-{'-'.join(str(42 + i) for i in range(seeds))}.json"
-    summary = json.loads((REPO / "runs" / f"levers-{name}" / seeds_file).read_text())
-    keys = {"seed": "seed", "val_f1": "best/val_f1", "test_f1": "test/f1", "run_dir": "run_dir"}
-    runs = [
-        {**{key: run[name] for key, name in keys.items()}, "best_checkpoint": run["best_checkpoint"]}
-        for run in summary["runs"]
-    ]
-    return {"args": LEVERS[name], "runs": runs, "minutes": round((time.time() - start) / 60, 1)}
+    """A lever's fits, one per seed under `runs/levers-NAME/seed-S/`: each started with
+    `--ckpt_path last` (a stopped fit resumes from its last.ckpt) and kept, not run again, once
+    its run has a fit_summary.json, so that a long lever table survives interruptions."""
+    runs = []
+    for seed in range(42, 42 + seeds):
+        root = REPO / "runs" / f"levers-{name}" / f"seed-{seed}"
+        if not list(root.glob("*/fit_summary.json")):
+            lit_ner(
+                "fit", *CONFIGS, *LEVERS[name], f"--seed_everything={seed}",
+                f"--trainer.logger.init_args.name=levers-{name}/seed-{seed}",
+                "--trainer.enable_progress_bar=false", "--ckpt_path", "last",
+            )  # fmt: skip
+        else:
+            print(f"{name}: seed {seed} already fit ({root}), kept", flush=True)
+        run = json.loads(sorted(root.glob("*/fit_summary.json"))[-1].read_text())
+        runs.append(
+            {
+                "seed": run["seed"], "val_f1": run["best/val_f1"], "test_f1": run["test/f1"],
+                "run_dir": run["run_dir"], "best_checkpoint": run["best_checkpoint"],
+                "minutes": run["minutes"],
+            }
+        )  # fmt: skip
+    # Minutes: each fit's own wall time (a resumed fit's: its last part's), summed over the seeds.
+    return {"args": LEVERS[name], "runs": runs, "minutes": round(sum(run["minutes"] for run in runs), 1)}
 
 
 def redecode(name: str, trained: dict) -> dict:
