@@ -190,13 +190,17 @@ def test_a_short_fit_exports_a_model_that_every_tagging_path_tags_as_the_test_sc
             "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=2",
             "--trainer.enable_progress_bar=false", f"--data.label_names={json.dumps(WNUT17_LABELS)}",
             "--data.batch_size=16", "--model.learning_rate=1e-5", *decoding,
+            # Windows not the tokenizer's: tagging must cut the ones the export records.
+            "--data.max_length=96", "--data.stride=32",
         ]
     )  # fmt: skip
     tested = read_conll(tmp_path / "predictions" / "test.conll")
     expected = [word_entities(words, tags) for words, tags in zip(tested["tokens"], tested["tags"])]
     assert sum(map(len, expected)) >= 5
-    assert any(len(words) > 128 for words in tested["tokens"])  # windowed in test and in tagging
-    texts = [" ".join(words) for words in tested["tokens"]]
+    assert any(len(words) > 96 for words in tested["tokens"])  # windowed in test and in tagging
+    # Texts without words tagged among the others: no entities.
+    texts = [" ".join(words) for words in tested["tokens"]] + ["", "   "]
+    expected += [[], []]
     export = tmp_path / EXPORT_DIRNAME
     if ONNX_HEAD[family.name] == head:
         export = tmp_path / "onnx"
@@ -205,19 +209,55 @@ def test_a_short_fit_exports_a_model_that_every_tagging_path_tags_as_the_test_sc
     found = {"Tagger": Tagger.from_pretrained(export, precision="32", word_split="whitespace")(texts)}
     if export.name == "onnx":
         found["onnx"] = Tagger.from_pretrained(export, backend="onnx", word_split="whitespace")(texts)
-    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    (tmp_path / "texts.txt").write_text("\n".join(texts[:-2]) + "\n")  # lit_ner tag skips empty lines
     tagged = tmp_path / "tagged.jsonl"
     run_command(
         "tag",
         [str(tmp_path / "texts.txt"), "--model", str(export), "--output", str(tagged),
          "--word_split", "whitespace", "--precision", "32"],
     )  # fmt: skip
-    found["lit_ner tag"] = [json.loads(line)["entities"] for line in tagged.read_text().splitlines()]
+    found["lit_ner tag"] = [json.loads(line)["entities"] for line in tagged.read_text().splitlines()] + [
+        [],
+        [],
+    ]
     exported = pipeline("token-classification", model=str(export), trust_remote_code=True)
-    found["pipeline"] = [exported(text, word_split="whitespace") for text in texts]
+    found["pipeline"] = exported(texts, word_split="whitespace", batch_size=4)
     scores = [e["score"] for entities in found["Tagger"] for e in entities]
     for path, entities in found.items():
         assert [[(e["entity_group"], e["start"], e["end"]) for e in one] for one in entities] == expected, (
             path
         )
         assert [e["score"] for one in entities for e in one] == pytest.approx(scores, abs=1e-4), path
+
+
+def test_a_hub_roberta_classifier_is_tagged_as_the_pipeline_tags_it_its_tokenizer_as_saved(
+    family_dirs, tmp_path
+):
+    """A token classifier lit_ner did not train (its tokenizer without add_prefix_space), tagged
+    by argmax: the Tagger's entities are the transformers pipeline's, and a re-export keeps its
+    tokenizer as it was."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    from lit_ner.__main__ import run_command
+    from lit_ner.tagging.tagger import Tagger
+    from lit_ner.wnut17 import WNUT17_LABELS
+
+    torch.manual_seed(3)
+    model = AutoModelForTokenClassification.from_pretrained(
+        family_dirs["roberta"], num_labels=len(WNUT17_LABELS), id2label=dict(enumerate(WNUT17_LABELS)),
+        label2id={label: i for i, label in enumerate(WNUT17_LABELS)},
+    )  # fmt: skip
+    model.save_pretrained(tmp_path / "hub")
+    AutoTokenizer.from_pretrained(family_dirs["roberta"]).save_pretrained(tmp_path / "hub")
+    texts = ["Paris is nice, says @paulwalk!", "New York Knicks won", "RT @user: see https://t.co/x"]
+    reference = pipeline("token-classification", model=str(tmp_path / "hub"))
+    tagged = Tagger.from_pretrained(tmp_path / "hub", precision="32")(texts)
+    assert sum(map(len, tagged)) > 0
+    for text, entities in zip(texts, tagged):
+        assert [(e["entity_group"], e["start"], e["end"]) for e in entities] == [
+            (e["entity_group"], e["start"], e["end"]) for e in reference(text, aggregation_strategy="simple")
+        ]
+    run_command("export", [str(tmp_path / "hub"), str(tmp_path / "again")])
+    saved = json.loads((tmp_path / "again" / "tokenizer.json").read_text())["pre_tokenizer"]
+    assert saved["add_prefix_space"] is False

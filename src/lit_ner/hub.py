@@ -223,12 +223,15 @@ def encodes_words_as_text(tokenizer: Any) -> bool:
     return after_first == in_text
 
 
-def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
-    """A model's fast tokenizer (a Hub id, a path or `pkg://`), set up to encode a sentence's
-    words as running text has them: a tokenizer that needs `add_prefix_space` to do so
-    (byte-level BPE) is loaded with it, and says so in one line, so that training, the export's
-    saved tokenizer and tagging all mark each word as a word start. One clear line for a
-    tokenizer without a fast version (word alignment needs its word ids and offsets)."""
+def load_tokenizer(name: str, trust_remote_code: bool = False, mark_word_starts: bool = True) -> Any:
+    """A model's fast tokenizer (a Hub id, a path or `pkg://`); one clear line for a tokenizer
+    without a fast version (word alignment needs its word ids and offsets).
+
+    With `mark_word_starts` (training, and a checkpoint's tokenizer, loaded as its training
+    loaded it), set up to encode a sentence's words as running text has them: a tokenizer that
+    needs `add_prefix_space` to do so (byte-level BPE) is loaded with it, and says so in one
+    line, so that training, the export's saved tokenizer and tagging all mark each word as a
+    word start. Without it (an export or a Hub model, tagged or re-exported), as saved."""
     from transformers import AutoTokenizer
 
     path = resolve_name_or_path(name)
@@ -240,7 +243,13 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
                 "lit_ner aligns labels with words by a fast tokenizer's word ids and character "
                 "offsets; use an encoder whose tokenizer has one"
             )
-        if not encodes_words_as_text(tokenizer):
+        try:
+            as_text = not mark_word_starts or encodes_words_as_text(tokenizer)
+        except Exception as exc:  # an unusual fast tokenizer: one line, not its traceback
+            raise LitNerError(
+                f"tokenizer '{name}' cannot encode a sentence's words one by one ({first_line(exc)})"
+            ) from exc
+        if not as_text:
             prefixed = AutoTokenizer.from_pretrained(
                 path, trust_remote_code=trust_remote_code, add_prefix_space=True
             )

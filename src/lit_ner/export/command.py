@@ -53,7 +53,7 @@ def export_folder(
     path = resolve_name_or_path(str(source))
     with hub_errors(f"model '{source}'", str(source)):
         model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
-    tokenizer = load_tokenizer(str(source), trust_remote_code)
+    tokenizer = load_tokenizer(str(source), trust_remote_code, mark_word_starts=False)  # kept as saved
     readme = Path(path) / "README.md"
     card = read_text(readme) if readme.is_file() else "# Token classifier\n"
     decoding = getattr(model.config, "lit_ner_decoding", "argmax")

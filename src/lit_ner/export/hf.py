@@ -25,6 +25,7 @@ from typing import Any
 
 from lit_ner.export.model_card import WORD_LEVEL
 from lit_ner.hub import load_tokenizer
+from lit_ner.portable.windows import DEFAULT_STRIDE, STRIDE_KEY
 from lit_ner.portable.word_decoding import write_decoding
 from lit_ner.portable.word_shapes import has_shape_scores, write_shape_scores
 
@@ -83,6 +84,15 @@ def record_tested_precision(config: Any, trainer_precision: str) -> None:
     setattr(config, TESTED_PRECISION_KEY, "bf16" if str(trainer_precision).startswith("bf16") else "32")
 
 
+def record_windows(config: Any, tokenizer: Any, max_length: int | None, stride: int) -> None:
+    """Records how training cut long sentences into windows, so that tagging cuts the same: a
+    `max_length` below the tokenizer's maximum becomes the (saved) tokenizer's
+    `model_max_length`, and the stride goes into the config (`windows.STRIDE_KEY`)."""
+    if max_length and max_length < tokenizer.model_max_length:
+        tokenizer.model_max_length = max_length
+    setattr(config, STRIDE_KEY, stride)
+
+
 def hf_model(parts: Any, decoding: str) -> Any:
     """The Hugging Face token classifier of lit_ner's trained parts, its config telling how lit_ner
     decodes it: `parts` is a `TokenClassifier` or the `model.encoder.ClassifierParts` a checkpoint
@@ -112,6 +122,8 @@ def hf_model_from_checkpoint(
     parts = ClassifierParts.from_checkpoint(checkpoint, path, trust_remote_code)
     model = hf_model(parts, checkpoint["hyper_parameters"].get("decoding", "argmax"))
     tokenizer = load_tokenizer(checkpoint["hyper_parameters"]["model_name_or_path"], trust_remote_code)
+    data = checkpoint.get("datamodule_hyper_parameters", {})
+    record_windows(model.config, tokenizer, data.get("max_length"), data.get("stride", DEFAULT_STRIDE))
     return model, tokenizer
 
 

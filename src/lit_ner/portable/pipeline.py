@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import TokenClassificationPipeline
 
-from .windows import TokenWindower
+from .windows import TokenWindower, default_stride
 from .word_decoding import crf_scores, decode_words
 from .word_shapes import add_shape_scores, shape_scores
 from .words import WORD_SPLITS, WordSplit, text_words
@@ -51,21 +51,21 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
         self, sentence: Any, offset_mapping: Any = None, word_split: WordSplit = "punctuation", **params
     ):
         """A model decoded word by word: the text's words encoded as training encodes a
-        sentence, in the same windows of whole words (`windows.TokenWindower.word_windows`, as
+        sentence, in the same windows of whole words (`windows.TokenWindower.encode_words`, as
         `lit_ner tag`), so that it tags a test sentence's words as the test scored them; long
-        texts are always windowed (`stride`: the subword positions consecutive windows share,
-        default 128, at most half a window). Any other model: the pipeline's own."""
-        words = text_words(sentence, word_split) if isinstance(sentence, str) else []
-        if not self.decodes_words() or params.get("is_split_into_words") or not words:
+        texts are always windowed (`stride`: about the subword positions consecutive windows
+        share; default: training's, which the export records, else 128; at most half a
+        window). Any other model: the pipeline's own."""
+        if not self.decodes_words() or params.get("is_split_into_words") or not isinstance(sentence, str):
             yield from super().preprocess(sentence, offset_mapping=offset_mapping, **params)
             return
         windower = getattr(self, "_word_windower", None)
         if windower is None:  # made once: it copies the tokenizer
             windower = self._word_windower = TokenWindower.from_tokenizer(self.tokenizer)
-        stride = min(params.get("tokenizer_params", {}).get("stride") or 128, windower.budget // 2)
-        if stride != windower.stride:
-            windower.set_stride(stride)
-        windows = windower.word_windows(sentence, words)
+        stride = params.get("tokenizer_params", {}).get("stride")
+        stride = default_stride(self.model.config, windower.budget) if stride is None else stride
+        stride = min(stride, windower.budget // 2)
+        windows = windower.encode_words(sentence, text_words(sentence, word_split), stride)
         for i, window in enumerate(windows):
             inputs = {name: torch.from_numpy(window[name])[None] for name in self.tokenizer.model_input_names}
             yield {

@@ -3,7 +3,7 @@ here so that their one difference is seen at once:
 
 - whole-word windows (`word_windows`, `sentence_windows`): training, validation, test and
   `predict` cut a sentence of words so, and so does tagging with a word-level decoding
-  (`TokenWindower.word_windows`), so that the model sees the same subwords in the same windows and
+  (`TokenWindower.encode_words`), so that the model sees the same subwords in the same windows and
   tags exactly as the test scored. Consecutive windows share about `stride` subword positions;
   each word is *owned* by exactly one window (the one where it has more context), so every word
   is trained on and scored once and no label is split across windows.
@@ -13,7 +13,9 @@ here so that their one difference is seen at once:
   (`tagging.aggregation.merge_overlapping`). Tagging by argmax uses them, so that its entities
   are the pipeline's.
 
-In both, `stride` is the overlap between consecutive windows in subword positions.
+In both, `stride` sets the overlap between consecutive windows in subword positions: token windows
+share exactly `stride` tokens; whole-word windows share about `min(stride, budget // 2)`
+positions, rounded to whole words.
 
 This file travels inside exports (beside `lit_ner_pipeline.py`): it imports numpy, the standard
 library and, when a `TokenWindower` is made, `tokenizers`; nothing of lit_ner.
@@ -27,6 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# config.json's record of the stride training cut long sentences with (`export.hf.record_windows`;
+# training's max_length goes into the saved tokenizer's model_max_length), so that tagging cuts the
+# same windows.
+STRIDE_KEY = "lit_ner_stride"
+DEFAULT_STRIDE = 128
+
+
+def default_stride(config: Any, budget: int) -> int:
+    """The stride tagging uses unless told: training's (recorded in the model's config), else
+    128; at most half a window of `budget` text positions."""
+    return min(int(getattr(config, STRIDE_KEY, None) or DEFAULT_STRIDE), budget // 2)
 
 
 def word_windows(
@@ -150,8 +164,9 @@ class TokenWindower:
 
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self.tokenizer.no_padding()
-        # Words are encoded whole and cut into windows here, so this copy never truncates.
-        self.word_tokenizer = Tokenizer.from_str(self.tokenizer.to_str())
+        # Words are encoded whole and cut into windows here, so this copy never truncates; and it
+        # marks every word as a word start, as training's tokenizer does (`hub.load_tokenizer`).
+        self.word_tokenizer = Tokenizer.from_str(with_word_starts(self.tokenizer.to_str()))
         self.word_tokenizer.no_truncation()
         self.model_max_length = model_max_length
         self.unk_token_id = unk_token_id
@@ -223,17 +238,20 @@ class TokenWindower:
             for window in [encoding, *encoding.overflowing]
         ]
 
-    def word_windows(self, text: str, words: Sequence[tuple[int, int]]) -> list[dict[str, np.ndarray]]:
+    def encode_words(
+        self, text: str, words: Sequence[tuple[int, int]], stride: int | None = None
+    ) -> list[dict[str, np.ndarray]]:
         """The windows of a text's words (`words`: their `[start, end)` character spans), as
         training encodes and cuts a sentence of words: each word encoded on its own
         (`is_split_into_words`: a byte-level BPE or SentencePiece tokenizer marks each as a word
         start, as it does every word of a training sentence), a text longer than the model takes
-        cut into windows of whole words (`sentence_windows`, with this windower's `stride`).
+        cut into windows of whole words (`sentence_windows`; `stride`: this windower's unless
+        given, which lets callers on several threads share one windower).
         Besides `__call__`'s arrays (`offsets` into `text`), each window has `word` (per token,
         the index in `words` of its word, -1 on special tokens) and `owned` (1 on the tokens of
         the words the window is scored on: every word is owned by exactly one window)."""
-        if not words:
-            return []
+        # A text without words is one window of special tokens (so that a batch of texts is
+        # alike), which the decoding reads as no entities.
         encoding = self.word_tokenizer.encode([text[start:end] for start, end in words], is_pretokenized=True)
         word_ids = encoding.word_ids
         # A pre-split word's offsets count from the word's own start.
@@ -251,7 +269,7 @@ class TokenWindower:
         }
         windows = []
         for positions, own_first, own_last in sentence_windows(
-            word_ids, len(words), self.model_max_length, self.stride
+            word_ids, len(words), self.model_max_length, self.stride if stride is None else stride
         ):
             window = {name: values[positions] for name, values in whole.items()}
             window["owned"] = ((window["word"] >= own_first) & (window["word"] < own_last)).astype(np.int64)
@@ -269,3 +287,22 @@ class TokenWindower:
             for name in self.input_names:
                 inputs[name][row, : len(window[name])] = window[name]
         return inputs
+
+
+def with_word_starts(tokenizer_json: str) -> str:
+    """A tokenizer (its `tokenizer.json` text) that marks each pre-split word as a word start:
+    a byte-level BPE pre-tokenizer with `add_prefix_space` on, as transformers sets it when
+    training's tokenizer is loaded with `add_prefix_space=True`; anything else unchanged."""
+    config = json.loads(tokenizer_json)
+    pre_tokenizer = config.get("pre_tokenizer") or {}
+    parts = (
+        pre_tokenizer.get("pretokenizers", [pre_tokenizer])
+        if pre_tokenizer.get("type") == "Sequence"
+        else [pre_tokenizer]
+    )
+    byte_level = [
+        part for part in parts if part.get("type") == "ByteLevel" and not part.get("add_prefix_space")
+    ]
+    for part in byte_level:
+        part["add_prefix_space"] = True
+    return json.dumps(config) if byte_level else tokenizer_json

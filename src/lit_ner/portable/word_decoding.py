@@ -203,7 +203,7 @@ def best_context_scores(
 ) -> np.ndarray:
     """`(words, labels)`: each word's scores at its first subword, from the window where that
     subword has the most context on both sides (log-probabilities, or a CRF's raw emissions).
-    Windows of words (with `owned`, `windows.TokenWindower.word_windows`) are read as training
+    Windows of words (with `owned`, `windows.TokenWindower.encode_words`) are read as training
     reads them: each word from the one window that owns it, at its first position there."""
     positions = [window_words(words, window) for window in windows]
     firsts: list[list[tuple[int, int]]] = []  # per window: (position, word) of each word's first subword

@@ -215,7 +215,7 @@ def token_words(words: Sequence[tuple[int, int]], offsets: Any, special: Any) ->
 
 def window_words(words: Sequence[tuple[int, int]], window: dict[str, Any]) -> list[int]:
     """Per token of a window, the index in `words` of the word it belongs to, or -1: the window's
-    own `word` array where it has one (a window of words, `windows.TokenWindower.word_windows`,
+    own `word` array where it has one (a window of words, `windows.TokenWindower.encode_words`,
     where a SentencePiece "▁" that opens a word belongs to that word whatever its offsets), else
     read from its character `offsets` and `special` mask (`token_words`)."""
     if "word" in window:

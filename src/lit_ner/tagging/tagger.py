@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from lit_ner.errors import LitNerError
 from lit_ner.hub import hub_errors, load_tokenizer, resolve_name_or_path
-from lit_ner.portable.windows import TokenWindower
+from lit_ner.portable.windows import TokenWindower, default_stride
 from lit_ner.portable.word_decoding import DECODINGS, Decoding, crf_scores, decode_words
 from lit_ner.portable.word_shapes import add_shape_scores, shape_scores
 from lit_ner.portable.words import WORD_SPLITS, WordSplit, text_words
@@ -51,8 +51,10 @@ class Tagger:
             bf16 where native, else fp32), `"32"` (what the pipeline does; scores agree with
             it to ~1e-6, entities exactly) or `"bf16"` (autocast; scores differ from fp32's in
             the third digit, which can flip a close argmax). An ONNX model runs as exported.
-        stride: tokens that consecutive windows of a long text share (default 128, at most half
-            a window).
+        stride: how far consecutive windows of a long text overlap, in subword positions
+            (default: the stride training used, which the export records, else 128; at most
+            half a window); a word-level decoding's windows of whole words share about
+            `min(stride, half a window)`, as training's do.
         threads: for an ONNX model on a CPU, batches run at once, each single-threaded (None:
             one per core); the torch backend uses torch's own setting (`torch.set_num_threads`).
         max_padding: a batch holds only windows at least `1 / (1 + max_padding)` as long as its
@@ -105,7 +107,7 @@ class Tagger:
         self.tokenizer = tokenizer
         if isinstance(self.model, OnnxModel):
             self.windower.input_names = self.model.input_names
-        self.stride = min(128, self.windower.budget // 2) if stride is None else stride
+        self.stride = default_stride(self.model.config, self.windower.budget) if stride is None else stride
         if not 0 <= self.stride < self.windower.budget:
             raise LitNerError(
                 f"stride {self.stride} must be below the {self.windower.budget} text positions of a window"
@@ -177,7 +179,9 @@ class Tagger:
 
         with hub_errors(f"model '{model_name_or_path}'", str(model_name_or_path)):
             model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
-        tokenizer = load_tokenizer(str(model_name_or_path), trust_remote_code)
+        # As saved: a finished model's tokenizer (an argmax model's text is tokenized as the
+        # pipeline tokenizes it; word-level decoding marks word starts itself, windows.py).
+        tokenizer = load_tokenizer(str(model_name_or_path), trust_remote_code, mark_word_starts=False)
         return cls(model, tokenizer, **kwargs)
 
     def __call__(
@@ -209,7 +213,7 @@ class Tagger:
         itself, as the pipeline does, so that its entities are the pipeline's."""
         if self.decoding == "argmax":
             return self.windower(text)
-        return self.windower.word_windows(text, text_words(text, self.word_split))
+        return self.windower.encode_words(text, text_words(text, self.word_split))
 
     def _tag(self, texts: Sequence[str], aggregation_strategy: Aggregation) -> list[list[dict]]:
         windows = [self.windows(text) for text in texts]

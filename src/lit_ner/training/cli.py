@@ -29,7 +29,13 @@ from lit_ner import compat
 from lit_ner.data.datamodule import NERDataModule
 from lit_ner.data.sources import data_name
 from lit_ner.errors import LitNerError, exit_with
-from lit_ner.export.hf import EXPORT_DIRNAME, hf_model, record_tested_precision, save_hf_model
+from lit_ner.export.hf import (
+    EXPORT_DIRNAME,
+    hf_model,
+    record_tested_precision,
+    record_windows,
+    save_hf_model,
+)
 from lit_ner.export.model_card import model_card
 from lit_ner.export.push import push_to_hub
 from lit_ner.model.checkpoint import checkpoint_errors, checkpoint_run_dir, load_checkpoint
@@ -279,6 +285,7 @@ class LitNerCLI(compat.CLIHooks):
         card = model_card(dict(model.hparams), dict(data.hparams), scores)
         exported = hf_model(model, model.hparams.decoding)
         record_tested_precision(exported.config, trainer.precision)
+        record_windows(exported.config, data.tokenizer, data.hparams.max_length, data.hparams.stride)
         export_dir = save_hf_model(exported, data.tokenizer, run_dir / EXPORT_DIRNAME, card)
         seed = config.get("seed_everything")
         best_score = checkpoint.best_model_score if checkpoint is not None else None
