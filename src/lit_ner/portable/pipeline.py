@@ -64,7 +64,6 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
             windower = self._word_windower = TokenWindower.from_tokenizer(self.tokenizer)
         stride = params.get("tokenizer_params", {}).get("stride")
         stride = default_stride(self.model.config, windower.budget) if stride is None else stride
-        stride = min(stride, windower.budget // 2)
         windows = windower.encode_words(sentence, text_words(sentence, word_split), stride)
         for i, window in enumerate(windows):
             inputs = {name: torch.from_numpy(window[name])[None] for name in self.tokenizer.model_input_names}
@@ -101,9 +100,7 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
         config = self.model.config
         table = shape_scores(config, config.num_labels)
         decoding = getattr(config, "lit_ner_decoding", "argmax")
-        if (table is not None or decoding in ("valid_bio", "crf")) and all_outputs[0].get(
-            "word_ids"
-        ) is not None:
+        if (table is not None or self.decodes_words()) and all_outputs[0].get("word_ids") is not None:
             # Pre-split words come with offsets inside each word, not into one text.
             raise ValueError(
                 "this model is tagged from the text itself: pass the text, not is_split_into_words=True "
@@ -113,7 +110,7 @@ class LitNerTokenClassificationPipeline(TokenClassificationPipeline):
             shaped = add_shape_scores(all_outputs[0]["sentence"], windows_of(all_outputs), table, word_split)
             for outputs, logits in zip(all_outputs, shaped):
                 outputs["logits"] = torch.from_numpy(logits)[None]
-        if decoding not in ("valid_bio", "crf"):
+        if not self.decodes_words():
             if aggregation_strategy is None:
                 return super().postprocess(all_outputs, ignore_labels=ignore_labels)
             return super().postprocess(all_outputs, aggregation_strategy, ignore_labels)

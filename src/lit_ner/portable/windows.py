@@ -23,6 +23,7 @@ library and, when a `TokenWindower` is made, `tokenizers`; nothing of lit_ner.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -164,10 +165,6 @@ class TokenWindower:
 
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self.tokenizer.no_padding()
-        # Words are encoded whole and cut into windows here, so this copy never truncates; and it
-        # marks every word as a word start, as training's tokenizer does (`hub.load_tokenizer`).
-        self.word_tokenizer = Tokenizer.from_str(with_word_starts(self.tokenizer.to_str()))
-        self.word_tokenizer.no_truncation()
         self.model_max_length = model_max_length
         self.unk_token_id = unk_token_id
         self.pad_token_id = pad_token_id or 0
@@ -209,6 +206,18 @@ class TokenWindower:
             tokenizer, int(config.get("model_max_length", 512)), token_id("unk_token"), token_id("pad_token"),
             input_names,
         )  # fmt: skip
+
+    @functools.cached_property
+    def word_tokenizer(self) -> Any:
+        """The copy that `encode_words` encodes with, made on first use (an argmax tagger never
+        needs it, and a copy of a large vocabulary is not free): it never truncates (words are
+        cut into windows here), and it marks every word as a word start, as training's tokenizer
+        does (`hub.load_tokenizer`)."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_str(with_word_starts(self.tokenizer.to_str()))
+        tokenizer.no_truncation()
+        return tokenizer
 
     @property
     def budget(self) -> int:
