@@ -9,7 +9,8 @@ backend.
 
 The words of a text are those `words.text_words` finds (raw text split as NER corpora are
 tokenized, or a tokenized text's whitespace-separated pieces); each is scored at its
-first subword, as lit_ner trains, from the window where that subword has the most context on
+first subword, as lit_ner trains, from the window that owns it (windows of whole words, as
+training cuts them) or, for token windows, the one where that subword has the most context on
 both sides; Viterbi then runs over the whole text's words at once, within valid BIO (an `I-X`
 only after `B-X` or `I-X`) and, for a CRF, with its learned start, transition and end scores.
 """
