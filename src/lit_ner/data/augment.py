@@ -133,7 +133,7 @@ class MentionReplacedSet:
         self.align = align
         self.pool = mention_pool(tokens, tags)
         self.original = self._examples(list(range(len(tokens))), tokens, tags)
-        self._epoch: tuple[int, list[dict], dict[str, int]] | None = None
+        self._epoch: tuple[int, list[dict], dict[str, int], list[list[str]]] | None = None
 
     def _examples(self, ids: list[int], tokens: list[list[str]], tags: list[list[str]]) -> list[list[dict]]:
         """Per sentence, its examples (one dict per window)."""
@@ -163,19 +163,25 @@ class MentionReplacedSet:
                 new_tokens.append(words)
                 new_tags.append(tags)
                 replaced.append(n)
-        examples = list(self.original)
+        examples, words = list(self.original), list(self.tokens)
         if changed:
             drawn = self._examples(changed, new_tokens, new_tags)
-            for i, sentence, n in zip(changed, drawn, replaced):
+            for i, sentence, sentence_words, n in zip(changed, drawn, new_tokens, replaced):
                 if len(sentence) == len(self.original[i]):
-                    examples[i] = sentence
+                    examples[i], words[i] = sentence, sentence_words
                     counts["sentences"] += 1
                     counts["replaced"] += n
                 else:
                     counts["kept_for_length"] += 1
         flat = [example for sentence in examples for example in sentence]
-        self._epoch = (epoch, flat, counts)
+        self._epoch = (epoch, flat, counts, words)
         return flat, counts
+
+    def words(self, epoch: int) -> list[list[str]]:
+        """Epoch `epoch`'s sentences as words, by sentence id (what a teacher reads, `model.teacher`)."""
+        self.draw(epoch)
+        assert self._epoch is not None
+        return self._epoch[3]
 
     def __len__(self) -> int:
         return sum(map(len, self.original))

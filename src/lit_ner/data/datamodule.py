@@ -393,6 +393,12 @@ class NERDataModule(L.LightningDataModule):
             )  # fmt: skip
         return self._augmented
 
+    def training_words(self, epoch: int) -> list[list[str]]:
+        """The words of epoch `epoch`'s training sentences, by sentence id: the train split's, with
+        the epoch's mention-replaced sentences in place (what a teacher reads, `model.teacher`)."""
+        augmented = self.mention_replaced()
+        return self.words("train") if augmented is None else augmented.words(epoch)
+
     def augmentation_counts(self, epoch: int) -> dict[str, int] | None:
         """What augmentation did to epoch `epoch`'s training data (`MentionReplacedSet.draw`)."""
         augmented = self.mention_replaced()

@@ -148,6 +148,39 @@ class CRF(nn.Module):
         log_z = torch.logsumexp(alpha + end, dim=1)
         return (log_z - gold).sum() / lengths.sum()
 
+    def log_marginals(
+        self,
+        emissions: torch.Tensor,
+        mask: torch.Tensor,
+        opens: torch.Tensor | None = None,
+        closes: torch.Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """`(batch, words, labels)`: the log-probability that each word carries each label, every
+        labelling of the other words summed over (forward-backward), with every score divided by
+        `temperature`; differentiable, for distilling a teacher's word distributions into this
+        CRF (`model.teacher`). `opens`/`closes` as in `neg_log_likelihood`; values at masked
+        words are meaningless."""
+        # fp32 at least (fp64 kept: a long sentence's forward scores grow into the thousands).
+        emissions = emissions.to(torch.promote_types(emissions.dtype, torch.float32)) / temperature
+        start, transitions, end = (scores.to(emissions.dtype) / temperature for scores in self.scores())
+        mask = mask.bool()
+        every = torch.ones(emissions.shape[0], dtype=torch.bool, device=emissions.device)
+        start, end = sentence_edge(start, opens, every), sentence_edge(end, closes, every)
+        alphas = [start + emissions[:, 0]]
+        for t in range(1, emissions.shape[1]):
+            step = torch.logsumexp(alphas[-1].unsqueeze(2) + transitions, dim=1) + emissions[:, t]
+            alphas.append(torch.where(mask[:, t].unsqueeze(1), step, alphas[-1]))
+        # beta[t]: the paths after word t, from the word after it; a row's last word is followed
+        # by its end scores only.
+        betas = [end]
+        for t in range(emissions.shape[1] - 2, -1, -1):
+            step = torch.logsumexp(transitions + (emissions[:, t + 1] + betas[-1]).unsqueeze(1), dim=2)
+            betas.append(torch.where(mask[:, t + 1].unsqueeze(1), step, end))
+        alpha, beta = torch.stack(alphas, dim=1), torch.stack(betas[::-1], dim=1)
+        log_z = torch.logsumexp(alphas[-1] + end, dim=1)
+        return alpha + beta - log_z[:, None, None]
+
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The most probable label sequence of each row (Viterbi), `(batch, words)`."""
         start, transitions, end = self.scores()

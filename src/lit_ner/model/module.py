@@ -20,6 +20,7 @@ from lit_ner.model.checkpoint import rng_states, set_rng_states
 from lit_ner.model.crf import bio_constraints, labelled_positions, viterbi_decode
 from lit_ner.model.encoder import ClassifierParts
 from lit_ner.model.metrics import STAGE_SPLITS, NERMetrics, StageResults
+from lit_ner.model.teacher import Teacher
 from lit_ner.portable import word_decoding
 from lit_ner.portable.spans import get_entities
 from lit_ner.portable.word_decoding import IMPOSSIBLE
@@ -78,6 +79,17 @@ class TokenClassifier(L.LightningModule):
             multiple of `learning_rate` (learnt from scratch, as the CRF).
         label_counts: how often each label tags a training word; linked from
             `data.label_counts` (what `class_weights` "inverse" and "inverse_sqrt" weigh by).
+        teacher: knowledge distillation: a finished model (an export folder such as
+            `runs/.../hf_model`, or a Hub id) with the same labels, any tokenizer, whose word
+            label distributions over each training sentence (mention-replaced ones included)
+            the student also learns (`lit_ner.model.teacher`). Training only: validation, test
+            and the export never run it.
+        distill_weight: the training loss is `(1 - w) * gold loss + w * T^2 * KL(teacher ||
+            student)`, the KL divergence per word between the teacher's word distributions and
+            the student's (a CRF's marginals, a softmax head's probabilities), both at
+            temperature `T`.
+        distill_temperature: `T`, dividing every score of teacher and student before
+            normalising (above 1: softer distributions, more of the teacher's second choices).
     """
 
     def __init__(
@@ -102,6 +114,9 @@ class TokenClassifier(L.LightningModule):
         word_features_dim: int = 16,
         word_features_lr_factor: float = 100.0,
         label_counts: dict[str, int] | None = None,
+        teacher: str | None = None,
+        distill_weight: float = 0.5,
+        distill_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -109,6 +124,8 @@ class TokenClassifier(L.LightningModule):
         self._check_arguments(
             head, class_weights, o_weight, label_smoothing, word_features, word_features_dim
         )
+        if not 0.0 <= distill_weight <= 1.0 or distill_temperature <= 0:
+            raise LitNerError("model.distill_weight must be in [0, 1] and model.distill_temperature > 0")
         # The trained parts, as a checkpoint holds them (export.hf.hf_model_from_checkpoint reads
         # a checkpoint into the same ClassifierParts): the HF classifier, the CRF, the shapes.
         parts = ClassifierParts(
@@ -144,6 +161,8 @@ class TokenClassifier(L.LightningModule):
         self._resumed_positions: tuple[int, list[float]] | None = None
         # The last results of each stage, for the callbacks to print, save and log.
         self.reports: dict[str, StageResults] = {}
+        # Loaded when training starts, never saved: not a submodule (see `teacher_distributions`).
+        self._teacher: Teacher | None = None
 
     def _check_arguments(
         self,
@@ -201,6 +220,16 @@ class TokenClassifier(L.LightningModule):
         hp = self.hparams
         if stage == "fit" and (hp.class_weights != "none" or hp.o_weight != 1.0):
             self.class_weight = self._class_weight().to(self.device)  # setup may follow the move
+        if stage == "fit" and hp.teacher is not None and self._teacher is None:
+            # Before the first step, so that a teacher that does not fit stops the run at once.
+            if not isinstance(data, NERDataModule):
+                raise LitNerError(
+                    "model.teacher: distillation reads training words from lit_ner's data module"
+                )
+            self._teacher = Teacher(
+                hp.teacher, self.label_names, hp.distill_temperature, trust_remote_code=hp.trust_remote_code
+            )
+            rank_zero_info(f"distilling from the teacher {hp.teacher} ({self._teacher.decoding} decoding)")
 
     def _class_weight(self) -> torch.Tensor:
         """The training loss's weight per label (`class_weights`, `o_weight`), logged once."""
@@ -264,6 +293,11 @@ class TokenClassifier(L.LightningModule):
         self._positions = counts if self._positions is None else self._positions + counts
         logits = self._logits(batch)
         loss = self._loss(logits, batch, training=True)
+        if self.hparams.teacher is not None:
+            distill = self._distillation_loss(logits, batch)
+            self.log("train/distill_loss", distill, batch_size=batch["input_ids"].size(0))
+            weight = self.hparams.distill_weight
+            loss = (1 - weight) * loss + weight * self.hparams.distill_temperature**2 * distill
         # Every process decides together: under DDP one process skipping or stopping alone would
         # leave the others waiting in the gradient all-reduce.
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
@@ -272,6 +306,41 @@ class TokenClassifier(L.LightningModule):
         # The learning rate this step trains with (what the scheduler set after the last step).
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True)
         return loss
+
+    def _distillation_loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean over the batch's words of KL(teacher || student) at the temperature."""
+        targets = self.teacher_distributions(batch).to(logits.device)
+        words = batch["word_labels"] != IGNORE_INDEX
+        temperature = self.hparams.distill_temperature
+        scores = self.word_scores(logits, batch)
+        if self.crf is not None:
+            opens = batch["word_offset"] == 0 if "word_offset" in batch else None
+            student = self.crf.log_marginals(scores, words, opens, batch.get("closes_sentence"), temperature)
+        else:
+            student = (scores / temperature).log_softmax(dim=-1)
+        # Only words the student sees (a word no subword reached is O by fiat, not by the model).
+        _, rows, indices = first_subwords(batch)
+        seen = torch.zeros_like(words)
+        seen[rows, indices] = True
+        seen &= words
+        kl = (targets * (targets.clamp_min(1e-12).log() - student)).sum(dim=-1)
+        return (kl * seen).sum() / seen.sum().clamp_min(1)
+
+    def teacher_distributions(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """`(batch, words, labels)`: the teacher's distribution of each of the batch's words (zero
+        where a row has no word), read from the whole sentence the row is a window of, as this
+        epoch's data has it."""
+        assert self._teacher is not None, "the teacher is loaded in setup('fit')"
+        self._teacher.to(self.device)  # where the student is now (a no-op once there)
+        words = self.trainer.datamodule.training_words(self.current_epoch)
+        sentence_ids = batch["sentence_id"].tolist()
+        offsets = batch["word_offset"].tolist() if "word_offset" in batch else [0] * len(sentence_ids)
+        counts = (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist()
+        distributions = self._teacher.distributions([words[i] for i in sentence_ids])
+        targets = torch.zeros(*batch["word_labels"].shape, len(self.label_names))
+        for row, (distribution, offset, count) in enumerate(zip(distributions, offsets, counts)):
+            targets[row, :count] = torch.from_numpy(distribution[offset : offset + count])
+        return targets
 
     def _nonfinite_loss(self, loss: torch.Tensor, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         sentences = batch["sentence_id"].tolist() if "sentence_id" in batch else "unknown"
