@@ -146,6 +146,31 @@ def test_fast_dev_run_fits_validates_and_tests_through_the_cli(tiny_model_dir, t
     assert not (REPO / "checkpoints").exists()
 
 
+def test_training_with_validation_trains_on_both_and_keeps_the_last_epoch(tiny_model_dir, tmp_path, caplog):
+    caplog.set_level("INFO")
+    sample = str(FIXTURES / "sample.jsonl")
+    args = tiny_fit_args(tiny_model_dir, tmp_path)
+    fitted = cli_main(
+        [
+            *args, f"--data.validation_file={sample}", "--data.train_with_validation=true",
+            f"--data.label_names={json.dumps(WNUT17_LABELS)}", "--trainer.max_epochs=2",
+            "--trainer.enable_progress_bar=false", "--model.learning_rate=1e-3",
+        ]
+    )  # fmt: skip
+    data = fitted.datamodule
+    n_train, n_validation = (
+        len(read_conll(FIXTURES / "quirks.conll")["tokens"]),
+        len(data.words("validation")),
+    )
+    assert len(data.words("train")) == n_train + n_validation
+    assert data.words("train")[n_train:] == data.words("validation")
+    assert f"training on train ({n_train:,}) + validation ({n_validation:,})" in caplog.text
+    # Validation's F1 chose nothing: the last epoch was kept, tested and exported.
+    summary = json.loads(next(tmp_path.rglob("fit_summary.json")).read_text())
+    assert Path(summary["best_checkpoint"]).name == "epoch=1.ckpt" and summary["best_epoch"] == 2  # of 2
+    assert "best/val_f1" not in summary and "test/f1" in summary
+
+
 @pytest.mark.slow
 def test_with_weight_averaging_the_test_and_the_export_are_the_average_validation_chose(
     tiny_model_dir, tmp_path

@@ -83,6 +83,10 @@ class NERDataModule(L.LightningDataModule):
             another type; in IOBES/BILOU a chunk opened or closed out of turn), from files or the
             Hub, instead of reading them as seqeval's default mode does (counted and reported).
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
+        train_with_validation: train on the train and validation splits together (Flair's
+            `train_with_dev`): a final fit for settings already chosen on validation, never a way
+            to choose them, since validation scores are then no longer held out; `fit` keeps
+            and tests the last epoch's checkpoint instead of the best by validation F1.
         augment: training-data augmentation, redrawn every epoch from the seed, counted in the logs
             (`lit_ner.data.augment.Augmentation`; validation, test and predict are never touched).
         batch_size: training sentences per batch (per device under DDP).
@@ -119,6 +123,7 @@ class NERDataModule(L.LightningDataModule):
         stride: int = 128,
         strict_bio: bool = False,
         label_all_tokens: bool = False,
+        train_with_validation: bool = False,
         augment: Augmentation = Augmentation(),  # a frozen default, never mutated
         batch_size: int = 16,
         group_by_length: bool = True,
@@ -189,6 +194,17 @@ class NERDataModule(L.LightningDataModule):
             rank_zero_info(line)
         self._splits = splits
         self._check_tags()
+        if hp.train_with_validation:
+            if "train" not in splits or "validation" not in splits:
+                raise LitNerError("data.train_with_validation needs a train and a validation split")
+            train, validation = splits["train"], splits["validation"]
+            n, m = len(train["tokens"]), len(validation["tokens"])
+            # After the checks, so that a bad tag is reported at its own file's line.
+            splits["train"] = {key: train[key] + validation[key] for key in train if key in validation}
+            rank_zero_info(
+                f"data.train_with_validation: training on train ({n:,}) + validation ({m:,}) = {n + m:,} "
+                "sentences; validation scores are no longer held out, so fit keeps the last epoch"
+            )
         return splits
 
     @property

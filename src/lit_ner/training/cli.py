@@ -186,6 +186,11 @@ class LitNerCLI(compat.CLIHooks):
                 init_args.offline = False
                 os.environ["WANDB_MODE"] = "offline"
 
+        if self.subcommand == "fit" and config.data.get("train_with_validation"):
+            # Validation is trained on: its F1 chooses nothing, the last epoch is kept and tested.
+            config.checkpoint.monitor = None
+            config.checkpoint.filename = "epoch={epoch}"
+
     def instantiate_classes(self) -> None:
         if self._seeds() is None:  # `fit --seeds` builds nothing itself: each seed's fit does
             super().instantiate_classes()
