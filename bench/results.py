@@ -15,7 +15,9 @@ chosen on validation F1, that checkpoint scored once on test), seeds 42, 43, 44 
   lr 3e-5, batch 8, 10% warm-up, 6 epochs, word shapes, mention replacement);
 - recipe_base: the same plus `configs/offline-base.yaml` (all-mpnet-base-v2);
 - tutorial: the tutorial's recipe on the MiniLM encoder (softmax head, lr 2e-5, batch 16, no
-  warm-up, 2 epochs, no word shapes, no mention replacement);
+  warm-up, 2 epochs, no word shapes, no mention replacement), its batches drawn at random as the
+  Trainer draws them;
+- tutorial_grouped: the same with lit_ner's length-grouped batches;
 - hf_trainer_tutorial: the Hugging Face Trainer running the tutorial's own code and recipe on the
   same encoder and data (evaluate and save every epoch, keep the best model by validation loss,
   the Trainer's default), then the test split once;
@@ -51,15 +53,19 @@ HF_ROWS = {
     "hf_trainer_tuned": {"learning_rate": 1e-4, "epochs": 6, "warmup": 0.1, "best_by": "f1"},
 }
 SEEDS = (42, 43, 44)
+TUTORIAL = [
+    "--model.head=softmax", "--model.learning_rate=2e-5", "--model.warmup_steps=0",
+    "--trainer.max_epochs=2", "--data.batch_size=16", "--model.word_features=false",
+    "--data.augment.mention_replacement=0",
+]  # fmt: skip
 ROWS = {
     "recipe": [],
     "recipe_base": ["--config", "configs/offline-base.yaml"],
-    "tutorial": [
-        "--model.head=softmax", "--model.learning_rate=2e-5", "--model.warmup_steps=0",
-        "--trainer.max_epochs=2", "--data.batch_size=16", "--model.word_features=false",
-        "--data.augment.mention_replacement=0",
-    ],
-}  # fmt: skip
+    # The tutorial's recipe and its batches: shuffled at random, as the Trainer's sampler does.
+    "tutorial": [*TUTORIAL, "--data.group_by_length=false"],
+    # The same with lit_ner's length-grouped batches (`data.group_by_length`, its default).
+    "tutorial_grouped": [*TUTORIAL, "--data.group_by_length=true"],
+}
 
 
 def run_row(name: str) -> dict:
