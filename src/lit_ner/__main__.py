@@ -19,6 +19,7 @@ COMMANDS = {
     "tag": "lit_ner.tagging.tag:tag",
     "serve": "lit_ner.tagging.serve:serve",
     "export": "lit_ner.export.command:export",
+    "ensemble": "lit_ner.export.ensemble:ensemble",
     "summarize": "lit_ner.training.summary:summarize",
     "debug-data": "lit_ner.training.debug_data:main",
 }

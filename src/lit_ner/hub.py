@@ -267,3 +267,18 @@ def load_tokenizer(name: str, trust_remote_code: bool = False, mark_word_starts:
                 file=sys.stderr,
             )
     return tokenizer
+
+
+def load_token_classifier_model(name: str, trust_remote_code: bool = False) -> Any:
+    """A finished token classifier (an export, a Hub id, a path or `pkg://`) as transformers loads
+    it, lit_ner's ensembles included (`lit_ner ensemble`: lit_ner runs its own code for them);
+    one line when it cannot be loaded."""
+    from transformers import AutoModelForTokenClassification
+
+    from lit_ner.portable.ensemble import register
+
+    register()
+    with hub_errors(f"model '{name}'", name):
+        return AutoModelForTokenClassification.from_pretrained(
+            resolve_name_or_path(name), trust_remote_code=trust_remote_code
+        )

@@ -10,7 +10,7 @@ from lit_ner.errors import LitNerError
 from lit_ner.export.hf import hf_model_from_checkpoint, save_hf_model
 from lit_ner.export.model_card import model_card, with_usage
 from lit_ner.files import read_text
-from lit_ner.hub import hub_errors, load_tokenizer, resolve_name_or_path
+from lit_ner.hub import load_token_classifier_model, load_tokenizer, resolve_name_or_path
 from lit_ner.portable.word_shapes import has_shape_scores
 
 
@@ -48,11 +48,8 @@ def export_folder(
     """`lit_ner export` of an export (or any token-classification folder or Hub id): the same
     model, re-exported with the current pipeline code and, with `onnx`, `model.onnx`; the model
     card is kept, its "Use" section rewritten."""
-    from transformers import AutoModelForTokenClassification
-
     path = resolve_name_or_path(str(source))
-    with hub_errors(f"model '{source}'", str(source)):
-        model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+    model = load_token_classifier_model(str(source), trust_remote_code)
     tokenizer = load_tokenizer(str(source), trust_remote_code, mark_word_starts=False)  # kept as saved
     readme = Path(path) / "README.md"
     card = read_text(readme) if readme.is_file() else "# Token classifier\n"

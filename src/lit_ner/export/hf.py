@@ -43,6 +43,8 @@ PIPELINE_FILES = {
     "spans.py": "spans.py",
     "windows.py": "windows.py",
 }
+# An ensemble's model and config classes (`lit_ner ensemble`), shipped as this file.
+ENSEMBLE_FILE = "lit_ner_ensemble.py"
 CONFIG_CODE = '''"""Written by `lit_ner export`: this model's config and model classes, naming the pipeline in
 lit_ner_pipeline.py, so that `pipeline("token-classification", model=..., trust_remote_code=True)`
 tags with the model as lit_ner does (its words' shape scores, its word-level decoding). Without
@@ -149,10 +151,20 @@ def save_hf_model(
     if old.exists() and not directory.exists():
         old.rename(directory)  # a kill between the two renames below
     shutil.rmtree(partial, ignore_errors=True)
-    with_code = getattr(model.config, "lit_ner_decoding", "argmax") in WORD_LEVEL or has_shape_scores(
-        model.config
+    from lit_ner.portable.ensemble import MODEL_TYPE as ENSEMBLE  # torch is loaded: `model` is a torch model
+
+    is_ensemble = model.config.model_type == ENSEMBLE
+    with_code = (
+        getattr(model.config, "lit_ner_decoding", "argmax") in WORD_LEVEL
+        or has_shape_scores(model.config)
+        or is_ensemble
     )
-    if with_code:
+    if is_ensemble:
+        model.config.auto_map = {
+            "AutoConfig": "lit_ner_ensemble.LitNerEnsembleConfig",
+            "AutoModelForTokenClassification": "lit_ner_ensemble.LitNerEnsembleForTokenClassification",
+        }
+    elif with_code:
         model.config.auto_map = {
             "AutoConfig": "lit_ner_config.LitNerConfig",
             "AutoModelForTokenClassification": "lit_ner_config.LitNerForTokenClassification",
@@ -185,6 +197,11 @@ def write_pipeline_code(model: Any, directory: Path) -> None:
     portable = Path(lit_ner.portable.__file__).parent
     for source, name in PIPELINE_FILES.items():
         shutil.copyfile(portable / source, directory / name)
+    from lit_ner.portable.ensemble import MODEL_TYPE as ENSEMBLE
+
+    if model.config.model_type == ENSEMBLE:  # its own classes: portable/ensemble.py
+        shutil.copyfile(portable / "ensemble.py", directory / ENSEMBLE_FILE)
+        return
     code = CONFIG_CODE.format(
         config_class=transformers_class(type(model.config)), model_class=transformers_class(type(model))
     )

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from lit_ner.errors import LitNerError
-from lit_ner.hub import hub_errors, load_tokenizer, resolve_name_or_path
+from lit_ner.hub import load_token_classifier_model, load_tokenizer
 from lit_ner.portable.windows import TokenWindower, default_stride
 from lit_ner.portable.word_decoding import (
     best_context_scores,
@@ -57,13 +57,9 @@ class Teacher:
         batch_size: int = 32,
         trust_remote_code: bool = False,
     ) -> None:
-        from transformers import AutoModelForTokenClassification
-
         if temperature <= 0:
             raise LitNerError(f"model.distill_temperature must be > 0, not {temperature}")
-        path = resolve_name_or_path(name_or_path)
-        with hub_errors(f"teacher '{name_or_path}'", name_or_path):
-            model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = load_token_classifier_model(name_or_path, trust_remote_code)
         config = model.config
         names = [config.id2label[i] for i in range(config.num_labels)]
         if names != list(label_names):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lit_ner.errors import LitNerError
-from lit_ner.hub import hub_errors, load_tokenizer, resolve_name_or_path
+from lit_ner.hub import load_token_classifier_model, load_tokenizer, resolve_name_or_path
 from lit_ner.portable.windows import TokenWindower, default_stride
 from lit_ner.portable.word_decoding import DECODINGS, Decoding, crf_scores, decode_words
 from lit_ner.portable.word_shapes import add_shape_scores, shape_scores
@@ -175,10 +175,7 @@ class Tagger:
 
             model, tokenizer = hf_model_from_checkpoint(path, trust_remote_code)
             return cls(model, tokenizer, **kwargs)
-        from transformers import AutoModelForTokenClassification
-
-        with hub_errors(f"model '{model_name_or_path}'", str(model_name_or_path)):
-            model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = load_token_classifier_model(str(model_name_or_path), trust_remote_code)
         # As saved: a finished model's tokenizer (an argmax model's text is tokenized as the
         # pipeline tokenizes it; word-level decoding marks word starts itself, windows.py).
         tokenizer = load_tokenizer(str(model_name_or_path), trust_remote_code, mark_word_starts=False)

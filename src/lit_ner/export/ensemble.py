@@ -1,0 +1,111 @@
+"""`lit_ner ensemble`: several fits of one recipe (the seeds) as one exported model whose logits are
+the mean of theirs (`portable.ensemble`), tagged, served and exported to ONNX as any export is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lit_ner.errors import LitNerError
+from lit_ner.export.hf import TESTED_PRECISION_KEY, hf_model_from_checkpoint, save_hf_model
+from lit_ner.export.model_card import with_usage
+from lit_ner.portable.windows import STRIDE_KEY
+from lit_ner.portable.word_decoding import crf_scores, write_decoding
+from lit_ner.portable.word_shapes import has_shape_scores, shape_scores, write_shape_scores
+
+# What a member's config records of lit_ner's training and decoding: the ensemble's own config
+# holds the pooled values, the member config the architecture alone.
+LIT_NER_KEYS = ("lit_ner_", "crf_", "auto_map", "architectures", "custom_pipelines")
+
+
+def ensemble_model(checkpoints: list[str], trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """The ensemble of lit_ner checkpoints of one architecture, tokenizer and label set, and the
+    tokenizer: its config holds the mean CRF scores and word-shape table of the members."""
+    import numpy as np
+
+    from lit_ner.portable.ensemble import LitNerEnsembleConfig, LitNerEnsembleForTokenClassification
+
+    if len(checkpoints) < 2:
+        raise LitNerError(f"an ensemble needs at least 2 checkpoints, not {len(checkpoints)}")
+    members = [hf_model_from_checkpoint(str(path), trust_remote_code) for path in checkpoints]
+    (first, tokenizer), configs = members[0], [model.config for model, _ in members]
+
+    def architecture(config: Any) -> dict[str, Any]:
+        return {k: v for k, v in config.to_dict().items() if not k.startswith(LIT_NER_KEYS)}
+
+    for path, (model, member_tokenizer) in zip(checkpoints[1:], members[1:]):
+        differences = sorted(
+            key
+            for key in {*architecture(first.config), *architecture(model.config)}
+            if architecture(first.config).get(key) != architecture(model.config).get(key)
+            and key not in ("_name_or_path", "transformers_version")
+        )
+        if differences or member_tokenizer.get_vocab() != tokenizer.get_vocab():
+            what = f"config ({', '.join(differences[:4])})" if differences else "tokenizer vocabulary"
+            raise LitNerError(
+                f"{path}: its {what} differs from {checkpoints[0]}'s; an ensemble's members are fits "
+                "of one recipe (the same encoder and labels)"
+            )
+    decodings = {getattr(config, "lit_ner_decoding", "argmax") for config in configs}
+    if len(decodings) > 1:
+        raise LitNerError(
+            f"the checkpoints decode differently ({', '.join(sorted(decodings))}): one recipe's fits"
+        )
+    decoding = decodings.pop()
+    tables = [shape_scores(config, config.num_labels) for config in configs]
+    if any((table is None) != (tables[0] is None) for table in tables):
+        raise LitNerError("some checkpoints were trained with word features and some not: one recipe's fits")
+
+    member = architecture(first.config)
+    config = LitNerEnsembleConfig(
+        member=member, size=len(members), id2label=first.config.id2label, label2id=first.config.label2id
+    )
+    crfs = [crf_scores(c) for c in configs]
+    mean_crf = (
+        {
+            name: np.mean([crf[name] for crf in crfs], axis=0).tolist()
+            for name in ("start", "transitions", "end")
+        }
+        if decoding == "crf"
+        else None
+    )
+    write_decoding(config, decoding, mean_crf)
+    write_shape_scores(config, None if tables[0] is None else np.mean(tables, axis=0).tolist())
+    for key in (STRIDE_KEY, TESTED_PRECISION_KEY):
+        setattr(config, key, getattr(first.config, key, None))
+    model = LitNerEnsembleForTokenClassification(config)
+    for slot, (member_model, _) in zip(model.members, members):
+        slot.load_state_dict(member_model.state_dict())
+    return model.eval(), tokenizer
+
+
+def ensemble(
+    checkpoints: list[str], *, out_dir: str, onnx: bool = False, trust_remote_code: bool = False
+) -> Path:
+    """Writes one export of several fits: its logits are the mean of theirs (a CRF's scores and
+    the word-shape tables averaged in its config), so that `lit_ner tag`, the Tagger, `serve`,
+    ONNX Runtime and `pipeline(..., trust_remote_code=True)` run the ensemble as one model.
+
+    Args:
+        checkpoints: lit_ner .ckpt files of one recipe (one encoder, tokenizer, label set and
+            head), e.g. the best checkpoints of `fit --seeds 3`; on the command line a list,
+            `lit_ner ensemble "[a.ckpt,b.ckpt,c.ckpt]" --out_dir DIR`.
+        out_dir: the folder to write (replaced whole if it exists).
+        onnx: also write model.onnx (all members in one graph).
+        trust_remote_code: run modelling code that the base model ships on the Hub.
+
+    Returns:
+        The folder written.
+    """
+    model, tokenizer = ensemble_model(checkpoints, trust_remote_code)
+    listed = "\n".join(f"- `{path}`" for path in checkpoints)
+    card = (
+        f"# Ensemble of {len(checkpoints)} token classifiers\n\nThe mean of the logits of these lit_ner "
+        f"checkpoints (`lit_ner ensemble`):\n\n{listed}\n"
+    )
+    card = with_usage(
+        card, model.config.lit_ner_decoding, "32" if onnx else None, has_shape_scores(model.config)
+    )
+    out = save_hf_model(model, tokenizer, out_dir, card, onnx)
+    print(f"ensemble of {len(checkpoints)} checkpoints: {out}" + (" (with model.onnx)" if onnx else ""))
+    return out
