@@ -55,7 +55,8 @@ def members(tmp_path_factory, tiny_model_dir):
 @pytest.fixture(scope="module")
 def ensemble_dir(members, tmp_path_factory):
     out = tmp_path_factory.mktemp("ensemble") / "export"
-    run_command("ensemble", [f"[{','.join(members)}]", "--out_dir", str(out), "--onnx", "true"])
+    args = [f"--checkpoints+={path}" for path in members]
+    run_command("ensemble", [*args, "--out_dir", str(out), "--onnx", "true"])
     return str(out)
 
 

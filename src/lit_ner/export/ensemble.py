@@ -80,7 +80,7 @@ def ensemble_model(checkpoints: list[str], trust_remote_code: bool = False) -> t
 
 
 def ensemble(
-    checkpoints: list[str], *, out_dir: str, onnx: bool = False, trust_remote_code: bool = False
+    *, checkpoints: list[str], out_dir: str, onnx: bool = False, trust_remote_code: bool = False
 ) -> Path:
     """Writes one export of several fits: its logits are the mean of theirs (a CRF's scores and
     the word-shape tables averaged in its config), so that `lit_ner tag`, the Tagger, `serve`,
@@ -88,8 +88,8 @@ def ensemble(
 
     Args:
         checkpoints: lit_ner .ckpt files of one recipe (one encoder, tokenizer, label set and
-            head), e.g. the best checkpoints of `fit --seeds 3`; on the command line a list,
-            `lit_ner ensemble "[a.ckpt,b.ckpt,c.ckpt]" --out_dir DIR`.
+            head), e.g. the best checkpoints of `fit --seeds 3`; on the command line one
+            `--checkpoints+=PATH` each (or `--checkpoints "[a.ckpt,b.ckpt]"`).
         out_dir: the folder to write (replaced whole if it exists).
         onnx: also write model.onnx (all members in one graph).
         trust_remote_code: run modelling code that the base model ships on the Hub.
