@@ -1,7 +1,8 @@
 """`lit_ner ensemble`: several fits of one recipe as one export whose logits are the mean of theirs
 (a CRF's scores and the word-shape tables averaged in its config), tagged by lit_ner, by
 transformers' pipeline with `trust_remote_code` where lit_ner cannot be imported, and by ONNX
-Runtime; transformers without remote code refuses it rather than load one member's architecture."""
+Runtime; transformers without remote code refuses it rather than load one member's architecture.
+With `--average weights`, a model soup: one plain model of the members' mean weights."""
 
 import json
 import subprocess
@@ -118,3 +119,29 @@ def test_checkpoints_of_different_recipes_are_refused_in_one_line(members, tmp_p
         ensemble_model([members[0], other])
     with pytest.raises(LitNerError, match="an ensemble needs at least 2 checkpoints"):
         ensemble_model(members[:1])
+
+
+def test_a_soup_is_one_model_of_the_members_mean_weights(members, tmp_path):
+    out = tmp_path / "soup"
+    args = [f"--checkpoints+={path}" for path in members]
+    run_command("ensemble", [*args, "--out_dir", str(out), "--average", "weights"])
+    soup = load_token_classifier_model(str(out))
+    assert type(soup).__name__ == "DistilBertForTokenClassification"  # one plain model, no remote code
+    states = [torch.load(path, weights_only=True)["state_dict"] for path in members]
+    for name in ("model.classifier.weight", "model.distilbert.transformer.layer.0.attention.q_lin.weight"):
+        mean = torch.stack([state[name] for state in states]).mean(dim=0)
+        torch.testing.assert_close(soup.state_dict()[name.removeprefix("model.")], mean)
+    transitions = torch.stack([state["crf.transitions"] for state in states]).mean(dim=0)
+    np.testing.assert_allclose(crf_scores(soup.config)["transitions"], transitions.numpy(), atol=1e-6)
+    # The shape scores are those of the mean embedding and head, not the mean of the tables.
+    embedding, head = (
+        torch.stack([state[f"word_shapes.{name}.weight"] for state in states]).mean(dim=0)
+        for name in ("embedding", "head")
+    )
+    expected = (embedding @ head.T).numpy()
+    np.testing.assert_allclose(shape_scores(soup.config, len(WNUT17_LABELS)), expected, atol=1e-5)
+    tables = [
+        (state["word_shapes.embedding.weight"] @ state["word_shapes.head.weight"].T) for state in states
+    ]
+    assert not np.allclose(expected, torch.stack(tables).mean(dim=0).numpy(), atol=1e-2)
+    assert Tagger.from_pretrained(str(out), precision="32").decoding == "crf"

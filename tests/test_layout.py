@@ -89,7 +89,7 @@ def test_every_command_has_a_help_listing_each_option_with_its_type_and_default(
             "--batch_size", "--device", "--precision", "--stride", "--decoding", "--format", "--backend",
         ],
         "export": ["source", "out_dir", "--onnx", "--quantize", "--trust_remote_code"],
-        "ensemble": ["--checkpoints", "--out_dir", "--onnx", "--trust_remote_code"],
+        "ensemble": ["--checkpoints", "--out_dir", "--average", "--onnx", "--trust_remote_code"],
         "serve": [
             "--model", "--host", "--port", "--backend", "--max_batch_size", "--batch_timeout", "--workers",
             "--max_texts", "--max_text_length", "--timeout", "--batch_size", "--precision", "--decoding",

@@ -1,10 +1,12 @@
-"""`lit_ner ensemble`: several fits of one recipe (the seeds) as one exported model whose logits are
-the mean of theirs (`portable.ensemble`), tagged, served and exported to ONNX as any export is."""
+"""`lit_ner ensemble`: several fits of one recipe (the seeds) as one exported model, by averaging
+their logits (an ensemble, `portable.ensemble`: every member runs) or their weights (a model soup:
+one model the size of each, Wortsman et al. 2022), tagged, served and exported to ONNX as any
+export is."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lit_ner.errors import LitNerError
 from lit_ner.export.hf import TESTED_PRECISION_KEY, hf_model_from_checkpoint, save_hf_model
@@ -18,9 +20,12 @@ from lit_ner.portable.word_shapes import has_shape_scores, shape_scores, write_s
 LIT_NER_KEYS = ("lit_ner_", "crf_", "auto_map", "architectures", "custom_pipelines")
 
 
-def ensemble_model(checkpoints: list[str], trust_remote_code: bool = False) -> tuple[Any, Any]:
+def ensemble_model(
+    checkpoints: list[str], trust_remote_code: bool = False, check_only: bool = False
+) -> tuple[Any, Any]:
     """The ensemble of lit_ner checkpoints of one architecture, tokenizer and label set, and the
-    tokenizer: its config holds the mean CRF scores and word-shape table of the members."""
+    tokenizer: its config holds the mean CRF scores and word-shape table of the members. With
+    `check_only`, the checks alone (that the checkpoints are fits of one recipe)."""
     import numpy as np
 
     from lit_ner.portable.ensemble import LitNerEnsembleConfig, LitNerEnsembleForTokenClassification
@@ -56,6 +61,8 @@ def ensemble_model(checkpoints: list[str], trust_remote_code: bool = False) -> t
     if any((table is None) != (tables[0] is None) for table in tables):
         raise LitNerError("some checkpoints were trained with word features and some not: one recipe's fits")
 
+    if check_only:
+        return None, None
     member = architecture(first.config)
     config = LitNerEnsembleConfig(
         member=member, size=len(members), id2label=first.config.id2label, label2id=first.config.label2id
@@ -79,33 +86,67 @@ def ensemble_model(checkpoints: list[str], trust_remote_code: bool = False) -> t
     return model.eval(), tokenizer
 
 
+def soup_model(checkpoints: list[str], trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """One model whose every weight (encoder, head, CRF, word-shape embedding) is the mean of the
+    checkpoints', and its tokenizer. The checkpoints must hold the same weights by name and shape."""
+    import torch
+
+    from lit_ner.model.checkpoint import load_checkpoint
+
+    ensemble_model(checkpoints, trust_remote_code, check_only=True)
+    loaded = [load_checkpoint(path) for path in checkpoints]
+    states = [checkpoint["state_dict"] for checkpoint in loaded]
+    if any(state.keys() != states[0].keys() for state in states):
+        raise LitNerError("the checkpoints hold different weights: a soup needs fits of one recipe")
+    averaged = {
+        name: torch.stack([state[name].float() for state in states]).mean(dim=0).to(tensor.dtype)
+        if tensor.is_floating_point()
+        else tensor  # counters and ids: the first's
+        for name, tensor in states[0].items()
+    }
+    return hf_model_from_checkpoint(checkpoints[0], trust_remote_code, {**loaded[0], "state_dict": averaged})
+
+
 def ensemble(
-    *, checkpoints: list[str], out_dir: str, onnx: bool = False, trust_remote_code: bool = False
+    *,
+    checkpoints: list[str],
+    out_dir: str,
+    average: Literal["logits", "weights"] = "logits",
+    onnx: bool = False,
+    trust_remote_code: bool = False,
 ) -> Path:
-    """Writes one export of several fits: its logits are the mean of theirs (a CRF's scores and
-    the word-shape tables averaged in its config), so that `lit_ner tag`, the Tagger, `serve`,
-    ONNX Runtime and `pipeline(..., trust_remote_code=True)` run the ensemble as one model.
+    """Writes one export of several fits of one recipe: an ensemble, whose logits are the mean of
+    theirs (a CRF's scores and the word-shape tables averaged in its config), or a soup, whose
+    weights are the mean of theirs; either way `lit_ner tag`, the Tagger, `serve`, ONNX Runtime
+    and `pipeline(..., trust_remote_code=True)` run it as one model.
 
     Args:
         checkpoints: lit_ner .ckpt files of one recipe (one encoder, tokenizer, label set and
             head), e.g. the best checkpoints of `fit --seeds 3`; on the command line one
             `--checkpoints+=PATH` each (or `--checkpoints "[a.ckpt,b.ckpt]"`).
         out_dir: the folder to write (replaced whole if it exists).
-        onnx: also write model.onnx (all members in one graph).
+        average: `"logits"`: an ensemble (every member runs: N times the compute); `"weights"`:
+            a model soup (one model; fits from one pre-trained encoder usually share a basin,
+            but heads initialised by different seeds may not average well: measure it).
+        onnx: also write model.onnx (an ensemble's members in one graph).
         trust_remote_code: run modelling code that the base model ships on the Hub.
 
     Returns:
         The folder written.
     """
-    model, tokenizer = ensemble_model(checkpoints, trust_remote_code)
+    if average not in ("logits", "weights"):
+        raise LitNerError(f"average must be 'logits' or 'weights', not {average!r}")
+    build = ensemble_model if average == "logits" else soup_model
+    model, tokenizer = build(checkpoints, trust_remote_code)
     listed = "\n".join(f"- `{path}`" for path in checkpoints)
+    kind = "Ensemble" if average == "logits" else "Model soup"
     card = (
-        f"# Ensemble of {len(checkpoints)} token classifiers\n\nThe mean of the logits of these lit_ner "
-        f"checkpoints (`lit_ner ensemble`):\n\n{listed}\n"
+        f"# {kind} of {len(checkpoints)} token classifiers\n\nThe mean of the {average} of these lit_ner "
+        f"checkpoints (`lit_ner ensemble --average {average}`):\n\n{listed}\n"
     )
     card = with_usage(
         card, model.config.lit_ner_decoding, "32" if onnx else None, has_shape_scores(model.config)
     )
     out = save_hf_model(model, tokenizer, out_dir, card, onnx)
-    print(f"ensemble of {len(checkpoints)} checkpoints: {out}" + (" (with model.onnx)" if onnx else ""))
+    print(f"{kind.lower()} of {len(checkpoints)} checkpoints: {out}" + (" (with model.onnx)" if onnx else ""))
     return out
