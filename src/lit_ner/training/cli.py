@@ -325,3 +325,10 @@ def cli_main(args: list[str] | None = None) -> LitNerCLI:
         )
     except LitNerError as exc:
         exit_with(exc)
+    finally:
+        # A DDP process group left to interpreter shutdown can abort the process after the work
+        # is done (gloo's threads still joinable: "terminate called without an active exception").
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
