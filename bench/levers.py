@@ -72,6 +72,8 @@ LEVERS = {
     # Third round (issue #30). A final fit on train + validation for the recipe's 6 epochs; its
     # validation F1 is not held out, so the row shows none and chooses nothing.
     "train_with_validation": [*OFFLINE_RECIPE, "--data.train_with_validation=true"],
+    # Each sentence with its 2 nearest training sentences as unlabelled context.
+    "retrieved_context": [*OFFLINE_RECIPE, "--data.retrieved_context=2"],
     # The base-size encoder's own levers, each a change to
     # configs/offline-base.yaml as it stands, chosen on validation (seed 42 first).
     "base": BASE,

@@ -78,6 +78,7 @@ def tokenize_and_align(
     max_length: int | None,
     continuation_ids: Sequence[int] | None,
     stride: int = 128,
+    contexts: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, list]:
     """`datasets.map(batched=True)` function: sentences -> model inputs with aligned labels.
 
@@ -97,6 +98,10 @@ def tokenize_and_align(
       window's start and end as a sentence's only where they are one;
     - `unlabelled_words`: owned words with no subword position (turned into nothing by the
       tokenizer), which are scored as predicted `O`.
+
+    With `contexts` (per sentence id, words: `data.retrieved_context`), a sentence that fits is
+    followed by its context as a second segment (`[CLS] sentence [SEP] context [SEP]`), cut to
+    `max_length`; context positions carry no label, no word and no shape.
     """
     max_length = max_length or tokenizer.model_max_length
     sentence_ids = batch.get("sentence_id") or [-1] * len(batch["tokens"])
@@ -105,6 +110,16 @@ def tokenize_and_align(
     for i, word_labels in enumerate(batch["tags"]):
         shapes = [word_shape(word) for word in batch["tokens"][i]]
         ids, word_ids = encoding["input_ids"][i], encoding.word_ids(batch_index=i)
+        context = contexts[sentence_ids[i]] if contexts is not None else []
+        if context and len(word_ids) < max_length - 1:  # room for a separator and some context
+            pair = tokenizer(
+                batch["tokens"][i], list(context), is_split_into_words=True, truncation="only_second",
+                max_length=max_length, verbose=False,
+            )  # fmt: skip
+            ids = pair["input_ids"]
+            word_ids = [
+                w if segment == 0 else None for w, segment in zip(pair.word_ids(), pair.sequence_ids())
+            ]
         windows = sentence_windows(word_ids, len(word_labels), max_length, stride)
         for positions, own_first, own_last in windows:
             example = window_example(

@@ -87,6 +87,11 @@ class NERDataModule(L.LightningDataModule):
             `train_with_dev`): a final fit for settings already chosen on validation, never a way
             to choose them, since validation scores are then no longer held out; `fit` keeps
             and tests the last epoch's checkpoint instead of the best by validation F1.
+        retrieved_context: give each sentence (of every split) its K nearest training sentences
+            as a second segment of context that carries no labels, by the cosine of the
+            encoder's mean-pooled embedding before fine-tuning (`lit_ner.data.context`; an
+            offline stand-in for CL-KL's web-search context); cut to `max_length`. 0: none.
+            Tagging text (`lit_ner tag`, exports) retrieves no context.
         augment: training-data augmentation, redrawn every epoch from the seed, counted in the logs
             (`lit_ner.data.augment.Augmentation`; validation, test and predict are never touched).
         batch_size: training sentences per batch (per device under DDP).
@@ -124,6 +129,7 @@ class NERDataModule(L.LightningDataModule):
         strict_bio: bool = False,
         label_all_tokens: bool = False,
         train_with_validation: bool = False,
+        retrieved_context: int = 0,
         augment: Augmentation = Augmentation(),  # a frozen default, never mutated
         batch_size: int = 16,
         group_by_length: bool = True,
@@ -139,10 +145,15 @@ class NERDataModule(L.LightningDataModule):
         # label_names is resolved from the data and recorded once, in the model's hparams (the
         # linked copy); Lightning refuses to log two different values under one key.
         self.save_hyperparameters(ignore=["label_names", "augment"])
+        if retrieved_context < 0:
+            raise LitNerError(
+                f"data.retrieved_context must be a number of sentences >= 0, not {retrieved_context}"
+            )
         augment = Augmentation.checked(augment)
         self.hparams["augment"] = dataclasses.asdict(augment)  # plain values in checkpoints and cards
         self.augment = augment
         self._augmented: MentionReplacedSet | None = None
+        self._contexts: dict[str, list[list[str]]] | None = None
         self._tokenizer = None
         self._seed: int | None = None
         # (epoch, batches done, processes) from a checkpoint
@@ -303,8 +314,9 @@ class NERDataModule(L.LightningDataModule):
             if split not in self.datasets:
                 self.datasets[split] = self._tokenized(split)
 
-    def _align(self) -> Any:
-        """Sentences (`tokens`, tag-id `tags`, `sentence_id` columns) to model examples, as set up."""
+    def _align(self, split: str) -> Any:
+        """A split's sentences (`tokens`, tag-id `tags`, `sentence_id` columns) to model examples,
+        as set up."""
         hp = self.hparams
         return partial(
             tokenize_and_align,
@@ -312,7 +324,29 @@ class NERDataModule(L.LightningDataModule):
             max_length=self.max_length,
             continuation_ids=continuation_label_ids(self.label_names) if hp.label_all_tokens else None,
             stride=hp.stride,
+            contexts=self.contexts(split) if hp.retrieved_context else None,
         )
+
+    def contexts(self, split: str) -> list[list[str]]:
+        """Each sentence's retrieved context (`retrieved_context`), by sentence id: the words of
+        its nearest training sentences, computed once for every split."""
+        if self._contexts is None:
+            from lit_ner.data.context import retrieved_contexts
+
+            hp = self.hparams
+            splits = {name: self.words(name) for name in self.splits}
+            self._contexts = retrieved_contexts(
+                hp.tokenizer_name_or_path, self.tokenizer, splits, hp.retrieved_context, hp.trust_remote_code
+            )
+            rank_zero_info(
+                f"data.retrieved_context: each sentence is given its {hp.retrieved_context} nearest training "
+                "sentences as unlabelled context, "
+                + ", ".join(
+                    f"{name} {sum(map(len, rows)) / max(len(rows), 1):.1f} words on average"
+                    for name, rows in self._contexts.items()
+                )
+            )
+        return self._contexts[split]
 
     def _tokenized(self, split: str) -> Any:
         import datasets
@@ -331,7 +365,7 @@ class NERDataModule(L.LightningDataModule):
                 "sentence_id": list(range(len(data["tags"]))),
             }
         )
-        align = self._align()
+        align = self._align(split)
         max_length, continuation = align.keywords["max_length"], align.keywords["continuation_ids"]
         # In-memory data sets are not cached by `datasets`; key the cache on the data and on
         # everything that shapes the encoding, the code included, so any change re-tokenizes.
@@ -343,6 +377,7 @@ class NERDataModule(L.LightningDataModule):
                 max_length,
                 hp.stride,
                 continuation,
+                align.keywords["contexts"],
                 alignment_code(),
             ]
         )
@@ -404,7 +439,7 @@ class NERDataModule(L.LightningDataModule):
         if self._augmented is None or self._augmented.seed != self.seed:
             train = self.get_split("train")
             self._augmented = MentionReplacedSet(
-                train["tokens"], train["tags"], self.label_names, self._align(),
+                train["tokens"], train["tags"], self.label_names, self._align("train"),
                 self.augment.mention_replacement, self.seed,
             )  # fmt: skip
         return self._augmented

@@ -1,0 +1,58 @@
+"""Retrieved context (`--data.retrieved_context K`): each sentence gets its K nearest training
+sentences by the encoder's own sentence embedding, never itself or a copy of its words, as a
+second segment that carries no labels; the sentence's own encoding and labels stay as they were."""
+
+import json
+
+import torch
+
+from lit_ner.data.context import nearest_sentences
+from lit_ner.data.datamodule import NERDataModule
+from lit_ner.wnut17 import WNUT17_LABELS
+
+from .test_word_features import wnut17_slice
+
+
+def test_the_nearest_sentences_are_the_most_similar_others_never_itself_or_a_copy():
+    words = [["a"], ["b"], ["a"], ["c"]]  # sentence 2 is a copy of sentence 0
+    pool = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.0], [0.8, 0.6], [1.0, 0.01], [0.0, 1.0]]), dim=-1
+    )
+    assert nearest_sentences(pool, pool, 2, words, words, same_split=True) == [[1, 3], [2, 0], [1, 3], [1, 2]]
+    queries = torch.nn.functional.normalize(torch.tensor([[0.1, 1.0]]), dim=-1)
+    assert nearest_sentences(queries, pool, 1, [["x"]], words, same_split=False) == [[3]]
+
+
+def test_each_sentence_is_followed_by_its_context_which_carries_no_label(
+    tiny_model_dir, wnut17_dir, tmp_path
+):
+    train = wnut17_slice(wnut17_dir / "wnut17train.conll", tmp_path / "train.conll", 60)
+    test = wnut17_slice(wnut17_dir / "emerging.test.annotated", tmp_path / "test.conll", 20)
+
+    def data(k):
+        module = NERDataModule(
+            train_file=train, validation_file=test, test_file=test, label_names=WNUT17_LABELS,
+            tokenizer_name_or_path=tiny_model_dir, cache_dir=str(tmp_path), retrieved_context=k,
+        )  # fmt: skip
+        module.setup("fit")
+        return module
+
+    plain, with_context = data(0), data(2)
+    tokenizer = with_context.tokenizer
+    for split in ("train", "validation"):
+        contexts = with_context.contexts(split)
+        for plain_row, row in zip(plain.datasets[split], with_context.datasets[split]):
+            sentence = row["sentence_id"]
+            n = len(plain_row["input_ids"])
+            # The sentence as it was, then its context and a separator; no label, word or shape there.
+            assert row["input_ids"][:n] == plain_row["input_ids"]
+            expected = tokenizer(contexts[sentence], is_split_into_words=True, add_special_tokens=False)
+            assert row["input_ids"][n:-1] == expected["input_ids"][: len(row["input_ids"]) - n - 1]
+            assert row["input_ids"][-1] == tokenizer.sep_token_id
+            assert set(row["labels"][n:]) == {-100} and set(row["shape_ids"][n:]) == {0}
+            assert row["labels"][:n] == plain_row["labels"] and row["word_labels"] == plain_row["word_labels"]
+            assert set(row["word_index"][n:]) == {-1}
+            # Context from the training split, two sentences, never the sentence itself.
+            words = with_context.words(split)[sentence]
+            assert len(contexts[sentence]) > 0 and contexts[sentence] != words
+    assert json.dumps(with_context.contexts("train")) != json.dumps(with_context.contexts("validation"))
