@@ -72,6 +72,16 @@ LEVERS = {
     # Third round (issue #30). A final fit on train + validation for the recipe's 6 epochs; its
     # validation F1 is not held out, so the row shows none and chooses nothing.
     "train_with_validation": [*OFFLINE_RECIPE, "--data.train_with_validation=true"],
+    # Knowledge distillation from the base encoder's seed-42 fit (`TEACHER`, its export; the base
+    # lever's fit, or what replaced it as the base recipe), weight and temperature chosen on
+    # validation.
+    "distilled_w0.5_t1": [*OFFLINE_RECIPE, "--model.teacher={teacher}", "--model.distill_weight=0.5"],
+    "distilled_w0.5_t2": [
+        *OFFLINE_RECIPE,
+        "--model.teacher={teacher}",
+        "--model.distill_weight=0.5",
+        "--model.distill_temperature=2",
+    ],  # fmt: skip
     # Each sentence with its 2 nearest training sentences as unlabelled context.
     "retrieved_context": [*OFFLINE_RECIPE, "--data.retrieved_context=2"],
     # The base-size encoder's own levers, each a change to
@@ -94,6 +104,23 @@ def lit_ner(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "lit_ner", *args], check=True, cwd=REPO)
 
 
+# The lever whose seed-42 fit's export teaches the distilled levers.
+TEACHER_LEVER = "base"
+
+
+def teacher_export() -> str:
+    """The teacher's export (relative to the repository), from its fit's summary."""
+    summaries = sorted((REPO / "runs" / f"levers-{TEACHER_LEVER}" / "seed-42").glob("*/fit_summary.json"))
+    if not summaries:
+        sys.exit(f"bench/levers.py: the teacher ({TEACHER_LEVER}, seed 42) has not been fit yet")
+    return json.loads(summaries[-1].read_text())["export"]
+
+
+def lever_args(name: str) -> list[str]:
+    """A lever's arguments, the teacher's export filled in."""
+    return [arg.replace("{teacher}", teacher_export()) if "{teacher}" in arg else arg for arg in LEVERS[name]]
+
+
 def train(name: str, seeds: int) -> dict:
     """A lever's fits, one per seed under `runs/levers-NAME/seed-S/`: each started with
     `--ckpt_path last` (a stopped fit resumes from its last.ckpt) and kept, not run again, once
@@ -103,7 +130,7 @@ def train(name: str, seeds: int) -> dict:
         root = REPO / "runs" / f"levers-{name}" / f"seed-{seed}"
         if not list(root.glob("*/fit_summary.json")):
             lit_ner(
-                "fit", *CONFIGS, *LEVERS[name], f"--seed_everything={seed}",
+                "fit", *CONFIGS, *lever_args(name), f"--seed_everything={seed}",
                 f"--trainer.logger.init_args.name=levers-{name}/seed-{seed}",
                 "--trainer.enable_progress_bar=false", "--ckpt_path", "last",
             )  # fmt: skip
@@ -118,7 +145,7 @@ def train(name: str, seeds: int) -> dict:
             }
         )  # fmt: skip
     # Minutes: each fit's own wall time (a resumed fit's: its last part's), summed over the seeds.
-    return {"args": LEVERS[name], "runs": runs, "minutes": round(sum(run["minutes"] for run in runs), 1)}
+    return {"args": lever_args(name), "runs": runs, "minutes": round(sum(run["minutes"] for run in runs), 1)}
 
 
 def redecode(name: str, trained: dict) -> dict:
