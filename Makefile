@@ -28,11 +28,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner editable with its dev, offline, mpnet, bench, onnx and serve extras
 
+# One pytest-xdist worker per core, each single-threaded (tests/conftest.py).
 test: install ## Run the test suite (WNUT17_DIR=... enables the tests on the real data)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto
 
 test-fast: install ## The tests a developer runs while working: all but those marked slow (under 2 minutes)
-	$(PYTHON) -m pytest -m "not slow"
+	$(PYTHON) -m pytest -n auto -m "not slow"
 
 # The newest release of every dependency, past pyproject's caps, in an environment of its own: what
 # the next release of Lightning, LitServe, W&B, transformers or datasets will do to lit_ner, found
@@ -49,7 +50,7 @@ test-latest: ## The suite in a fresh environment with the newest releases (past 
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -c $(LATEST_VENV)/constraints.txt $(LATEST)
 	$(LATEST_VENV)/bin/python -m pip list --format=freeze > $(LATEST_VENV)/versions.txt
 	grep -iE "^($(shell echo $(LATEST) torch | tr ' ' '|'))==" $(LATEST_VENV)/versions.txt
-	LIT_NER_UNTESTED_VERSIONS=1 $(LATEST_VENV)/bin/python -m pytest
+	LIT_NER_UNTESTED_VERSIONS=1 $(LATEST_VENV)/bin/python -m pytest -n auto
 
 lint: install ## ruff check and ruff format --check
 	$(PYTHON) -m ruff check src tests bench

@@ -10,6 +10,10 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="lit_ner_datasets_"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Under pytest-xdist (`make test` runs one worker per core), one thread each, the processes they
+# start included: workers that each used every core would fight over them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 import pytest  # noqa: E402
 
