@@ -6,6 +6,7 @@ import json
 
 import torch
 
+from lit_ner.data.alignment import tokenize_and_align
 from lit_ner.data.context import nearest_sentences
 from lit_ner.data.datamodule import NERDataModule
 from lit_ner.wnut17 import WNUT17_LABELS
@@ -56,3 +57,32 @@ def test_each_sentence_is_followed_by_its_context_which_carries_no_label(
             words = with_context.words(split)[sentence]
             assert len(contexts[sentence]) > 0 and contexts[sentence] != words
     assert json.dumps(with_context.contexts("train")) != json.dumps(with_context.contexts("validation"))
+
+
+def test_a_tokenizer_with_two_separators_between_segments_gets_context_only_where_it_fits(
+    wnut17_dir, tmp_path
+):
+    """RoBERTa's pair is `<s> A </s></s> B </s>`: a sentence one position short of the limit has
+    no room for context and stays as it was, instead of failing in the tokenizer."""
+    from transformers import AutoTokenizer
+
+    from .tokenizer_families import FAMILIES, save_family_model, training_text
+
+    family = next(family for family in FAMILIES if family.name == "roberta")
+    directory = save_family_model(
+        family, training_text(wnut17_dir / "wnut17train.conll"), tmp_path / "roberta"
+    )
+    tokenizer = AutoTokenizer.from_pretrained(directory, add_prefix_space=True)
+    words = ["Storm", "hits", "New", "York"]
+    alone = len(tokenizer(words, is_split_into_words=True)["input_ids"])
+    context = [["the", "storm", "in", "Boston", "was", "worse"]]
+    for max_length, has_context in ((alone + 1, False), (alone + 2, False), (alone + 3, True)):
+        example = tokenize_and_align(
+            {"tokens": [words], "tags": [[0] * 4], "sentence_id": [0]},
+            tokenizer,
+            max_length,
+            None,
+            contexts=context,
+        )
+        ids = example["input_ids"][0]
+        assert len(ids) <= max_length and (len(ids) > alone) == has_context, max_length

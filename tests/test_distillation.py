@@ -82,13 +82,13 @@ def tagger_word_scores(export, text, decoding):
 
 
 def expected_distribution(export, scores, decoding, temperature):
-    """Word distributions from word scores: softmax, or the CRF's marginals by the torch CRF (an
-    implementation apart from the teacher's numpy one, checked by enumeration above)."""
+    """Word distributions from word scores as the teacher decodes them: the marginals of its
+    chain (a CRF's scores within valid BIO, or valid BIO alone over log-probabilities), by the
+    torch CRF (an implementation apart from the teacher's numpy one, checked by enumeration above)."""
     scores = torch.from_numpy(scores).unsqueeze(0)
-    if decoding != "crf":
-        return (scores / temperature).softmax(dim=-1)[0].numpy()
     config = json.loads((Path(export) / "config.json").read_text())
-    start, transitions, end = viterbi_constraints(WNUT17_LABELS, "crf", crf_scores(config))
+    start, transitions, end = viterbi_constraints(WNUT17_LABELS, decoding, crf_scores(config))
+    end = np.zeros_like(start) if end is None else end
     # fp64: over 640 words, fp32's forward scores lose the fourth digit of a marginal.
     crf = CRF(len(WNUT17_LABELS)).double()  # no constraints of its own: they are in the scores above
     scores = scores.double()
@@ -114,6 +114,9 @@ def test_the_teacher_reads_each_word_as_its_tagger_does(crf_export_dir, valid_bi
         expected = expected_distribution(export, scores, decoding, 2.0)
         np.testing.assert_allclose(distribution, expected, atol=1e-5)
         np.testing.assert_allclose(distribution.sum(axis=1), 1.0, atol=1e-5)
+        # Never I-X at a sentence's start: the teacher decodes within valid BIO.
+        inside = [i for i, label in enumerate(WNUT17_LABELS) if label.startswith("I-")]
+        assert distribution[0, inside].max() < 1e-6 < distribution[1:, inside].max()
 
 
 def test_the_teacher_runs_each_distinct_sentence_once(crf_export_dir, monkeypatch):
@@ -179,3 +182,19 @@ def test_a_student_learns_a_teacher_with_another_tokenizer(
     kl = [float(row["train/distill_loss"]) for row in taught]
     assert len(kl) == 16 and all(np.isfinite(kl))
     assert np.mean(kl[-4:]) < 0.5 * np.mean(kl[:4])
+
+
+@pytest.mark.slow
+def test_a_crf_student_learns_an_argmax_teacher_without_its_unreachable_sentence_starts(
+    tiny_model_dir, export_dir, wnut17_dir, tmp_path, no_wnut17_env
+):
+    """An argmax teacher's softmax gives a sentence's first word some I-X probability, which a CRF
+    student cannot have: it is read without it, so that the loss stays the size of a KL divergence
+    (with it, thousands: the start constraint's -1e4 times that probability)."""
+    train = wnut17_slice(wnut17_dir / "wnut17train.conll", tmp_path / "train.conll", 32)
+    taught = distill_fit(
+        tmp_path, tiny_model_dir, train, "argmax", f"--model.teacher={export_dir}",
+        "--model.distill_weight=1", "--trainer.max_epochs=1",
+    )  # fmt: skip
+    kl = [float(row["train/distill_loss"]) for row in taught]
+    assert len(kl) == 2 and all(0 < value < 5 for value in kl)

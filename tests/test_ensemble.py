@@ -14,7 +14,7 @@ import torch
 
 from lit_ner.__main__ import run_command
 from lit_ner.errors import LitNerError
-from lit_ner.export.ensemble import ensemble_model
+from lit_ner.export.ensemble import ensemble_model, soup_model
 from lit_ner.export.hf import hf_model_from_checkpoint
 from lit_ner.hub import load_token_classifier_model
 from lit_ner.model.encoder import ClassifierParts
@@ -29,18 +29,20 @@ from .test_inference import SPECIAL_TEXTS
 TEXTS = [*SPECIAL_TEXTS, "Storm hits New York as @NYGovCuomo says #Sandy is over " * 3]
 
 
-def member_checkpoint(directory, tiny_model_dir, seed, labels=WNUT17_LABELS):
+def member_checkpoint(directory, tiny_model_dir, seed, labels=WNUT17_LABELS, shape_dim=4):
     """A lit_ner checkpoint of a tiny random CRF model with word features: its seed's own head,
     CRF and shape scores, large enough that the members disagree."""
     torch.manual_seed(seed)
-    parts = ClassifierParts(labels, tiny_model_dir, head="crf", word_features=True, word_features_dim=4)
+    parts = ClassifierParts(
+        labels, tiny_model_dir, head="crf", word_features=True, word_features_dim=shape_dim
+    )
     with torch.no_grad():
         for name, parameter in parts.named_parameters():
             if name.startswith(("crf.", "word_shapes.", "model.classifier.")):
                 parameter.normal_(0.0, 2.0)
     hparams = {
         "label_names": labels, "model_name_or_path": tiny_model_dir, "head": "crf", "word_features": True,
-        "word_features_dim": 4, "decoding": "argmax",
+        "word_features_dim": shape_dim, "decoding": "argmax",
     }  # fmt: skip
     path = directory / f"seed-{seed}.ckpt"
     torch.save({"state_dict": parts.state_dict(), "hyper_parameters": hparams, "epoch": 0}, path)
@@ -119,6 +121,9 @@ def test_checkpoints_of_different_recipes_are_refused_in_one_line(members, tmp_p
         ensemble_model([members[0], other])
     with pytest.raises(LitNerError, match="an ensemble needs at least 2 checkpoints"):
         ensemble_model(members[:1])
+    wider = member_checkpoint(tmp_path, tiny_model_dir, 5, shape_dim=8)  # another word_features_dim
+    with pytest.raises(LitNerError, match=r"seed-5.ckpt: its weights differ .* in name or shape"):
+        soup_model([members[0], wider])
 
 
 def test_a_soup_is_one_model_of_the_members_mean_weights(members, tmp_path):

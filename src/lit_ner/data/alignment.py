@@ -107,11 +107,14 @@ def tokenize_and_align(
     sentence_ids = batch.get("sentence_id") or [-1] * len(batch["tokens"])
     encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=False, verbose=False)
     out: dict[str, list] = {name: [] for name in EXAMPLE_COLUMNS}
+    if contexts is not None:  # what a second segment adds: BERT's [SEP], RoBERTa's </s></s>
+        separators = tokenizer.num_special_tokens_to_add(pair=True) - tokenizer.num_special_tokens_to_add()
     for i, word_labels in enumerate(batch["tags"]):
         shapes = [word_shape(word) for word in batch["tokens"][i]]
         ids, word_ids = encoding["input_ids"][i], encoding.word_ids(batch_index=i)
         context = contexts[sentence_ids[i]] if contexts is not None else []
-        if context and len(word_ids) < max_length - 1:  # room for a separator and some context
+        # Room for the pair's separators (one for BERT, two for RoBERTa's </s></s>) and some context.
+        if context and len(word_ids) + separators < max_length:
             pair = tokenizer(
                 batch["tokens"][i], list(context), is_split_into_words=True, truncation="only_second",
                 max_length=max_length, verbose=False,

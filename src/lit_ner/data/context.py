@@ -20,15 +20,19 @@ from lit_ner.hub import hub_errors, resolve_name_or_path
 
 @torch.inference_mode()
 def sentence_embeddings(
-    encoder: Any, tokenizer: Any, sentences: Sequence[Sequence[str]], batch_size: int = 64
+    encoder: Any, tokenizer: Any, sentences: Sequence[Sequence[str]], max_length: int, batch_size: int = 64
 ) -> torch.Tensor:
-    """`(sentences, hidden)`: each sentence's mean last hidden state over its subwords, unit length."""
+    """`(sentences, hidden)`: each sentence's mean last hidden state over its first `max_length`
+    positions, unit length."""
     encoder.eval()
     out = []
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))  # batches of like lengths
     for first in range(0, len(order), batch_size):
         rows = [list(sentences[i]) or [""] for i in order[first : first + batch_size]]
-        inputs = tokenizer(rows, is_split_into_words=True, truncation=True, padding=True, return_tensors="pt")
+        inputs = tokenizer(
+            rows, is_split_into_words=True, truncation=True, max_length=max_length, padding=True,
+            return_tensors="pt",
+        )  # fmt: skip
         hidden = encoder(**{k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")})
         mask = inputs["attention_mask"].unsqueeze(-1).float()
         mean = (hidden.last_hidden_state * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
@@ -49,11 +53,14 @@ def nearest_sentences(
 ) -> list[list[int]]:
     """Per query, the indices of its `k` nearest pool sentences by cosine, nearest first: never
     itself (`same_split`: queries and pool are one list) and never a copy of its words."""
-    similarities = queries @ pool.T
-    if same_split:
-        similarities.fill_diagonal_(-2.0)
     extra = min(len(pool_words), k + 8)  # room to skip copies
-    ranked = similarities.topk(extra, dim=1).indices.tolist() if len(pool_words) else [[] for _ in queries]
+    ranked: list[list[int]] = []
+    for first in range(0, len(queries), 1024):  # in chunks: never a queries x pool matrix at once
+        similarities = queries[first : first + 1024] @ pool.T
+        if same_split:
+            rows = torch.arange(len(similarities))
+            similarities[rows, rows + first] = -2.0
+        ranked += similarities.topk(extra, dim=1).indices.tolist() if extra else [[] for _ in similarities]
     out = []
     for i, candidates in enumerate(ranked):
         own = list(query_words[i])
@@ -67,10 +74,11 @@ def retrieved_contexts(
     tokenizer: Any,
     splits: dict[str, Sequence[Sequence[str]]],
     k: int,
+    max_length: int,
     trust_remote_code: bool = False,
 ) -> dict[str, list[list[str]]]:
-    """For each split's sentences, the words of their `k` nearest training sentences, nearest first,
-    joined in one list (the context each is given)."""
+    """For each split's sentences (`splits` has the train split, the pool), the words of their `k`
+    nearest training sentences, nearest first, joined in one list (the context each is given)."""
     from transformers import AutoModel
 
     with hub_errors(f"encoder '{encoder_name}' (for data.retrieved_context)", encoder_name):
@@ -78,10 +86,10 @@ def retrieved_contexts(
             resolve_name_or_path(encoder_name), trust_remote_code=trust_remote_code
         )
     train = splits["train"]
-    pool = sentence_embeddings(encoder, tokenizer, train)
+    pool = sentence_embeddings(encoder, tokenizer, train, max_length)
     contexts = {}
     for name, sentences in splits.items():
-        queries = pool if name == "train" else sentence_embeddings(encoder, tokenizer, sentences)
+        queries = pool if name == "train" else sentence_embeddings(encoder, tokenizer, sentences, max_length)
         nearest = nearest_sentences(queries, pool, k, sentences, train, same_split=name == "train")
         contexts[name] = [[word for j in row for word in train[j]] for row in nearest]
     return contexts

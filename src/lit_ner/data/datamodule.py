@@ -85,8 +85,9 @@ class NERDataModule(L.LightningDataModule):
         label_all_tokens: label continuation subwords with their word's I- tag instead of -100.
         train_with_validation: train on the train and validation splits together (Flair's
             `train_with_dev`): a final fit for settings already chosen on validation, never a way
-            to choose them, since validation scores are then no longer held out; `fit` keeps
-            and tests the last epoch's checkpoint instead of the best by validation F1.
+            to choose them, since validation scores are then no longer held out; the CLI's `fit`
+            keeps and tests the last epoch's checkpoint instead of the best by validation F1
+            (from Python, keep the last epoch yourself: `ModelCheckpoint(monitor=None)`).
         retrieved_context: give each sentence (of every split) its K nearest training sentences
             as a second segment of context that carries no labels, by the cosine of the
             encoder's mean-pooled embedding before fine-tuning (`lit_ner.data.context`; an
@@ -334,17 +335,19 @@ class NERDataModule(L.LightningDataModule):
             from lit_ner.data.context import retrieved_contexts
 
             hp = self.hparams
+            if not self.has_split("train"):
+                raise LitNerError(
+                    "data.retrieved_context: the context is retrieved from the train split; give one"
+                )
             splits = {name: self.words(name) for name in self.splits}
             self._contexts = retrieved_contexts(
-                hp.tokenizer_name_or_path, self.tokenizer, splits, hp.retrieved_context, hp.trust_remote_code
-            )
+                hp.tokenizer_name_or_path, self.tokenizer, splits, hp.retrieved_context, self.max_length,
+                hp.trust_remote_code,
+            )  # fmt: skip
             rank_zero_info(
-                f"data.retrieved_context: each sentence is given its {hp.retrieved_context} nearest training "
-                "sentences as unlabelled context, "
-                + ", ".join(
-                    f"{name} {sum(map(len, rows)) / max(len(rows), 1):.1f} words on average"
-                    for name, rows in self._contexts.items()
-                )
+                f"data.retrieved_context: each sentence is given its {hp.retrieved_context} nearest "
+                "training sentences as unlabelled context, cut to data.max_length (a sentence that "
+                "needs windows gets none)"
             )
         return self._contexts[split]
 
@@ -398,6 +401,11 @@ class NERDataModule(L.LightningDataModule):
         rank_zero_info(info)
         if warning:
             rank_zero_warn(warning)
+        contexts = align.keywords["contexts"]
+        if contexts is not None:  # a sentence that needs windows, or has no neighbour, gets none
+            whole = {s for s, n in zip(tokenized["sentence_id"], tokenized["n_windows"]) if n == 1}
+            given = sum(1 for s in whole if contexts[s])
+            rank_zero_info(f"{split}: retrieved context given to {given:,} of {len(contexts):,} sentences")
         return tokenized.remove_columns(["unlabelled_words"])
 
     def _lengths(self, split: str) -> list[int]:

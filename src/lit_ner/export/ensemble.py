@@ -13,7 +13,7 @@ from lit_ner.export.hf import TESTED_PRECISION_KEY, hf_model_from_checkpoint, sa
 from lit_ner.export.model_card import with_usage
 from lit_ner.portable.windows import STRIDE_KEY
 from lit_ner.portable.word_decoding import crf_scores, write_decoding
-from lit_ner.portable.word_shapes import has_shape_scores, shape_scores, write_shape_scores
+from lit_ner.portable.word_shapes import VERSION_KEY, has_shape_scores, shape_scores, write_shape_scores
 
 # What a member's config records of lit_ner's training and decoding: the ensemble's own config
 # holds the pooled values, the member config the architecture alone.
@@ -51,6 +51,14 @@ def ensemble_model(
                 f"{path}: its {what} differs from {checkpoints[0]}'s; an ensemble's members are fits "
                 "of one recipe (the same encoder and labels)"
             )
+    for key in (STRIDE_KEY, VERSION_KEY):
+        values = {str(getattr(config, key, None)) for config in configs}
+        if len(values) > 1:
+            raise LitNerError(
+                f"the checkpoints differ in {key} ({', '.join(sorted(values))}): one recipe's fits"
+            )
+    if len({tokenizer.model_max_length for _, tokenizer in members}) > 1:
+        raise LitNerError("the checkpoints were trained with different data.max_length: one recipe's fits")
     decodings = {getattr(config, "lit_ner_decoding", "argmax") for config in configs}
     if len(decodings) > 1:
         raise LitNerError(
@@ -96,8 +104,13 @@ def soup_model(checkpoints: list[str], trust_remote_code: bool = False) -> tuple
     ensemble_model(checkpoints, trust_remote_code, check_only=True)
     loaded = [load_checkpoint(path) for path in checkpoints]
     states = [checkpoint["state_dict"] for checkpoint in loaded]
-    if any(state.keys() != states[0].keys() for state in states):
-        raise LitNerError("the checkpoints hold different weights: a soup needs fits of one recipe")
+    for path, state in zip(checkpoints[1:], states[1:]):
+        shapes = {name: tuple(tensor.shape) for name, tensor in state.items()}
+        if shapes != {name: tuple(tensor.shape) for name, tensor in states[0].items()}:
+            raise LitNerError(
+                f"{path}: its weights differ from {checkpoints[0]}'s in name or shape; a soup averages "
+                "fits of one recipe"
+            )
     averaged = {
         name: torch.stack([state[name].float() for state in states]).mean(dim=0).to(tensor.dtype)
         if tensor.is_floating_point()

@@ -141,11 +141,7 @@ class CRF(nn.Module):
         gold = gold + (moves * mask[:, 1:]).sum(dim=1)
         gold = gold + end.gather(1, tags.gather(1, (lengths - 1).unsqueeze(1))).squeeze(1)
         # log Z by the forward algorithm.
-        alpha = start + emissions[:, 0]
-        for t in range(1, emissions.shape[1]):
-            step = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, t]
-            alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
-        log_z = torch.logsumexp(alpha + end, dim=1)
+        log_z = torch.logsumexp(forward_scores(emissions, mask, start, transitions)[-1] + end, dim=1)
         return (log_z - gold).sum() / lengths.sum()
 
     def log_marginals(
@@ -167,10 +163,7 @@ class CRF(nn.Module):
         mask = mask.bool()
         every = torch.ones(emissions.shape[0], dtype=torch.bool, device=emissions.device)
         start, end = sentence_edge(start, opens, every), sentence_edge(end, closes, every)
-        alphas = [start + emissions[:, 0]]
-        for t in range(1, emissions.shape[1]):
-            step = torch.logsumexp(alphas[-1].unsqueeze(2) + transitions, dim=1) + emissions[:, t]
-            alphas.append(torch.where(mask[:, t].unsqueeze(1), step, alphas[-1]))
+        alphas = forward_scores(emissions, mask, start, transitions)
         # beta[t]: the paths after word t, from the word after it; a row's last word is followed
         # by its end scores only.
         betas = [end]
@@ -185,6 +178,18 @@ class CRF(nn.Module):
         """The most probable label sequence of each row (Viterbi), `(batch, words)`."""
         start, transitions, end = self.scores()
         return viterbi_decode(emissions, mask.bool(), transitions, start, end)
+
+
+def forward_scores(
+    emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor
+) -> list[torch.Tensor]:
+    """The forward algorithm's log scores, one `(batch, labels)` per word: the paths of words
+    `0..t` that end in each label (a row's masked words carry its last real word's on)."""
+    alphas = [start + emissions[:, 0]]
+    for t in range(1, emissions.shape[1]):
+        step = torch.logsumexp(alphas[-1].unsqueeze(2) + transitions, dim=1) + emissions[:, t]
+        alphas.append(torch.where(mask[:, t].unsqueeze(1), step, alphas[-1]))
+    return alphas
 
 
 def sentence_edge(scores: torch.Tensor, present: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:

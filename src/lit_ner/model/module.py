@@ -314,8 +314,14 @@ class TokenClassifier(L.LightningModule):
         temperature = self.hparams.distill_temperature
         scores = self.word_scores(logits, batch)
         if self.crf is not None:
-            opens = batch["word_offset"] == 0 if "word_offset" in batch else None
+            opens = batch["word_offset"] == 0 if "word_offset" in batch else torch.ones_like(words[:, 0])
             student = self.crf.log_marginals(scores, words, opens, batch.get("closes_sentence"), temperature)
+            # A sentence's first word cannot be I-X for this CRF: a teacher that gives it some
+            # probability (an argmax model's softmax) is read without it, not as an unreachable target.
+            first = targets[:, 0] * (self.crf.start_constraint > IMPOSSIBLE / 2).to(targets.dtype)
+            first = first / first.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+            targets = targets.clone()
+            targets[:, 0] = torch.where(opens.bool().unsqueeze(1), first, targets[:, 0])
         else:
             student = (scores / temperature).log_softmax(dim=-1)
         # Only words the student sees (a word no subword reached is O by fiat, not by the model).
@@ -337,7 +343,7 @@ class TokenClassifier(L.LightningModule):
         offsets = batch["word_offset"].tolist() if "word_offset" in batch else [0] * len(sentence_ids)
         counts = (batch["word_labels"] != IGNORE_INDEX).sum(dim=1).tolist()
         distributions = self._teacher.distributions([words[i] for i in sentence_ids])
-        targets = torch.zeros(*batch["word_labels"].shape, len(self.label_names))
+        targets = torch.zeros(*batch["word_labels"].shape, len(self.label_names), dtype=torch.float32)
         for row, (distribution, offset, count) in enumerate(zip(distributions, offsets, counts)):
             targets[row, :count] = torch.from_numpy(distribution[offset : offset + count])
         return targets
@@ -371,6 +377,7 @@ class TokenClassifier(L.LightningModule):
             )
 
     def on_train_end(self) -> None:
+        self._teacher = None  # its memory back before the test and the export
         if self.skipped_batches:
             n = self.skipped_batches
             rank_zero_warn(f"{n} training batch{'es' * (n != 1)} skipped for a non-finite loss")

@@ -6,10 +6,11 @@ MPNet teaches a MiniLM although their vocabularies differ, because teacher and s
 the word, not at the subword. Each sentence's words are encoded with the teacher's own tokenizer,
 in whole-word windows, and each word is read from the window that owns it at its first subword,
 as the teacher was trained and tested (`portable.windows`, `portable.word_decoding`); its word
-shapes are added when it has them. The distribution of a word is the teacher's own decoding's:
-a CRF's marginal (the probability of the label at that word, every labelling of the other words
-summed over, by forward-backward), a softmax head's probabilities. A temperature above 1
-flattens both, dividing every score before normalising.
+shapes are added when it has them. The distribution of a word follows the teacher's own
+decoding: a CRF's marginal (the probability of the label at that word, every labelling of the
+other words summed over, by forward-backward), valid-BIO decoding's marginal over its
+log-probabilities under BIO's constraints, an argmax model's softmax. A temperature above 1
+flattens them, dividing every score before normalising.
 
 Sentences repeat from epoch to epoch (mention replacement redraws a sixth of them), so each
 distinct sentence is run once and its distributions cached.
@@ -59,6 +60,11 @@ class Teacher:
     ) -> None:
         if temperature <= 0:
             raise LitNerError(f"model.distill_temperature must be > 0, not {temperature}")
+        if str(name_or_path).endswith(".ckpt"):
+            raise LitNerError(
+                f"teacher '{name_or_path}': a checkpoint; give its export (`lit_ner export CKPT DIR`, or the "
+                "hf_model/ folder its fit wrote)"
+            )
         model = load_token_classifier_model(name_or_path, trust_remote_code)
         config = model.config
         names = [config.id2label[i] for i in range(config.num_labels)]
@@ -79,8 +85,15 @@ class Teacher:
             self.shape_scores = shape_scores(config, len(names))
         except ValueError as error:
             raise LitNerError(f"teacher '{name_or_path}': word-shape features: {error}") from None
-        # Viterbi's scores for a CRF teacher (its learned ones within valid BIO), else none.
-        self.crf = viterbi_constraints(names, "crf", crf_scores(config)) if self.decoding == "crf" else None
+        # The chain a word-level teacher decodes with: a CRF's learned scores within valid BIO, or
+        # valid BIO alone over log-probabilities; its marginals are then the distributions.
+        self.chain = None
+        if self.decoding in ("crf", "valid_bio"):
+            try:
+                start, transitions, end = viterbi_constraints(names, self.decoding, crf_scores(config))
+            except ValueError as error:
+                raise LitNerError(f"teacher '{name_or_path}': {error} (its config has none)") from None
+            self.chain = (start, transitions, np.zeros_like(start) if end is None else end)
         self._cache: dict[tuple[str, ...], np.ndarray] = {}
 
     def to(self, device: torch.device | str) -> Teacher:
@@ -117,23 +130,25 @@ class Teacher:
         """A sentence's word distributions from its word scores (log-probabilities, or a CRF's
         emissions) at the temperature."""
         scores = scores.astype(np.float64) / self.temperature
-        if self.crf is None:
+        if self.chain is None:
             return np.exp(log_softmax(scores)).astype(np.float32)
         if len(scores) == 0:
             return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        start, transitions, end = (np.asarray(s, dtype=np.float64) / self.temperature for s in self.crf)
+        start, transitions, end = (np.asarray(s, dtype=np.float64) / self.temperature for s in self.chain)
         alpha, beta = forward_backward(scores, transitions, start, end)
         log_z = logsumexp(alpha[-1] + end)
         return np.exp(alpha + beta - log_z).astype(np.float32)
 
     @torch.inference_mode()
     def _run(self, windows: list[dict[str, Any]]) -> None:
-        """Sets each window's `logits`, running them longest first in padded batches."""
+        """Sets each window's `logits`, running them longest first in padded batches, in fp32
+        whatever the student's autocast (the distributions must not depend on the student)."""
         device = next(self.model.parameters()).device
         order = sorted(windows, key=lambda window: -len(window["input_ids"]))
         for first in range(0, len(order), self.batch_size):
             batch = order[first : first + self.batch_size]
             inputs = {k: torch.from_numpy(v).to(device) for k, v in self.windower.batch(batch).items()}
-            logits = self.model(**inputs).logits.float().cpu().numpy()
+            with torch.autocast(device.type, enabled=False):
+                logits = self.model(**inputs).logits.float().cpu().numpy()
             for row, window in enumerate(batch):
                 window["logits"] = logits[row, : len(window["input_ids"])]

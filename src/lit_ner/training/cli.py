@@ -189,6 +189,7 @@ class LitNerCLI(compat.CLIHooks):
         if self.subcommand == "fit" and config.data.get("train_with_validation"):
             # Validation is trained on: its F1 chooses nothing, the last epoch is kept and tested.
             config.checkpoint.monitor = None
+            config.checkpoint.save_top_k = 1  # without a monitor, Lightning keeps the latest alone
             config.checkpoint.filename = "epoch={epoch}"
 
     def instantiate_classes(self) -> None:
@@ -313,10 +314,19 @@ def cli_main(args: list[str] | None = None) -> LitNerCLI:
     A `LitNerError` (the user's mistake, or an unreachable Hub) ends the process with one line on
     stderr and exit status 2.
     """
+
+    def end_process_group() -> None:
+        # A DDP process group left to the interpreter's shutdown can abort the process after the
+        # work is done (gloo's threads still joinable: "terminate called without an active exception").
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
     try:
         # Versioned logger directories never collide; without a logger, config.yaml in
         # default_root_dir records the latest run.
-        return LitNerCLI(
+        cli = LitNerCLI(
             TokenClassifier,
             NERDataModule,
             save_config_callback=LoggerSaveConfigCallback,
@@ -324,11 +334,7 @@ def cli_main(args: list[str] | None = None) -> LitNerCLI:
             args=args,
         )
     except LitNerError as exc:
+        end_process_group()
         exit_with(exc)
-    finally:
-        # A DDP process group left to interpreter shutdown can abort the process after the work
-        # is done (gloo's threads still joinable: "terminate called without an active exception").
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+    end_process_group()
+    return cli
