@@ -86,3 +86,26 @@ def test_a_tokenizer_with_two_separators_between_segments_gets_context_only_wher
         )
         ids = example["input_ids"][0]
         assert len(ids) <= max_length and (len(ids) > alone) == has_context, max_length
+
+
+def test_a_model_trained_with_context_says_that_tagging_retrieves_none(tiny_model_dir, tmp_path, capsys):
+    from lit_ner.tagging.tagger import Tagger
+    from lit_ner.training.cli import cli_main
+
+    from .conftest import FIXTURES
+
+    conll = str(FIXTURES / "quirks.conll")
+    cli_main(
+        [
+            "fit", "--model.model_name_or_path", tiny_model_dir, "--model.head=crf",
+            "--data.retrieved_context=1",
+            f"--data.train_file={conll}", f"--data.validation_file={conll}", f"--data.cache_dir={tmp_path}",
+            "--trainer.max_steps=1", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )  # fmt: skip
+    export = tmp_path / "hf_model"
+    assert json.loads((export / "config.json").read_text())["lit_ner_retrieved_context"] == 1
+    capsys.readouterr()
+    Tagger.from_pretrained(export)
+    assert "trained and tested with 1 retrieved training sentences as context" in capsys.readouterr().err

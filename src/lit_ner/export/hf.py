@@ -95,6 +95,16 @@ def record_windows(config: Any, tokenizer: Any, max_length: int | None, stride: 
     setattr(config, STRIDE_KEY, stride)
 
 
+# config.json's record of `data.retrieved_context` (the training sentences each sentence was given
+# as context), which tagging cannot retrieve: the Tagger says so.
+RETRIEVED_CONTEXT_KEY = "lit_ner_retrieved_context"
+
+
+def record_retrieved_context(config: Any, k: int) -> None:
+    if k:
+        setattr(config, RETRIEVED_CONTEXT_KEY, k)
+
+
 def hf_model(parts: Any, decoding: str) -> Any:
     """The Hugging Face token classifier of lit_ner's trained parts, its config telling how lit_ner
     decodes it: `parts` is a `TokenClassifier` or the `model.encoder.ClassifierParts` a checkpoint
@@ -126,6 +136,7 @@ def hf_model_from_checkpoint(
     tokenizer = load_tokenizer(checkpoint["hyper_parameters"]["model_name_or_path"], trust_remote_code)
     data = checkpoint.get("datamodule_hyper_parameters", {})
     record_windows(model.config, tokenizer, data.get("max_length"), data.get("stride", DEFAULT_STRIDE))
+    record_retrieved_context(model.config, data.get("retrieved_context", 0))
     return model, tokenizer
 
 

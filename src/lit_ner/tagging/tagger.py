@@ -16,6 +16,7 @@ Light to import: with the ONNX backend, neither torch nor transformers is loaded
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lit_ner.errors import LitNerError
+from lit_ner.export.hf import RETRIEVED_CONTEXT_KEY
 from lit_ner.hub import load_token_classifier_model, load_tokenizer, resolve_name_or_path
 from lit_ner.portable.windows import TokenWindower, default_stride
 from lit_ner.portable.word_decoding import DECODINGS, Decoding, crf_scores, decode_words
@@ -138,6 +140,14 @@ class Tagger:
         except ValueError as error:
             raise LitNerError(f"word-shape features: {error}") from None
         self.aggregator = Aggregator(self.windower.tokenizer, self.label_names, self.windower.unk_token_id)
+        context = getattr(config, RETRIEVED_CONTEXT_KEY, None)
+        if context:
+            print(
+                f"lit_ner: warning: this model was trained and tested with {context} retrieved training "
+                "sentences as context (data.retrieved_context); tagging retrieves none, so its entities "
+                "may differ from its test's",
+                file=sys.stderr,
+            )
 
     @classmethod
     def from_pretrained(

@@ -32,6 +32,7 @@ from lit_ner.errors import LitNerError, exit_with
 from lit_ner.export.hf import (
     EXPORT_DIRNAME,
     hf_model,
+    record_retrieved_context,
     record_tested_precision,
     record_windows,
     save_hf_model,
@@ -292,6 +293,7 @@ class LitNerCLI(compat.CLIHooks):
         exported = hf_model(model, model.hparams.decoding)
         record_tested_precision(exported.config, trainer.precision)
         record_windows(exported.config, data.tokenizer, data.hparams.max_length, data.hparams.stride)
+        record_retrieved_context(exported.config, data.hparams.get("retrieved_context", 0))
         export_dir = save_hf_model(exported, data.tokenizer, run_dir / EXPORT_DIRNAME, card)
         seed = config.get("seed_everything")
         best_score = checkpoint.best_model_score if checkpoint is not None else None
