@@ -2,12 +2,12 @@
 the docs show kept in `bench/results.json` under "results": `make results`.
 
 Usage: python bench/results.py [--rows recipe tutorial ...] [--out bench/results.json]
-       python bench/results.py --recipe_from_lever NAME
+       python bench/results.py --row_from_lever ROW=LEVER
 
-`--recipe_from_lever NAME` takes the recipe row from `make levers`' run of lever NAME instead of
-training it again: allowed only when that lever's settings, on top of the configs as they stand,
-change nothing (the two `--print_config` outputs are compared), so its three fits are the
-recipe's.
+`--row_from_lever ROW=LEVER` takes row ROW (`recipe`, `recipe_base`) from `make levers`' fits of
+lever LEVER instead of training them again: allowed only when that lever's settings are the
+row's configs as they stand (the two `--print_config` outputs are compared), so its three fits
+are the row's.
 
 Rows (WNUT-17 from the release inside the package unless WNUT17_DIR is set; fp32; the best epoch
 chosen on validation F1, that checkpoint scored once on test), seeds 42, 43, 44 each:
@@ -196,9 +196,12 @@ def run_hf_row(name: str) -> dict:
     }
 
 
-def recipe_from_lever(name: str) -> dict:
-    """The recipe row from lever `name`'s `fit --seeds 3` (bench/levers.py), which must be the
-    configs as they stand."""
+def row_from_lever(row: str, name: str) -> dict:
+    """Row `row` from lever `name`'s fits (bench/levers.py, one per seed under
+    runs/levers-NAME/seed-S), which must be the row's configs as they stand (the two
+    `--print_config` outputs are compared)."""
+    from lit_ner.training.summary import read_runs, summarize_runs
+
     lever = json.loads((REPO / "bench" / "levers.json").read_text())[name]
 
     def config(*args: str) -> dict:
@@ -210,18 +213,26 @@ def recipe_from_lever(name: str) -> dict:
             if key in ("model", "data", "trainer")
         }
 
-    if config(*lever["args"]) != config():
+    if config(*lever["args"]) != config(*ROWS[row]):
         sys.exit(
-            f"bench/results.py: lever {name} ({' '.join(lever['args'])}) is not the configs as they stand"
+            f"bench/results.py: lever {name} ({' '.join(lever['args'])}) is not row {row}'s configs "
+            "as they stand"
         )
-    seeds_file = f"seeds-{'-'.join(str(run['seed']) for run in lever['runs'])}.json"
-    summary = json.loads((REPO / "runs" / f"levers-{name}" / seeds_file).read_text())
-    command = [*CONFIGS, *lever["args"], f"--trainer.logger.init_args.name=levers-{name}"]
+    seeds = [run["seed"] for run in lever["runs"]]
+    summary = summarize_runs(
+        [read_runs(REPO / "runs" / f"levers-{name}" / f"seed-{seed}")[-1] for seed in seeds]
+    )
+    commands = [
+        "python -m lit_ner " + " ".join([
+            "fit", *CONFIGS, *lever["args"], f"--seed_everything={seed}",
+            f"--trainer.logger.init_args.name=levers-{name}/seed-{seed}",
+            "--trainer.enable_progress_bar=false", "--ckpt_path", "last",
+        ])
+        for seed in seeds
+    ]  # fmt: skip
     return {
-        "command": "python -m lit_ner fit "
-        + " ".join(command)
-        + " --trainer.enable_progress_bar=false --seeds 3",
-        "source": f"make levers: lever {name}, the configs as they stand",
+        "commands": commands,
+        "source": f"bench/levers.py: lever {name}, the configs as they stand",
         "runs": summary["runs"],
         "scores": summary["scores"],
         "machine": lever.get("machine", machine()),
@@ -244,15 +255,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     parser.add_argument("--hf_child", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
-    parser.add_argument("--recipe_from_lever", help="take the recipe row from this lever's runs (see above)")
+    parser.add_argument(
+        "--row_from_lever", metavar="ROW=LEVER", help="take row ROW from lever LEVER's fits (see above)"
+    )
     args = parser.parse_args()
     if args.hf_child:
         return run_hf_trainer(args.hf_child, args.seed, args.out)
-    if args.recipe_from_lever:
+    if args.row_from_lever:
+        row, _, lever = args.row_from_lever.partition("=")
         data = json.loads(args.out.read_text())
-        data["results"]["recipe"] = recipe_from_lever(args.recipe_from_lever)
+        data["results"][row] = row_from_lever(row, lever)
         args.out.write_text(json.dumps(data, indent=2) + "\n")
-        print(f"recipe: written to {args.out} from lever {args.recipe_from_lever}")
+        print(f"{row}: written to {args.out} from lever {lever}")
         return None
     for name in args.rows:
         result = run_row(name) if name in ROWS else run_hf_row(name)
