@@ -150,3 +150,27 @@ def test_a_soup_is_one_model_of_the_members_mean_weights(members, tmp_path):
     ]
     assert not np.allclose(expected, torch.stack(tables).mean(dim=0).numpy(), atol=1e-2)
     assert Tagger.from_pretrained(str(out), precision="32").decoding == "crf"
+
+
+def test_an_ensemble_of_another_tokenizer_family_tags_as_the_mean_of_its_members(tmp_path, wnut17_dir):
+    """Byte-level BPE RoBERTa members (not the WordPiece DistilBERT above): the same mean, and the
+    Tagger reads it with its own tokenizer."""
+    from .tokenizer_families import FAMILIES, save_family_model, training_text
+
+    family = next(family for family in FAMILIES if family.name == "roberta")
+    encoder = save_family_model(family, training_text(wnut17_dir / "wnut17train.conll"), tmp_path / "roberta")
+    members = [member_checkpoint(tmp_path, str(encoder), seed) for seed in (1, 2)]
+    model, tokenizer = ensemble_model(members)
+    single = [hf_model_from_checkpoint(path)[0].eval() for path in members]
+    inputs = tokenizer(["Storm hits New York", "@bob went to Paris"], padding=True, return_tensors="pt")
+    inputs = {name: inputs[name] for name in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        mean = torch.stack([member(**inputs).logits for member in single]).mean(dim=0)
+        torch.testing.assert_close(model(**inputs).logits, mean)
+    run_command(
+        "ensemble", [*(f"--checkpoints+={path}" for path in members), "--out_dir", str(tmp_path / "out")]
+    )
+    tagger = Tagger.from_pretrained(str(tmp_path / "out"), precision="32")
+    assert type(tagger.model.model).__name__ == "LitNerEnsembleForTokenClassification"
+    assert tagger.decoding == "crf" and tagger.windower.tokenizer.token_to_id("<s>") == 0  # RoBERTa's
+    assert all(entity["entity_group"] for entity in tagger("Storm hits New York as @NYGovCuomo says"))
