@@ -17,6 +17,7 @@ from lit_ner.errors import LitNerError
 from lit_ner.model.crf import CRF
 from lit_ner.model.teacher import Teacher
 from lit_ner.portable.word_decoding import best_context_scores, crf_scores, viterbi_constraints
+from lit_ner.portable.word_shapes import add_shape_scores
 from lit_ner.portable.words import text_words
 from lit_ner.tagging.tagger import Tagger
 from lit_ner.training.cli import cli_main
@@ -74,11 +75,28 @@ def test_crf_marginals_are_each_labels_probability_over_every_sequence(lengths, 
 
 
 def tagger_word_scores(export, text, decoding):
-    """A text's word scores as the Tagger reads them (the windows `tag` decodes)."""
+    """A text's word scores as the Tagger reads them (the windows `tag` decodes, their words'
+    shape scores added)."""
     tagger = Tagger.from_pretrained(export, precision="32", word_split="whitespace", stride=8)
     windows = tagger.windows(text)
     tagger._forward(windows, lambda batch: None)
+    if tagger.shape_scores is not None:
+        for window, logits in zip(
+            windows, add_shape_scores(text, windows, tagger.shape_scores, "whitespace")
+        ):
+            window["logits"] = logits
     return best_context_scores(text_words(text, "whitespace"), windows, tagger.label_names, decoding)
+
+
+@pytest.fixture(scope="module")
+def shapes_export_dir(tmp_path_factory, tiny_model_dir):
+    """A tiny random CRF model with word-shape features (large random shape scores), exported."""
+    from lit_ner.export.command import export_checkpoint
+
+    from .test_ensemble import member_checkpoint
+
+    directory = tmp_path_factory.mktemp("shapes")
+    return str(export_checkpoint(member_checkpoint(directory, tiny_model_dir, 7), directory / "export"))
 
 
 def expected_distribution(export, scores, decoding, temperature):
@@ -99,9 +117,12 @@ def expected_distribution(export, scores, decoding, temperature):
         return crf.log_marginals(scores, mask, temperature=temperature).exp()[0].numpy()
 
 
-@pytest.mark.parametrize("decoding", ["crf", "valid_bio"])
-def test_the_teacher_reads_each_word_as_its_tagger_does(crf_export_dir, valid_bio_export_dir, decoding):
-    export = crf_export_dir if decoding == "crf" else valid_bio_export_dir
+@pytest.mark.parametrize("model", ["crf", "valid_bio", "crf_with_word_shapes"])
+def test_the_teacher_reads_each_word_as_its_tagger_does(
+    crf_export_dir, valid_bio_export_dir, shapes_export_dir, model
+):
+    export = {"crf": crf_export_dir, "valid_bio": valid_bio_export_dir}.get(model, shapes_export_dir)
+    decoding = "valid_bio" if model == "valid_bio" else "crf"
     teacher = Teacher(export, WNUT17_LABELS, temperature=2.0)
     teacher.stride = 8  # the tagger's below
     short = "Storm hits New York".split()

@@ -35,7 +35,7 @@ from lit_ner.portable.word_decoding import (
     logsumexp,
     viterbi_constraints,
 )
-from lit_ner.portable.word_shapes import shape_scores, word_shape
+from lit_ner.portable.word_shapes import add_shape_scores, shape_scores
 from lit_ner.portable.words import joined_words
 
 
@@ -114,14 +114,14 @@ class Teacher:
         for words in sentences:
             text, starts = joined_words(words)
             spans = [(start, start + len(word)) for start, word in zip(starts, words)]
-            encoded.append((spans, self.windower.encode_words(text, spans, self.stride)))
-        self._run([window for _, windows in encoded for window in windows])
+            encoded.append((text, spans, self.windower.encode_words(text, spans, self.stride)))
+        self._run([window for _, _, windows in encoded for window in windows])
         out = []
-        for words, (spans, windows) in zip(sentences, encoded):
+        for text, spans, windows in encoded:
             if self.shape_scores is not None:
-                shapes = np.asarray([0] + [word_shape(word) for word in words], dtype=np.int64)
-                for window in windows:
-                    window["logits"] = window["logits"] + self.shape_scores[shapes[window["word"] + 1]]
+                shaped = add_shape_scores(text, windows, self.shape_scores, words=spans)
+                for window, logits in zip(windows, shaped):
+                    window["logits"] = logits
             scores = best_context_scores(spans, windows, self.label_names, self.decoding)
             out.append(self._distribution(scores))
         return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -90,11 +91,14 @@ def _word_shape(word: str) -> int:
 _short_word_shape = functools.lru_cache(maxsize=1 << 16)(_word_shape)
 
 
-def text_position_shapes(text: str, windows: Any, split: WordSplit = "punctuation") -> list[np.ndarray]:
+def text_position_shapes(
+    text: str, windows: Any, split: WordSplit = "punctuation", words: Sequence[tuple[int, int]] | None = None
+) -> list[np.ndarray]:
     """Per window of `text` (each with `offsets`, `(tokens, 2)` character offsets, and `special`,
     1 on special and padding tokens), the shape id of the word each position falls in, the words
-    being the text's words (`words.text_words(text, split)`). 0 where no word."""
-    words = text_words(text, split)
+    being the text's words (`words.text_words(text, split)`, unless given as character spans). 0
+    where no word."""
+    words = text_words(text, split) if words is None else words
     shapes = np.asarray([0] + [word_shape(text[start:end]) for start, end in words], dtype=np.int64)
     return [shapes[np.asarray(window_words(words, window), dtype=np.int64) + 1] for window in windows]
 
@@ -142,9 +146,14 @@ def shape_scores(config: Any, num_labels: int) -> np.ndarray | None:
 
 
 def add_shape_scores(
-    text: str, windows: Any, table: np.ndarray, split: WordSplit = "punctuation"
+    text: str,
+    windows: Any,
+    table: np.ndarray,
+    split: WordSplit = "punctuation",
+    words: Sequence[tuple[int, int]] | None = None,
 ) -> list[np.ndarray]:
     """Each window's logits (`windows`: the windows of `text`, each with `offsets`, `special` and
-    `logits`) with its words' shape scores added (the words: `words.text_words(text, split)`)."""
-    shapes = text_position_shapes(text, windows, split)
+    `logits`) with its words' shape scores added (the words: `words.text_words(text, split)`, or
+    the character spans given)."""
+    shapes = text_position_shapes(text, windows, split, words)
     return [np.asarray(w["logits"], dtype=np.float32) + table[ids] for w, ids in zip(windows, shapes)]
