@@ -37,6 +37,7 @@ def test_tutorial_config_is_the_tutorials_recipe(capsys):
     assert config["model"]["learning_rate"] == 2e-5
     assert config["model"]["weight_decay"] == 0.01
     assert config["data"]["batch_size"] == 16
+    assert config["data"]["group_by_length"] is False  # the Trainer's random batches
     assert config["data"]["dataset_name"] == "leondz/wnut_17"
     assert config["trainer"]["max_epochs"] == 2
     assert config["trainer"]["gradient_clip_val"] == 1.0  # the Trainer's default max_grad_norm
@@ -52,6 +53,7 @@ def test_offline_overlay_swaps_in_the_packaged_encoder_local_data_and_its_recipe
     assert config["model"]["learning_rate"] == 3e-5 and config["model"]["warmup_steps"] == 0.1
     assert config["data"]["dataset_name"] is None
     assert config["trainer"]["max_epochs"] == 6 and config["data"]["batch_size"] == 8
+    assert config["data"]["group_by_length"] is True  # chosen with length-grouped batches
     assert config["model"]["word_features"] is True
     assert config["data"]["augment"] == {"mention_replacement": 0.3}
     assert config["model"]["weight_decay"] == 0.01  # untouched keys come from wnut.yaml
