@@ -38,14 +38,15 @@ def ensemble_model(
     def architecture(config: Any) -> dict[str, Any]:
         return {k: v for k, v in config.to_dict().items() if not k.startswith(LIT_NER_KEYS)}
 
+    member, vocabulary = architecture(first.config), tokenizer.get_vocab()
     for path, (model, member_tokenizer) in zip(checkpoints[1:], members[1:]):
+        other = architecture(model.config)
         differences = sorted(
             key
-            for key in {*architecture(first.config), *architecture(model.config)}
-            if architecture(first.config).get(key) != architecture(model.config).get(key)
-            and key not in ("_name_or_path", "transformers_version")
+            for key in {*member, *other}
+            if member.get(key) != other.get(key) and key not in ("_name_or_path", "transformers_version")
         )
-        if differences or member_tokenizer.get_vocab() != tokenizer.get_vocab():
+        if differences or member_tokenizer.get_vocab() != vocabulary:
             what = f"config ({', '.join(differences[:4])})" if differences else "tokenizer vocabulary"
             raise LitNerError(
                 f"{path}: its {what} differs from {checkpoints[0]}'s; an ensemble's members are fits "
@@ -71,7 +72,6 @@ def ensemble_model(
 
     if check_only:
         return None, None
-    member = architecture(first.config)
     config = LitNerEnsembleConfig(
         member=member, size=len(members), id2label=first.config.id2label, label2id=first.config.label2id
     )
