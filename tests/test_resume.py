@@ -141,8 +141,16 @@ def test_a_run_killed_mid_epoch_resumes_as_the_same_run_an_uninterrupted_run_is(
         tmp_path / "preempted/corpus/version_0/checkpoints" / LAST, map_location="cpu", weights_only=True
     )
     assert interrupted["global_step"] == 16 and interrupted["epoch"] == 1  # mid-epoch: 6 of 10 batches
+    # The minutes the killed process ran are in its checkpoint; stretched to an hour here, so that
+    # the resumed fit's summary shows it counted them (its own minutes are a fraction of one).
+    (minutes_kept,) = [state for key, state in interrupted["callbacks"].items() if "LastCheckpoint" in key]
+    assert 0 < minutes_kept["minutes"] < 5
+    minutes_kept["minutes"] = 60.0
+    torch.save(interrupted, tmp_path / "preempted/corpus/version_0/checkpoints" / LAST)
 
     resumed_run = fit(tmp_path, tiny_model_dir, tmp_path / "preempted", logging, "--ckpt_path=last")
+    summary = json.loads((tmp_path / "preempted/corpus/version_0/fit_summary.json").read_text())
+    assert 60.0 < summary["minutes"] < 65.0
     assert "resuming from" in resumed_run.stderr + resumed_run.stdout
     resumed = final_state(tmp_path / "preempted")
     # The continuation is the same run: no second run directory.

@@ -219,6 +219,10 @@ class LastCheckpoint(Callback):
     write the same name, so lit_ner leaves that off (and refuses both at once). Lightning's own
     `ModelCheckpoint` cannot stand in: its step and epoch triggers are mutually exclusive.
 
+    Each save also holds the wall minutes the fit has run so far, over all its processes, so
+    that a fit stopped and resumed reports its whole cost (`earlier_minutes`, what the processes
+    before this one ran until their last save), not its last part's.
+
     Args:
         every_n_train_steps: steps between saves within an epoch; 0 saves at epoch ends only.
     """
@@ -228,6 +232,15 @@ class LastCheckpoint(Callback):
         self._last_saved_step = -1
         self._signals = StopSignals()
         self._stopping = False  # saved (and requeued): exit at the next step or epoch start
+        self._clock = time.perf_counter()
+        self.earlier_minutes = 0.0
+
+    def state_dict(self) -> dict[str, float]:
+        return {"minutes": self.earlier_minutes + (time.perf_counter() - self._clock) / 60}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        # A resumed fit: its checkpoint's minutes ran before this process started.
+        self.earlier_minutes = state_dict.get("minutes", 0.0)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         best = trainer.checkpoint_callback

@@ -297,9 +297,10 @@ class LitNerCLI(compat.CLIHooks):
         export_dir = save_hf_model(exported, data.tokenizer, run_dir / EXPORT_DIRNAME, card)
         seed = config.get("seed_everything")
         best_score = checkpoint.best_model_score if checkpoint is not None else None
+        last = next((each for each in trainer.callbacks if isinstance(each, LastCheckpoint)), None)
         summary = write_fit_summary(
             run_dir, config.get("summary_file"), seed if isinstance(seed, int) else None, best, best_epoch,
-            best_score, export_dir, scores, self._started,
+            best_score, export_dir, scores, self._started, last.earlier_minutes if last else 0.0,
         )  # fmt: skip
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

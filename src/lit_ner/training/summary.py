@@ -117,9 +117,11 @@ def write_fit_summary(
     export_dir: Path,
     test_scores: dict[str, float] | None,
     started: float,
+    earlier_minutes: float = 0.0,
 ) -> dict[str, Any]:
     """The end of a `fit`: what it left and scored, and what it cost (wall minutes since `started`,
-    a `time.perf_counter()`, and this process's peak resident memory, rank 0's under DDP),
+    a `time.perf_counter()`, plus `earlier_minutes` that the processes before a resumed one ran,
+    and this process's peak resident memory, rank 0's under DDP),
     printed as the closing block and written as the run's `fit_summary.json` (and to
     `summary_file`), for `lit_ner summarize` and `fit --seeds` to read."""
     summary: dict[str, Any] = {
@@ -134,7 +136,7 @@ def write_fit_summary(
         summary["best_epoch"] = best_epoch
     if test_scores:
         summary.update({f"test/{name}": value for name, value in test_scores.items()})
-    summary["minutes"] = round((time.perf_counter() - started) / 60, 2)
+    summary["minutes"] = round(earlier_minutes + (time.perf_counter() - started) / 60, 2)
     summary["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
     print(closing_block(summary))
     record = json.dumps(summary, indent=2) + "\n"
