@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from lit_ner.portable.word_shapes import add_shape_scores
 from lit_ner.portable.words import text_words
 from lit_ner.tagging.tagger import Tagger
 from lit_ner.training.cli import cli_main
+from lit_ner.training.summary import finished_export
 from lit_ner.wnut17 import WNUT17_LABELS
 
 from .conftest import REPO, word_level_export
@@ -219,3 +221,40 @@ def test_a_crf_student_learns_an_argmax_teacher_without_its_unreachable_sentence
     )  # fmt: skip
     kl = [float(row["train/distill_loss"]) for row in taught]
     assert len(kl) == 2 and all(0 < value < 5 for value in kl)
+
+
+@pytest.mark.slow
+def test_a_folder_of_runs_teaches_with_the_export_of_its_last_finished_fit(
+    tiny_model_dir, wnut17_dir, tmp_path, no_wnut17_env
+):
+    """`model.teacher: runs/wnut-offline-base` (configs/offline-distilled.yaml) names a recipe's
+    runs before they exist; the student's config.yaml records the export it was taught by."""
+    train = wnut17_slice(wnut17_dir / "wnut17train.conll", tmp_path / "train.conll", 16)
+    teachers = tmp_path / "teachers"
+    for _ in range(2):
+        distill_fit(teachers, tiny_model_dir, train, "base", "--trainer.max_epochs=1")
+    latest = json.loads((teachers / "base" / "version_1" / "fit_summary.json").read_text())["export"]
+    assert latest.endswith("version_1/hf_model")
+    distill_fit(
+        tmp_path,
+        tiny_model_dir,
+        train,
+        "student",
+        f"--model.teacher={teachers / 'base'}",
+        "--trainer.max_epochs=1",
+    )
+    config = yaml.safe_load((tmp_path / "student" / "version_0" / "config.yaml").read_text())
+    assert config["model"]["teacher"] == latest
+
+
+def test_a_teacher_folder_without_a_finished_fit_is_one_line(tmp_path):
+    (tmp_path / "runs" / "version_0").mkdir(parents=True)  # a fit that never finished
+    with pytest.raises(LitNerError, match=r"runs: neither a model .* nor runs with a fit_summary.json"):
+        finished_export(str(tmp_path / "runs"))
+    with pytest.raises(LitNerError, match=r"^\./runs/none-here: no such folder$"):
+        finished_export("./runs/none-here")
+    # Anything else is a model's name for transformers to load: a Hub id, pkg://, an export.
+    assert finished_export("org/model") == "org/model"
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "config.json").write_text("{}")
+    assert finished_export(str(tmp_path / "export")) == str(tmp_path / "export")

@@ -80,7 +80,9 @@ class TokenClassifier(L.LightningModule):
         label_counts: how often each label tags a training word; linked from
             `data.label_counts` (what `class_weights` "inverse" and "inverse_sqrt" weigh by).
         teacher: knowledge distillation: a finished model (an export folder such as
-            `runs/.../hf_model`, or a Hub id) with the same labels, any tokenizer, whose word
+            `runs/.../hf_model`, a Hub id, or with `lit_ner fit` a folder of runs such as
+            `runs/wnut-offline-base`: the export of its latest finished fit) with the same
+            labels, any tokenizer, whose word
             label distributions over each training sentence (mention-replaced ones included)
             the student also learns (`lit_ner.model.teacher`). Training only: validation, test
             and the export never run it.

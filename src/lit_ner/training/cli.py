@@ -61,7 +61,7 @@ from lit_ner.training.resume import (
     run_directory,
     runs_root,
 )
-from lit_ner.training.summary import fit_seeds, parse_seeds, write_fit_summary
+from lit_ner.training.summary import finished_export, fit_seeds, parse_seeds, write_fit_summary
 
 # Model options that say how to read a trained model, not what it is: given on the command line
 # they win over a checkpoint's own.
@@ -187,6 +187,10 @@ class LitNerCLI(compat.CLIHooks):
                 init_args.offline = False
                 os.environ["WANDB_MODE"] = "offline"
 
+        if self.subcommand == "fit" and config.model.get("teacher"):
+            # A folder of runs (configs/offline-distilled.yaml: the base recipe's) teaches with
+            # its latest finished fit's export, recorded as such in the run's config.yaml.
+            config.model.teacher = finished_export(config.model.teacher)
         if self.subcommand == "fit" and config.data.get("train_with_validation"):
             # Validation is trained on: its F1 chooses nothing, the last epoch is kept and tested.
             config.checkpoint.monitor = None

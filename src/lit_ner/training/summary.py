@@ -85,6 +85,26 @@ def read_runs(runs: str | Path) -> list[dict[str, Any]]:
     return [json.loads(file.read_text()) for file in found]
 
 
+def finished_export(path: str) -> str:
+    """`path` itself, unless it is a folder of runs rather than a model: then the export of the
+    fit that finished last at or below it (its `fit_summary.json` written last), so that a config
+    can name a recipe's runs (`model.teacher: runs/wnut-offline-base`) before they exist."""
+    folder = Path(path)
+    if path.startswith(("/", "./", "../")) and not folder.exists():  # a local path, never a Hub id
+        raise LitNerError(f"{path}: no such folder")
+    if not folder.is_dir() or (folder / "config.json").is_file():
+        return path
+    summaries = (
+        [folder / SUMMARY_FILE] if (folder / SUMMARY_FILE).is_file() else list(folder.rglob(SUMMARY_FILE))
+    )
+    if not summaries:
+        raise LitNerError(
+            f"{path}: neither a model (no config.json) nor runs with a {SUMMARY_FILE} (no finished fit)"
+        )
+    latest = max(summaries, key=lambda file: file.stat().st_mtime_ns)
+    return json.loads(latest.read_text())["export"]
+
+
 def summarize_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The runs' records, and per score the mean, the sample standard deviation (0 for one run)
     and the values in run order."""
