@@ -221,6 +221,24 @@ TABLE_ROWS = {
         "the CRF recipe + both of the above (configs/offline.yaml)",
     ),
     "mpnet": ("all-mpnet-base-v2", "the CRF recipe on `pkg://all_mpnet_base_v2` (110M parameters), fp32"),
+    # Third round: each a change to the offline recipe (its row above).
+    "ensemble": ("ensemble", "the offline recipe's 3 seeds, their logits averaged (`lit_ner ensemble`)"),
+    "soup": ("model soup", "the offline recipe's 3 seeds, their weights averaged (`--average weights`)"),
+    "train_with_validation": (
+        "train + validation",
+        "the offline recipe + `--data.train_with_validation true` (last epoch; val F1 not held out)",
+    ),
+    "retrieved_context": ("retrieved context", "the offline recipe + `--data.retrieved_context 2`"),
+    "distilled_w0.5_t1": (
+        "distilled, T 1",
+        "the offline recipe + `--model.teacher` (the base recipe's seed 42) `--model.distill_weight 0.5`",
+    ),
+    "distilled_w0.5_t2": ("distilled, T 2", "the same + `--model.distill_temperature 2`"),
+    # The base-size encoder's own levers, each a change to its recipe.
+    "base": ("the base recipe", "the offline recipe on all-mpnet-base-v2 (configs/offline-base.yaml)"),
+    "base_lr_5e-5": ("base, lr 5e-5", "the base recipe + `--model.learning_rate 5e-5`"),
+    "base_8_epochs": ("base, 8 epochs", "the base recipe + `--trainer.max_epochs 8`"),
+    "base_no_word_features": ("base, no word shapes", "the base recipe + `--model.word_features false`"),
 }
 
 
