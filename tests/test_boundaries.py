@@ -229,7 +229,8 @@ def test_pyproject_caps_each_package_whose_private_parts_are_used_at_the_tested_
     from lit_ner.compat import SUPPORTED
 
     dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    requirements = [*dependencies["dependencies"], *dependencies["optional-dependencies"]["serve"]]
+    extras = dependencies["optional-dependencies"]
+    requirements = [*dependencies["dependencies"], *extras["serve"], *extras["search"]]
     declared = {Requirement(r).name: str(Requirement(r).specifier) for r in requirements}
     for distribution, supported in SUPPORTED.items():
         assert declared[distribution] == str(Requirement(f"x{supported}").specifier), distribution

@@ -22,6 +22,7 @@ COMMANDS = {
     "ensemble": "lit_ner.export.ensemble:ensemble",
     "summarize": "lit_ner.training.summary:summarize",
     "debug-data": "lit_ner.training.debug_data:main",
+    "search": "lit_ner.training.search:search",
 }
 
 
@@ -34,7 +35,7 @@ def run_command(name: str, args: list[str]) -> Any:
 
     module, function = COMMANDS[name].split(":")
     command = getattr(importlib.import_module(module), function)
-    if name == "debug-data":  # parsed as `fit` parses its configs: a LightningCLI of its own
+    if name in ("debug-data", "search"):  # parsed as `fit` parses its configs: a LightningCLI of their own
         try:
             return command(args)
         except LitNerError as exc:  # an untested Lightning, refused as the CLI class is made

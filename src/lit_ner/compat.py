@@ -1,9 +1,10 @@
 """Every private attribute lit_ner uses of the libraries it builds on, in one place, and the
 versions they were tested with.
 
-Lightning, LitServe and W&B (through Lightning's `WandbLogger`) keep some of what lit_ner needs
-private: resuming a run in place, stopping between accumulated batches, throughput totals that
-survive a restart, a server that stops cleanly. A new release may move any of it, so each package
+Lightning, LitServe, W&B (through Lightning's `WandbLogger`) and Optuna keep some of what lit_ner
+needs private: resuming a run in place, stopping between accumulated batches, throughput totals
+that survive a restart, a server that stops cleanly, a search trial that another process reports
+to. A new release may move any of it, so each package
 whose private attributes are used here is checked against the range it was tested with (`require`,
 also the bounds in pyproject.toml) and an untested version is refused in one line naming the
 range, rather than breaking a resume or a shutdown silently. `LIT_NER_UNTESTED_VERSIONS=1` lets
@@ -29,6 +30,7 @@ SUPPORTED = {
     "lightning": ">=2.5,<2.7",
     "litserve": ">=0.2.10,<0.3",
     "wandb": ">=0.18,<0.32",
+    "optuna": ">=4.0,<6",
 }
 UNTESTED_VERSIONS = "LIT_NER_UNTESTED_VERSIONS"
 
@@ -168,6 +170,19 @@ def litserve_http_processes() -> list[Any]:
 def stop_litserve(server: Any) -> None:
     """Ends `LitServer.run`'s wait, after which it stops its model workers and returns."""
     server._shutdown_event.set()
+
+
+# --- Optuna ------------------------------------------------------------------------------------
+
+
+def optuna_trial(study: Any, number: int) -> Any:
+    """The `optuna.Trial` of trial `number` (asked by another process: a `lit_ner search` worker
+    asks, its `fit` reports), which Optuna builds only inside its own `optimize` loop."""
+    import optuna
+
+    require("optuna")
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    return optuna.trial.Trial(study, trial_id)
 
 
 # --- the Hugging Face Hub's libraries ------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What a person looks at: a report's per-type F1 bars and entity-type confusion matrix as PNG
-files, and sample sentences with their gold and predicted entities highlighted in HTML.
+files, sample sentences with their gold and predicted entities highlighted in HTML, and a
+search's trials.
 
 Drawn with matplotlib's object-oriented API (no pyplot, so no GUI backend and no global state);
 matplotlib comes with torchmetrics' `visual` extra.
@@ -190,3 +191,64 @@ def highlighted(
         f"<div><b>gold</b> {line(gold, predicted, MISSED_COLOUR)}</div>"
         f"<div><b>predicted</b> {line(predicted, gold, SPURIOUS_COLOUR)}</div></div>"
     )
+
+
+def plot_search(
+    trials: Sequence[dict[str, Any]],
+    options: dict[str, bool],
+    importances: dict[str, float] | None,
+    directory: str | Path,
+) -> list[Path]:
+    """A `lit_ner search` study's plots: `history.png` (each finished trial's validation F1 by
+    trial number, pruned ones at the F1 they stopped at, and the best so far), `slices.png`
+    (validation F1 against each searched option; `options` maps each to whether its range is on
+    a log scale) and, given them, `importances.png`. `trials`: dicts with `number`, `state`,
+    `value` and `params`."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    directory = Path(directory)
+    scored = [trial for trial in trials if trial["value"] is not None]
+    complete = [trial for trial in scored if trial["state"] == "complete"]
+    pruned = [trial for trial in scored if trial["state"] == "pruned"]
+    written = []
+
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    ax = figure.subplots()
+    ax.scatter([t["number"] for t in complete], [t["value"] for t in complete], label="finished")
+    if pruned:
+        ax.scatter([t["number"] for t in pruned], [t["value"] for t in pruned], marker="x", label="pruned")
+    best, running = [], float("-inf")
+    for trial in sorted(complete, key=lambda t: t["number"]):
+        running = max(running, trial["value"])
+        best.append((trial["number"], running))
+    if best:
+        ax.step(*zip(*best), where="post", color="black", label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation F1")
+    ax.legend(fontsize=8)
+    written.append(_save(figure, directory / "history.png"))
+
+    figure = Figure(figsize=(3.2 * max(1, len(options)), 3.4), layout="constrained")
+    axes = figure.subplots(1, max(1, len(options)), sharey=True, squeeze=False)[0]
+    for ax, (option, log_scale) in zip(axes, options.items()):
+        for group, marker in ((complete, "o"), (pruned, "x")):
+            points = [(t["params"][option], t["value"]) for t in group if option in t["params"]]
+            if points:
+                values = [value if isinstance(value, (int, float)) else str(value) for value, _ in points]
+                ax.scatter(values, [score for _, score in points], marker=marker)
+        if log_scale:
+            ax.set_xscale("log")
+        ax.set_xlabel(option, fontsize=8)
+    axes[0].set_ylabel("validation F1")
+    written.append(_save(figure, directory / "slices.png"))
+
+    if importances:
+        figure = Figure(figsize=(7, 0.5 * len(importances) + 1.2), layout="constrained")
+        ax = figure.subplots()
+        names = list(importances)[::-1]  # the most important on top
+        ax.barh(names, [importances[name] for name in names])
+        ax.set_xlabel("importance for validation F1 (PED-ANOVA)")
+        written.append(_save(figure, directory / "importances.png"))
+    return written

@@ -9,15 +9,18 @@ Each works with a plain `lightning.Trainer`; `lit_ner`'s CLI adds them by defaul
 - `WandbReports`: per-type and sample-prediction tables and plots on a W&B dashboard;
 - `NERProgressBar`: the rich progress bar showing loss, learning rate and validation F1;
 - `LoggerSaveConfigCallback`: `config.yaml`, and the resolved config in every logger;
-- `AugmentationCounts`: what training-data augmentation changed, logged each epoch.
+- `AugmentationCounts`: what training-data augmentation changed, logged each epoch;
+- `TrialPruning`: a `lit_ner search` trial's validation F1 to its study, and its pruning.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from lit_ner.portable.spans import get_entities
 from lit_ner.portable.words import joined_words
 from lit_ner.scoring import format_report, join_windows
 from lit_ner.tag_schemes import TRAINING_SCHEME, from_bio
+from lit_ner.training import search
 from lit_ner.training.checkpoints import LAST
 from lit_ner.training.resume import JOB_FILE, checkpoint_dir, job_id, run_directory
 from lit_ner.training.signals import StopSignals, requeue_slurm_job
@@ -523,3 +527,41 @@ class AugmentationCounts(Callback):
             f"{counts['mentions']:,} training mentions, in {counts['sentences']:,} sentences"
             + (f" ({kept} drawn sentences kept as they were: their windows changed)" if kept else "")
         )
+
+
+class TrialPruning(Callback):
+    """In a search trial's `fit` (`LIT_NER_TRIAL` set): after each validation, reports the epoch's
+    validation F1 to the trial and stops training at the epoch's end when the pruner says so,
+    leaving `pruned.json` in the run directory. Rank 0 asks; every rank stops."""
+
+    def __init__(self, journal: str, trial: int, startup_trials: int, warmup_epochs: int) -> None:
+        self.journal, self.number = journal, trial
+        self.startup_trials, self.warmup_epochs = startup_trials, warmup_epochs
+        self._trial: Any = None
+
+    @classmethod
+    def from_environment(cls) -> TrialPruning | None:
+        value = os.environ.get(search.TRIAL_ENV)
+        return cls(**json.loads(value)) if value else None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero and self._trial is None:
+            self._trial = compat.optuna_trial(
+                search.open_study(Path(self.journal), self.startup_trials, self.warmup_epochs), self.number
+            )
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        prune = False
+        score = trainer.callback_metrics.get("val/f1")
+        if trainer.is_global_zero and score is not None:
+            with warnings.catch_warnings():  # a resumed trial reports its earlier epochs again
+                warnings.filterwarnings("ignore", message=".*already reported")
+                self._trial.report(float(score), step=trainer.current_epoch)
+            prune = self._trial.should_prune()
+        if trainer.strategy.broadcast(prune):
+            trainer.should_stop = True
+            if trainer.is_global_zero and trainer.log_dir:
+                record = {"epoch": trainer.current_epoch + 1, "val_f1": float(score)}
+                write_atomically(Path(trainer.log_dir) / search.PRUNED, json.dumps(record) + "\n")

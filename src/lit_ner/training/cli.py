@@ -49,6 +49,7 @@ from lit_ner.training.callbacks import (
     PredictionWriter,
     ReportWriter,
     SentenceThroughput,
+    TrialPruning,
     WandbReports,
     log_wandb_run_end,
 )
@@ -226,6 +227,9 @@ class LitNerCLI(compat.CLIHooks):
             # (a mid-step hpc_ckpt in default_root_dir, which any later fit there would resume) off.
             plugins = [*plugins, SLURMEnvironment(auto_requeue=False)]
         config = {**config, "plugins": plugins}
+        pruning = TrialPruning.from_environment()  # a `lit_ner search` trial reports to its study
+        if pruning is not None:
+            callbacks = [*callbacks, pruning]
         # lit_ner's rich progress bar (and with it Lightning's rich model summary), unless the
         # progress bar is off or the config names its own.
         named = config.get("callbacks") or []

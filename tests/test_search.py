@@ -1,0 +1,311 @@
+"""`lit_ner search`: trials are `fit` runs chosen by Optuna on validation F1, pruned below the
+median, resumed after a kill without repeating a finished trial, shared by parallel workers; it
+ends with the best config, the trials table and plots."""
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from lit_ner.errors import LitNerError
+from lit_ner.training.search import open_study
+from lit_ner.training.search_space import read_search_space
+
+from .conftest import REPO
+
+
+def space_file(tmp_path, text):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_space_reads_ranges_log_scales_steps_and_choices(tmp_path):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    space = read_search_space(
+        space_file(
+            tmp_path,
+            "model.learning_rate: {low: 1e-5, high: 3e-4, log: true}\n"  # 1e-5: a string to YAML 1.1
+            "trainer.max_epochs: {low: 3, high: 10}\n"
+            "model.warmup_steps: {low: 0.0, high: 0.2, step: 0.05}\n"
+            "data.batch_size: [8, 16, 32]\n"
+            "model.head: [softmax, crf]\n"
+            "model.word_features: [true, false]\n",
+        )
+    )
+    assert space.distributions == {
+        "model.learning_rate": FloatDistribution(1e-5, 3e-4, log=True),
+        "trainer.max_epochs": IntDistribution(3, 10),
+        "model.warmup_steps": FloatDistribution(0.0, 0.2, step=0.05),
+        "data.batch_size": CategoricalDistribution([8, 16, 32]),
+        "model.head": CategoricalDistribution(["softmax", "crf"]),
+        "model.word_features": CategoricalDistribution([True, False]),
+    }
+    assert space.lines["data.batch_size"] == 4
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "a: [1]\nmodel.learning_rate: {low: 1e-3, high: 1e-4}\n",
+            r"line 2: model.learning_rate: low \(0.001\) must be below",
+        ),
+        ("model.learning_rate: {low: 0, high: 1, log: true}\n", r"line 1: .*a log scale needs low > 0"),
+        ("model.learning_rate: {low: 1e-5, hihg: 1e-3}\n", r"line 1: .*low and high.*\(unknown: hihg\)"),
+        ("model.head: []\n", r"line 1: model.head: an empty list of choices"),
+        ("model.head: [crf, crf]\n", r"line 1: model.head: a choice is given twice"),
+        ("x: [true, 1]\n", r"line 1: x: booleans mixed with numbers"),
+        ("x: [[1, 2]]\n", r"line 1: x: choice \[1, 2\] is not a string, number, boolean or null"),
+        ("\nx: 0.1\n", r"line 2: x: give a range .* or a list of choices"),
+        ("x: {low: a, high: 1}\n", r"line 1: x: low is a number, not 'a'"),
+        ("x: [1]\nx: [2]\n", r"line 2: x is given twice \(also on line 1\)"),
+        ("x: [1\n", r"space.yaml, line 2: not YAML"),
+        ("# nothing\n", r"space.yaml: a search space maps fit options to ranges or choices"),
+    ],
+)  # fmt: skip
+def test_a_mistake_in_a_space_is_one_line_naming_the_file_and_line(tmp_path, text, message):
+    with pytest.raises(LitNerError, match=message):
+        read_search_space(space_file(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model.head: [crf]\nmodel.lerning_rate: [1e-4]\n",
+         r"line 2: model.lerning_rate is not a fit option \(did you mean model.learning_rate\?\)"),
+        ("model.head: [softmax, viterbi]\n", r"line 1: model.head: fit does not take 'viterbi' \(.*"),
+        ("data.batch_size: {low: 0.5, high: 8}\n", r"line 1: data.batch_size: fit does not take 0.5 \(.*"),
+    ],
+)  # fmt: skip
+def test_a_space_option_fit_would_refuse_stops_the_search_before_any_trial(tmp_path, capsys, text, message):
+    from lit_ner.training.search import search
+
+    space = space_file(tmp_path, text)
+    with pytest.raises(SystemExit) as exit_:
+        search(["--config", str(REPO / "configs" / "wnut.yaml"), f"--space={space}", "--trials=1",
+                f"--study={tmp_path / 'study'}"])  # fmt: skip
+    assert exit_.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lit_ner: error:")]
+    assert re.search(rf"^lit_ner: error: {re.escape(str(space))}, {message}$", line), line
+    assert not (tmp_path / "study").exists()
+
+
+def test_the_offline_search_space_fits_the_offline_configs(tmp_path, capsys):
+    from lit_ner.training.search import search
+
+    result = search(
+        ["--config", str(REPO / "configs" / "wnut.yaml"), "--config", str(REPO / "configs" / "offline.yaml"),
+         f"--space={REPO / 'configs' / 'search.yaml'}", "--trials=0", f"--study={tmp_path / 'study'}"]
+    )  # fmt: skip
+    assert result["trials"] == 0  # every option and each end of its range checked, no trial run
+    assert "model.learning_rate" in (tmp_path / "study" / "trials.csv").read_text()
+
+
+def search_command(tmp_path, train, space, *extra):
+    return [
+        sys.executable, "-m", "lit_ner", "search", "--config", str(REPO / "configs" / "wnut.yaml"),
+        f"--model.model_name_or_path={tmp_path / 'tiny'}", f"--data.train_file={train}",
+        f"--data.validation_file={train}", f"--data.test_file={train}",
+        f"--data.label_names={json.dumps(LABELS)}", f"--data.cache_dir={tmp_path / 'cache'}",
+        "--data.batch_size=8", "--trainer.max_epochs=3", "--trainer.log_every_n_steps=1",
+        f"--space={space}", f"--study={tmp_path / 'study'}", *extra,
+    ]  # fmt: skip
+
+
+LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
+
+
+def names_corpus(path, sentences=48):
+    """Sentences where a few names are always people and a few places always locations: a tiny
+    random model learns them within an epoch at a high learning rate and not at a low one, so
+    that trials differ by their settings as real ones do."""
+    import random
+
+    rng = random.Random(0)
+    people, places = ["alice", "bob", "carol", "dave", "erin"], ["paris", "london", "tokyo", "berlin"]
+    filler = ["met", "saw", "visited", "called", "thanked", "the", "a", "friend", "yesterday", "today"]
+    blocks = []
+    for _ in range(sentences):
+        lines = []
+        for _ in range(rng.randint(4, 9)):
+            draw = rng.random()
+            if draw < 0.2:
+                lines.append(f"{rng.choice(people)}\tB-person")
+            elif draw < 0.35:
+                lines.append(f"{rng.choice(places)}\tB-location")
+            else:
+                lines.append(f"{rng.choice(filler)}\tO")
+        blocks.append("\n".join(lines))
+    path.write_text("\n\n".join(blocks) + "\n")
+    return path
+
+
+@pytest.fixture
+def search_setup(tmp_path, tiny_model_dir):
+    """A tiny DistilBERT, 48 sentences of names (train = validation = test) and a two-option space."""
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "tiny")
+    train = names_corpus(tmp_path / "train.conll")
+    space = space_file(
+        tmp_path, "model.learning_rate: {low: 1e-4, high: 1e-2, log: true}\nmodel.head: [softmax, crf]\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "WNUT17_DIR"}
+    return tmp_path, train, space, env
+
+
+def run(command, env, **kwargs):
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, **kwargs)
+    return done
+
+
+def trial_rows(study):
+    with open(study / "trials.csv") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.slow
+def test_a_search_prunes_below_the_median_and_writes_the_best_config_the_table_and_plots(search_setup):
+    tmp_path, train, space, env = search_setup
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    # The trials given, as a user gives known settings (`enqueue_trial`): two rates that learn,
+    # then one that learns next to nothing, pruned after its first epoch, below their median.
+    study = open_study(study_dir / "journal.log")
+    study.enqueue_trial({"model.learning_rate": 1e-2, "model.head": "crf"})
+    study.enqueue_trial({"model.learning_rate": 3e-3, "model.head": "crf"})
+    study.enqueue_trial({"model.learning_rate": 1e-4, "model.head": "softmax"})
+    done = run(
+        search_command(tmp_path, train, space, "--trials=3", "--startup_trials=2", "--warmup_epochs=0"), env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "trial 2 pruned after epoch 1" in done.stdout
+
+    rows = trial_rows(study_dir)
+    assert [row["state"] for row in rows] == ["complete", "complete", "pruned"]
+    assert rows[1]["val_f1_epoch_3"] and not rows[2]["val_f1_epoch_2"]  # it stopped after epoch 1
+    pruned_run = study_dir / "trial-2" / "version_0"
+    assert json.loads((pruned_run / "pruned.json").read_text())["epoch"] == 1
+    with open(pruned_run / "metrics.csv") as file:
+        assert sum(1 for row in csv.DictReader(file) if row.get("val/f1")) == 1
+    for trial in range(3):  # every trial a normal run, never tested
+        run_dir = study_dir / f"trial-{trial}" / "version_0"
+        summary = json.loads((run_dir / "fit_summary.json").read_text())
+        assert "best/val_f1" in summary and not any(key.startswith("test/") for key in summary)
+        assert not (run_dir / "test_report.json").exists()
+
+    best = max((row for row in rows if row["state"] == "complete"), key=lambda row: float(row["val_f1"]))
+    config = yaml.safe_load((study_dir / "best.yaml").read_text())
+    assert config["model"]["learning_rate"] == pytest.approx(float(best["model.learning_rate"]))
+    assert config["model"]["head"] == best["model.head"] and config["test_after_fit"] is True
+    for name in ("history.png", "slices.png", "importances.png"):
+        assert (study_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # best.yaml is a fit config as it stands.
+    printed = run(
+        [sys.executable, "-m", "lit_ner", "fit", "--config", str(study_dir / "best.yaml"), "--print_config"],
+        env,
+    )
+    assert printed.returncode == 0 and f"head: {best['model.head']}" in printed.stdout
+
+
+def start_and_wait_for(command, env, checkpoint):
+    """A search worker in a session of its own, once `checkpoint` exists (its trial has trained)."""
+    worker = subprocess.Popen(
+        command, env=env, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), f"no {checkpoint}"
+    return worker
+
+
+@pytest.mark.slow
+def test_a_stopped_or_killed_search_resumes_its_trial_and_repeats_no_finished_one(search_setup):
+    tmp_path, train, space, env = search_setup
+    study_dir = tmp_path / "study"
+    command = search_command(tmp_path, train, space, "--trials=2", "--trainer.max_epochs=12")
+    last = "version_0/checkpoints/last.ckpt"
+
+    # SIGTERM (a scheduler's stop): the trial's fit saves and exits, the worker exits 75.
+    worker = start_and_wait_for(command, env, study_dir / "trial-0" / last)
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=120)
+    assert worker.returncode == 75 and "trial 0 stopped to be resumed" in out
+
+    # SIGKILL to the worker and its fit at once (a lost node), during the next trial.
+    worker = start_and_wait_for(command, env, study_dir / "trial-1" / last)
+    os.killpg(worker.pid, signal.SIGKILL)
+    out, _ = worker.communicate()
+    assert "trial 0 was left running; resuming it" in out
+    first = study_dir / "trial-0" / "version_0" / "fit_summary.json"
+    finished_at = first.stat().st_mtime_ns
+
+    done = run(command, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "trial 1 was left running; resuming it" in done.stdout
+    assert "trial 0:" not in done.stdout and first.stat().st_mtime_ns == finished_at  # not run again
+    for trial in (0, 1):  # each resumed from its checkpoint, in its one run directory
+        assert "resuming from" in (study_dir / f"trial-{trial}" / "fit.log").read_text()
+        assert [p.name for p in (study_dir / f"trial-{trial}").glob("version_*")] == ["version_0"]
+    assert [(row["trial"], row["state"]) for row in trial_rows(study_dir)] == [
+        ("0", "complete"),
+        ("1", "complete"),
+    ]
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_each_trial_run_once(search_setup):
+    tmp_path, train, space, env = search_setup
+    command = search_command(tmp_path, train, space, "--trials=3", "--trainer.max_epochs=2")
+    workers = [
+        subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    ran = [
+        {line.split(":")[1].split()[1] for line in out.splitlines() if ": validation F1" in line}
+        for out, _ in outputs
+    ]
+    assert ran[0] and ran[1] and not ran[0] & ran[1]  # both worked, never on one trial
+    assert ran[0] | ran[1] == {"0", "1", "2"}
+    study_dir = tmp_path / "study"
+    for trial in range(3):
+        assert [p.name for p in (study_dir / f"trial-{trial}").glob("version_*")] == ["version_0"]
+    assert [row["state"] for row in trial_rows(study_dir)] == ["complete"] * 3
+
+
+@pytest.mark.parametrize(
+    "logger, expected",
+    [
+        ({"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
+         {"save_dir": "STUDY", "name": "trial-7", "version": None}),
+        ({"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"project": "ner"}},
+         {"project": "ner", "save_dir": "STUDY", "name": "trial-7", "version": None, "group": "search-wnut"}),
+        (False, {"save_dir": "STUDY", "name": "trial-7", "version": None}),
+    ],
+)  # fmt: skip
+def test_each_trial_is_a_run_of_its_own_under_the_study_and_in_its_wandb_group(tmp_path, logger, expected):
+    from lit_ner.training.search import trial_config
+
+    study_dir = tmp_path / "search-wnut"
+    fit_yaml = yaml.safe_dump({"trainer": {"logger": logger, "max_epochs": 6}, "model": {"head": "crf"}})
+    config = yaml.safe_load(trial_config(fit_yaml, study_dir, 7))
+    init_args = config["trainer"]["logger"]["init_args"]
+    assert init_args == {
+        key: str(study_dir) if value == "STUDY" else value for key, value in expected.items()
+    }
+    assert config["trainer"]["max_epochs"] == 6 and config["model"] == {"head": "crf"}
