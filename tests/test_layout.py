@@ -98,13 +98,27 @@ def test_every_command_has_a_help_listing_each_option_with_its_type_and_default(
         "summarize": ["runs", "--json"],
         "debug-data": ["--output", "--config", "--data.batch_size", "--data.max_length"],
         "search": [
-            "--space", "--trials", "--hours", "--study", "--startup_trials", "--warmup_epochs", "--sampler_seed",
-            "--config", "--model.learning_rate",
+            "--space", "--trials", "--hours", "--study", "--startup_trials", "--warmup_epochs",
+            "--sampler_seed", "--config", "--model.learning_rate",
         ],
     }[command]  # fmt: skip
     for option in expected:
         assert option in help_text, option
     assert "type:" in help_text and "default:" in help_text
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_help_opens_with_its_whole_summary_sentence(command, capsys):
+    """jsonargparse shows a function's first docstring line as its description: a summary that
+    runs over two lines would stop mid-sentence in `--help`."""
+    with pytest.raises(SystemExit):
+        run_command(command, ["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    usage, _, rest = help_text.partition(f"usage: lit_ner {command}")
+    assert not usage and rest
+    description = rest.split("positional arguments:")[0].split("options:")[0].strip()
+    assert description.endswith("."), description[-200:]
+    assert re.search(r"\.\s*$", description) and len(description.split()) >= 6
 
 
 def test_fit_help_shows_seeds(capsys):

@@ -66,8 +66,10 @@ def export(
     quantize: Literal["int8"] | None = None,
     trust_remote_code: bool = False,
 ) -> Path:
-    """Writes a Hugging Face model folder (weights, config, tokenizer, model card and, for a model
-    decoded word by word, the pipeline code that decodes it so) from a checkpoint or an export.
+    """Writes a Hugging Face model folder from a checkpoint or an export.
+
+    The folder holds the weights, config, tokenizer, model card and, for a model decoded word by
+    word, the pipeline code that decodes it so.
 
     Args:
         source: a lit_ner .ckpt, or an export folder (or Hub id) to re-export.

@@ -128,10 +128,11 @@ def ensemble(
     onnx: bool = False,
     trust_remote_code: bool = False,
 ) -> Path:
-    """Writes one export of several fits of one recipe: an ensemble, whose logits are the mean of
-    theirs (a CRF's scores and the word-shape tables averaged in its config), or a soup, whose
-    weights are the mean of theirs; either way `lit_ner tag`, the Tagger, `serve`, ONNX Runtime
-    and `pipeline(..., trust_remote_code=True)` run it as one model.
+    """Writes one export of several fits of one recipe, their logits or their weights averaged.
+
+    An ensemble's logits are the mean of theirs (a CRF's scores and the word-shape tables averaged
+    in its config); a soup's weights are the mean of theirs. Either way `lit_ner tag`, the Tagger,
+    `serve`, ONNX Runtime and `pipeline(..., trust_remote_code=True)` run it as one model.
 
     Args:
         checkpoints: lit_ner .ckpt files of one recipe (one encoder, tokenizer, label set and

@@ -343,6 +343,7 @@ def cli_main(args: list[str] | None = None) -> LitNerCLI:
             save_config_callback=LoggerSaveConfigCallback,
             save_config_kwargs={"overwrite": True},
             args=args,
+            parser_kwargs={"prog": "lit_ner"},  # not `__main__.py`, whether run as lit_ner or python -m
         )
     except LitNerError as exc:
         end_process_group()

@@ -221,7 +221,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():  # args given while sys.argv also has them: meant here
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-            cli = DataOnlyCLI(TokenClassifier, NERDataModule, run=False, args=argv, save_config_callback=None)
+            cli = DataOnlyCLI(
+                TokenClassifier, NERDataModule, run=False, args=argv, save_config_callback=None,
+                parser_kwargs={"prog": "lit_ner debug-data", "description": __doc__.split("\n\n")[0]},
+            )  # fmt: skip
         report = data_report(cli.datamodule)
     except LitNerError as exc:
         exit_with(exc)
