@@ -261,7 +261,7 @@ def test_onnx_misuse_is_one_line(export_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         run_command("export", [export_dir, str(tmp_path / "x"), "--quantize", "int8"])
     assert exit_.value.code == 2
-    assert "--quantize applies to the ONNX model: add --onnx true" in capsys.readouterr().err
+    assert "--quantize applies to the ONNX model: add --onnx" in capsys.readouterr().err
     source = tmp_path / "in.txt"
     source.write_text("hello\n")
     with pytest.raises(SystemExit) as exit_:

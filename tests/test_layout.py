@@ -209,3 +209,26 @@ def test_the_package_exports_are_those_it_lists():
     assert sorted(lit_ner.__all__) == sorted(lit_ner._EXPORTS)
     for name in lit_ner.__all__:
         assert getattr(lit_ner, name) is not None
+
+
+@pytest.mark.parametrize(
+    "args, filled",
+    [
+        (["GOLD", "PRED", "--json"], ["GOLD", "PRED", "--json", "true"]),
+        (["--json", "GOLD", "PRED"], ["--json", "true", "GOLD", "PRED"]),
+        (["GOLD", "PRED", "--json", "false"], ["GOLD", "PRED", "--json", "false"]),
+        (["--json", "True", "--bootstrap", "10"], ["--json", "True", "--bootstrap", "10"]),
+        (["GOLD", "PRED", "--mode", "strict"], ["GOLD", "PRED", "--mode", "strict"]),  # not a boolean
+    ],
+)  # fmt: skip
+def test_a_bare_boolean_flag_means_true(args, filled):
+    from lit_ner.__main__ import bare_flags_set
+    from lit_ner.evaluate import evaluate
+
+    assert bare_flags_set(evaluate, args) == filled
+
+
+def test_a_bare_flag_works_on_the_command_line(capsys):
+    conll = str(FIXTURES / "quirks.conll")
+    run_command("evaluate", [conll, conll, "--json"])
+    assert json.loads(capsys.readouterr().out)["overall"]["f1"] == 1.0

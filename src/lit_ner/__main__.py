@@ -9,6 +9,7 @@ loads neither torch nor Lightning. From Python, call the same functions.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -43,7 +44,7 @@ def run_command(name: str, args: list[str]) -> Any:
     # `lit_ner evaluate GOLD PRED`: a second positional fills the first optional argument.
     set_parsing_settings(parse_optionals_as_positionals=name == "evaluate")
     try:
-        result = auto_cli(command, args=args, prog=f"lit_ner {name}")
+        result = auto_cli(command, args=bare_flags_set(command, args), prog=f"lit_ner {name}")
     except LitNerError as exc:
         exit_with(exc)
     finally:
@@ -53,11 +54,35 @@ def run_command(name: str, args: list[str]) -> Any:
     return result
 
 
+BOOLEAN_WORDS = {"true", "false", "yes", "no"}
+
+
+def bare_flags_set(command: Any, args: list[str]) -> list[str]:
+    """`--json` alone means `--json true`, as every command line tool has it (jsonargparse wants
+    the value): a boolean option of `command` not followed by a boolean word gets `true`."""
+    import inspect
+
+    parameters = inspect.signature(command).parameters.values()
+    # "bool" as a string where the module has `from __future__ import annotations`.
+    flags = {f"--{p.name}" for p in parameters if p.annotation in (bool, "bool")}
+    filled = []
+    for i, arg in enumerate(args):
+        filled.append(arg)
+        following = args[i + 1].lower() if i + 1 < len(args) else None
+        if arg in flags and following not in BOOLEAN_WORDS:
+            filled.append("true")
+    return filled
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `lit_ner` console script and of `python -m lit_ner`."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in COMMANDS:
-        run_command(args[0], args[1:])
+        try:
+            run_command(args[0], args[1:])
+        except BrokenPipeError:  # `lit_ner evaluate ... | head`: the reader has all it wants
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            sys.exit(1)
         return
     if args and args[0] in ("-h", "--help"):
         # LightningCLI's help lists its own subcommands; lit_ner's come first here.

@@ -82,7 +82,7 @@ def export(
         The folder written.
     """
     if quantize and not onnx:
-        raise LitNerError("--quantize applies to the ONNX model: add --onnx true")
+        raise LitNerError("--quantize applies to the ONNX model: add --onnx")
     if str(source).endswith(".ckpt"):
         out = export_checkpoint(source, out_dir, trust_remote_code, onnx, quantize)
     else:

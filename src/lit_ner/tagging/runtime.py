@@ -75,7 +75,7 @@ class OnnxModel:
         if not self.path.is_file():
             raise LitNerError(
                 f"{directory}: no {ONNX_FILENAME}; write it with "
-                f"`lit_ner export {directory} {directory} --onnx true`"
+                f"`lit_ner export {directory} {directory} --onnx`"
             )
         self.config = read_config(Path(directory))
         self.threads = threads

@@ -200,7 +200,7 @@ def serve(
         model: an export (hf_model/), a Hub id or a lit_ner .ckpt.
         host: the address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).
         port: the port.
-        backend: "torch", or "onnx" (the export's model.onnx, from `lit_ner export --onnx true`).
+        backend: "torch", or "onnx" (the export's model.onnx, from `lit_ner export --onnx`).
         max_batch_size: requests batched into one model call at most.
         batch_timeout: seconds a batch waits to fill.
         workers: model workers (processes, each with its own copy of the model).

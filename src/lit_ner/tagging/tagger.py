@@ -295,4 +295,4 @@ class Tagger:
             return self._pool
 
 
-ONNX_HINT = "model.onnx (lit_ner export ... --onnx true)"
+ONNX_HINT = "model.onnx (lit_ner export ... --onnx)"
