@@ -136,6 +136,9 @@ BAD_REQUESTS = [
     ({"text": "x" * 81}, 413, "the text has 81 characters; the limit is 80"),
     ({"texts": ["a", "x" * 90]}, 413, "text 1 has 90 characters; the limit is 80"),
     ({"text": "a", "aggregation_strategy": "mean"}, 422, "aggregation_strategy must be one of"),
+    ({"text": "a", "aggregation_strategy": ["first"]}, 422, "aggregation_strategy must be one of"),
+    (b"[" * 2900 + b"]" * 2900, 400, "nested too deeply"),  # within the size limit, deeper than json goes
+    ('{"texts": ' + "[" * 500 + "]" * 500 + "}", 422, '"texts" must hold strings only'),
 ]
 
 

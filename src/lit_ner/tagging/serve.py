@@ -43,6 +43,8 @@ def request_error(body: bytes, max_texts: int, max_text_length: int) -> tuple[in
         request = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return 400, f"the body is not JSON: {exc}"
+    except RecursionError:  # [[[[...]]]] deeper than Python's parser recurses
+        return 400, "the body is not JSON this server reads: nested too deeply"
     if not isinstance(request, dict):
         return 422, 'the body must be a JSON object: {"text": "..."} or {"texts": ["...", ...]}'
     unknown = sorted(set(request) - {"text", "texts", "aggregation_strategy"})
@@ -63,7 +65,7 @@ def request_error(body: bytes, max_texts: int, max_text_length: int) -> tuple[in
             where = "the text" if "text" in request else f"text {i}"
             return 413, f"{where} has {len(text)} characters; the limit is {max_text_length}"
     strategy = request.get("aggregation_strategy", "simple")
-    if strategy not in AGGREGATION_STRATEGIES:
+    if not isinstance(strategy, str) or strategy not in AGGREGATION_STRATEGIES:
         return 422, f"aggregation_strategy must be one of {list(AGGREGATION_STRATEGIES)}, not {strategy!r}"
     return None
 
