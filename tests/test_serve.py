@@ -1,6 +1,7 @@
 """`lit_ner serve`: answers as `lit_ner tag` does, refuses bad requests with one line and keeps
 serving, shows a page that highlights entities in a real browser, and stops cleanly on SIGTERM."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -162,6 +163,10 @@ def test_health_and_the_page_are_served(server):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (.ci/run installs Debian's)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("playwright") is None,
+    reason="the browser extra is opt-in: make install EXTRAS=...,browser",
+)
 def test_the_page_highlights_the_entities_in_a_headless_browser(server, tagger):
     from playwright.sync_api import sync_playwright
 
