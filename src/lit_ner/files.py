@@ -24,12 +24,14 @@ def plain_suffix(path: str | Path) -> str:
 
 def write_atomically(path: str | Path, content: str | bytes | Callable[[IO[bytes]], None]) -> Path:
     """Writes a file so that a kill mid-write leaves the previous one whole: written beside it
-    (`.NAME.partial`), flushed to disk, then renamed over it. `content` is text (UTF-8), bytes,
+    (`.NAME.PID.partial`), flushed to disk, then renamed over it. `content` is text (UTF-8), bytes,
     or a function that writes into the open binary file (`torch.save`, say). Parent folders are
     made as needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    # Named by process: two processes writing one file at once (search workers' reports) each
+    # replace it whole, never writing into each other's partial file.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     with open(partial, "wb") as file:
         if callable(content):
             content(file)
