@@ -86,7 +86,12 @@ JOB_FILE = "job_id"
 def job_id() -> str | None:
     """This job's id as its launcher keeps it across restarts: SLURM's job id (`ARRAY_TASK` for
     an array task), or torchrun's rendezvous id when one was given (`--rdzv-id`); None otherwise.
-    A restarted job resumes the run its id started, not another job's newer run beside it."""
+    A restarted job resumes the run its id started, not another job's newer run beside it.
+    `LIT_NER_JOB`, when a caller sets it, is the id: a `lit_ner search` worker gives each trial's
+    fit its own (`search:STUDY/trial-N`), so that whichever worker resumes the trial, on whichever
+    array task, continues its run."""
+    if os.environ.get("LIT_NER_JOB"):
+        return os.environ["LIT_NER_JOB"]
     job = None
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
     if slurm_job():
