@@ -247,12 +247,15 @@ def test_a_folder_of_runs_teaches_with_the_export_of_its_last_finished_fit(
     assert config["model"]["teacher"] == latest
 
 
-def test_a_teacher_folder_without_a_finished_fit_is_one_line(tmp_path):
+def test_a_teacher_folder_without_a_finished_fit_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "version_0").mkdir(parents=True)  # a fit that never finished
     with pytest.raises(LitNerError, match=r"runs: neither a model .* nor runs with a fit_summary.json"):
         finished_export(str(tmp_path / "runs"))
     with pytest.raises(LitNerError, match=r"^\./runs/none-here: no such folder$"):
         finished_export("./runs/none-here")
+    with pytest.raises(LitNerError, match=r"^runs/none-here: no such folder$"):  # runs/ is here: local
+        finished_export("runs/none-here")
     # Anything else is a model's name for transformers to load: a Hub id, pkg://, an export.
     assert finished_export("org/model") == "org/model"
     (tmp_path / "export").mkdir()

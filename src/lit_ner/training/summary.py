@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_ner.errors import EXIT_RESUMABLE, LitNerError
+from lit_ner.export.hf import EXPORT_DIRNAME
 from lit_ner.files import write_atomically
 
 FIRST_SEED = 42  # the configs' seed_everything: seed 1 of N is the single-seed recipe
@@ -90,7 +91,9 @@ def finished_export(path: str) -> str:
     fit that finished last at or below it (its `fit_summary.json` written last), so that a config
     can name a recipe's runs (`model.teacher: runs/wnut-offline-base`) before they exist."""
     folder = Path(path)
-    if path.startswith(("/", "./", "../")) and not folder.exists():  # a local path, never a Hub id
+    # A local path, never a Hub id: written as one, or under a folder that is here (runs/...).
+    local = path.startswith(("/", "./", "../")) or Path(path.split("/")[0]).is_dir()
+    if local and not folder.exists():
         raise LitNerError(f"{path}: no such folder")
     if not folder.is_dir() or (folder / "config.json").is_file():
         return path
@@ -102,7 +105,8 @@ def finished_export(path: str) -> str:
             f"{path}: neither a model (no config.json) nor runs with a {SUMMARY_FILE} (no finished fit)"
         )
     latest = max(summaries, key=lambda file: file.stat().st_mtime_ns)
-    return json.loads(latest.read_text())["export"]
+    export = latest.parent / EXPORT_DIRNAME  # beside the summary: wherever the fit was run from
+    return str(export) if export.is_dir() else json.loads(latest.read_text())["export"]
 
 
 def summarize_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
