@@ -110,6 +110,31 @@ def test_the_offline_search_space_fits_the_offline_configs(tmp_path, capsys):
     assert "model.learning_rate" in (tmp_path / "study" / "trials.csv").read_text()
 
 
+def test_a_study_is_resumed_only_with_the_settings_it_started_with(tmp_path, capsys):
+    from lit_ner.training.search import search
+
+    space = space_file(tmp_path, "model.head: [softmax, crf]\n")
+    args = [
+        "--config",
+        str(REPO / "configs" / "wnut.yaml"),
+        f"--space={space}",
+        "--trials=0",
+        f"--study={tmp_path}/s",
+    ]
+    assert search(args)["trials"] == 0
+    for other, what in (
+        ("--model.learning_rate=1e-3", "configs and overrides"),
+        ("--warmup_epochs=2", "pruner"),
+    ):
+        with pytest.raises(SystemExit):
+            search([*args, other])
+        err = capsys.readouterr().err
+        assert f"a study started with other {what}" in err and "give another --study" in err
+    with pytest.raises(SystemExit):  # a fit option a search cannot run with
+        search([*args, "--seeds=3", f"--study={tmp_path}/t"])
+    assert "lit_ner search: seeds is set (3); a trial is one fit" in capsys.readouterr().err
+
+
 def search_command(tmp_path, train, space, *extra):
     return [
         sys.executable, "-m", "lit_ner", "search", "--config", str(REPO / "configs" / "wnut.yaml"),
@@ -194,7 +219,7 @@ def test_a_search_prunes_below_the_median_and_writes_the_best_config_the_table_a
     assert [row["state"] for row in rows] == ["complete", "complete", "pruned"]
     assert rows[1]["val_f1_epoch_3"] and not rows[2]["val_f1_epoch_2"]  # it stopped after epoch 1
     pruned_run = study_dir / "trial-2" / "version_0"
-    assert json.loads((pruned_run / "pruned.json").read_text())["epoch"] == 1
+    assert json.loads((study_dir / "trial-2" / "pruned.json").read_text())["epoch"] == 1
     with open(pruned_run / "metrics.csv") as file:
         assert sum(1 for row in csv.DictReader(file) if row.get("val/f1")) == 1
     for trial in range(3):  # every trial a normal run, never tested
@@ -215,6 +240,18 @@ def test_a_search_prunes_below_the_median_and_writes_the_best_config_the_table_a
         env,
     )
     assert printed.returncode == 0 and f"head: {best['model.head']}" in printed.stdout
+
+
+def processes_running(argument):
+    """The processes whose command line holds `argument` (Linux's /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and argument.encode() in open(f"/proc/{entry}/cmdline", "rb").read():
+                found.append(int(entry))
+        except OSError:  # ended meanwhile
+            continue
+    return found
 
 
 def start_and_wait_for(command, env, checkpoint):
@@ -245,8 +282,14 @@ def test_a_stopped_or_killed_search_resumes_its_trial_and_repeats_no_finished_on
 
     # SIGKILL to the worker and its fit at once (a lost node), during the next trial.
     worker = start_and_wait_for(command, env, study_dir / "trial-1" / last)
+    fits = processes_running(str(study_dir / "trial-1" / "trial.yaml"))
+    assert len(fits) == 1
     os.killpg(worker.pid, signal.SIGKILL)
+    for pid in fits:  # in a session of its own: the worker's group is not the fit's
+        os.kill(pid, signal.SIGKILL)
     out, _ = worker.communicate()
+    while processes_running(str(study_dir / "trial-1" / "trial.yaml")):
+        time.sleep(0.1)
     assert "trial 0 was left running; resuming it" in out
     first = study_dir / "trial-0" / "version_0" / "fit_summary.json"
     finished_at = first.stat().st_mtime_ns
@@ -294,7 +337,8 @@ def test_two_workers_share_one_study_each_trial_run_once(search_setup):
         ({"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
          {"save_dir": "STUDY", "name": "trial-7", "version": None}),
         ({"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"project": "ner"}},
-         {"project": "ner", "save_dir": "STUDY", "name": "trial-7", "version": None, "group": "search-wnut"}),
+         {"project": "ner", "save_dir": "STUDY/trial-7", "name": "trial-7", "version": None,
+          "group": "search-wnut"}),
         (False, {"save_dir": "STUDY", "name": "trial-7", "version": None}),
     ],
 )  # fmt: skip
@@ -306,6 +350,7 @@ def test_each_trial_is_a_run_of_its_own_under_the_study_and_in_its_wandb_group(t
     config = yaml.safe_load(trial_config(fit_yaml, study_dir, 7))
     init_args = config["trainer"]["logger"]["init_args"]
     assert init_args == {
-        key: str(study_dir) if value == "STUDY" else value for key, value in expected.items()
+        key: value.replace("STUDY", str(study_dir)) if isinstance(value, str) else value
+        for key, value in expected.items()
     }
     assert config["trainer"]["max_epochs"] == 6 and config["model"] == {"head": "crf"}

@@ -16,7 +16,6 @@ Each works with a plain `lightning.Trainer`; `lit_ner`'s CLI adds them by defaul
 from __future__ import annotations
 
 import json
-import os
 import signal
 import tempfile
 import time
@@ -44,7 +43,7 @@ from lit_ner.portable.spans import get_entities
 from lit_ner.portable.words import joined_words
 from lit_ner.scoring import format_report, join_windows
 from lit_ner.tag_schemes import TRAINING_SCHEME, from_bio
-from lit_ner.training import search
+from lit_ner.training import study
 from lit_ner.training.checkpoints import LAST
 from lit_ner.training.resume import JOB_FILE, checkpoint_dir, job_id, run_directory
 from lit_ner.training.signals import StopSignals, requeue_slurm_job
@@ -530,38 +529,43 @@ class AugmentationCounts(Callback):
 
 
 class TrialPruning(Callback):
-    """In a search trial's `fit` (`LIT_NER_TRIAL` set): after each validation, reports the epoch's
-    validation F1 to the trial and stops training at the epoch's end when the pruner says so,
-    leaving `pruned.json` in the run directory. Rank 0 asks; every rank stops."""
+    """In a `lit_ner search` trial's `fit` (`study.TRIAL_ENV` set by its worker): at each epoch's
+    end, reports that epoch's validation F1 to the trial and, when the pruner says so, stops
+    training there and writes the trial's `pruned_file`. Rank 0 asks; every rank stops. The
+    epoch's last validation is what counts (with `val_check_interval` below 1 there are several;
+    the pruner compares trials epoch by epoch)."""
 
-    def __init__(self, journal: str, trial: int, startup_trials: int, warmup_epochs: int) -> None:
-        self.journal, self.number = journal, trial
-        self.startup_trials, self.warmup_epochs = startup_trials, warmup_epochs
+    def __init__(self, report: study.TrialReport) -> None:
+        self.report = report
         self._trial: Any = None
+        self._validated: tuple[int, float] | None = None  # (epoch, validation F1)
 
     @classmethod
     def from_environment(cls) -> TrialPruning | None:
-        value = os.environ.get(search.TRIAL_ENV)
-        return cls(**json.loads(value)) if value else None
+        report = study.TrialReport.from_environment()
+        return cls(report) if report else None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.is_global_zero and self._trial is None:
-            self._trial = compat.optuna_trial(
-                search.open_study(Path(self.journal), self.startup_trials, self.warmup_epochs), self.number
-            )
+            self._trial = study.trial_of(self.report)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
+        score = trainer.callback_metrics.get("val/f1")
+        if not trainer.sanity_checking and score is not None:
+            self._validated = (trainer.current_epoch, float(score))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch, score = self._validated or (None, None)
+        if epoch != trainer.current_epoch:  # no validation this epoch (check_val_every_n_epoch)
             return
         prune = False
-        score = trainer.callback_metrics.get("val/f1")
-        if trainer.is_global_zero and score is not None:
-            with warnings.catch_warnings():  # a resumed trial reports its earlier epochs again
+        if trainer.is_global_zero:
+            with warnings.catch_warnings():  # an epoch reported before a kill, reported again
                 warnings.filterwarnings("ignore", message=".*already reported")
-                self._trial.report(float(score), step=trainer.current_epoch)
+                self._trial.report(score, step=epoch)
             prune = self._trial.should_prune()
         if trainer.strategy.broadcast(prune):
             trainer.should_stop = True
-            if trainer.is_global_zero and trainer.log_dir:
-                record = {"epoch": trainer.current_epoch + 1, "val_f1": float(score)}
-                write_atomically(Path(trainer.log_dir) / search.PRUNED, json.dumps(record) + "\n")
+            if trainer.is_global_zero:
+                record = {"epoch": epoch + 1, "val_f1": score}
+                write_atomically(self.report.pruned_file, json.dumps(record) + "\n")
