@@ -466,3 +466,20 @@ def test_ckpt_path_last_in_another_job_resumes_that_jobs_run_as_a_new_run(
     assert (first / "checkpoints" / LAST).stat().st_mtime < (
         tmp_path / "corpus/version_1/checkpoints" / LAST
     ).stat().st_mtime
+
+
+def test_a_sigterm_delivered_twice_is_one_request_and_a_later_second_one_stops_at_once():
+    """SLURM signals every process of a job, and a search worker forwards the same signal to its
+    trial's fit: the echo is ignored; a second SIGTERM seconds later means "stop now"."""
+    script = (
+        "import os, signal, time\n"
+        "from lit_ner.training.signals import StopSignals\n"
+        "stops = StopSignals(); stops.install()\n"
+        "os.kill(os.getpid(), signal.SIGTERM); os.kill(os.getpid(), signal.SIGTERM)\n"
+        "print('asked', stops.asked == signal.SIGTERM, flush=True)\n"
+        "stops._asked_at -= StopSignals.ECHO_SECONDS\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(5); print('still running', flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "asked True\n" and done.returncode == -signal.SIGTERM, done.stderr[-2000:]

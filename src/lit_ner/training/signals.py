@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from typing import Any
 
 from lit_ner.training.resume import slurm_job
@@ -28,10 +29,15 @@ class StopSignals:
     """While installed, SIGUSR1 and SIGTERM only record that the job was asked to stop (`asked`:
     the signal; SIGUSR1, a requeue request, outranks SIGTERM), for the training loop to act on
     between steps. A second SIGTERM stops the process at once (the stop may be stuck in a
-    collective or on slow storage)."""
+    collective or on slow storage), unless it comes within `ECHO_SECONDS` of the first: one
+    request delivered twice, as SLURM signals every process of a job and a `lit_ner search`
+    worker forwards the same signal to its trial's fit."""
+
+    ECHO_SECONDS = 5.0
 
     def __init__(self) -> None:
         self.asked: int | None = None
+        self._asked_at = 0.0
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -47,8 +53,12 @@ class StopSignals:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGTERM and self.asked is not None:
+            if time.monotonic() - self._asked_at < self.ECHO_SECONDS:
+                return
             self.restore()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
         elif self.asked != signal.SIGUSR1:
+            if self.asked is None:
+                self._asked_at = time.monotonic()
             self.asked = signum
