@@ -278,3 +278,56 @@ def test_threads_below_one_is_one_line(crf_export_dir, tmp_path, capsys):
         run_command("tag", ["--model", crf_export_dir, "--backend", "onnx", "--threads", "0", str(source)])
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and err.splitlines() == ["lit_ner: error: threads must be >= 1, not 0"]
+
+
+class HubStandIn:
+    """`huggingface_hub.HfApi` at the network boundary: a repo is a folder under `root`, and an
+    upload copies the export there (the Hub cannot be reached from the test machines)."""
+
+    root: Path
+
+    def create_repo(self, repo_id, private, exist_ok, repo_type):
+        assert repo_type == "model" and exist_ok
+        (self.root / repo_id).mkdir(parents=True, exist_ok=True)
+        (self.root / repo_id / ".private").write_text(str(private))
+
+    def upload_folder(self, folder_path, repo_id, repo_type):
+        import shutil
+
+        shutil.copytree(folder_path, self.root / repo_id, dirs_exist_ok=True)
+        return f"https://huggingface.co/{repo_id}/commit/0"
+
+
+def test_export_pushes_the_folder_it_wrote_to_the_hub_and_it_tags_from_there(
+    crf_export_dir, tmp_path, monkeypatch, capsys
+):
+    import huggingface_hub
+
+    HubStandIn.root = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub, "HfApi", HubStandIn)
+    out = tmp_path / "model"
+    run_command(
+        "export", [crf_export_dir, str(out), "--push_to_hub", "someone/wnut-tagger", "--hub_private", "false"]
+    )
+    assert "pushed to the Hub: https://huggingface.co/someone/wnut-tagger/commit/0" in capsys.readouterr().out
+    repo = HubStandIn.root / "someone" / "wnut-tagger"
+    assert (repo / ".private").read_text() == "False"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in repo.iterdir() if p.name != ".private"
+    )
+    text = "Empire State Building in New York"
+    assert Tagger.from_pretrained(str(repo))(text) == Tagger.from_pretrained(str(out))(text)
+
+
+def test_a_failed_push_is_one_line_and_the_export_stays(export_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "model"
+    with pytest.raises(SystemExit) as exit_:
+        run_command("export", [export_dir, str(out), "--push_to_hub", "someone/wnut-tagger"])
+    assert exit_.value.code == 2 and (out / "model.safetensors").is_file()
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .startswith("lit_ner: error: push to the Hub repo 'someone/wnut-tagger' failed")
+    )

@@ -88,7 +88,10 @@ def test_every_command_has_a_help_listing_each_option_with_its_type_and_default(
             "input", "--model", "--output", "--aggregation_strategy", "--text_field", "--trust_remote_code",
             "--batch_size", "--device", "--precision", "--stride", "--decoding", "--format", "--backend",
         ],
-        "export": ["source", "out_dir", "--onnx", "--quantize", "--trust_remote_code"],
+        "export": [
+            "source", "out_dir", "--onnx", "--quantize", "--trust_remote_code", "--push_to_hub",
+            "--hub_private",
+        ],
         "ensemble": ["--checkpoints", "--out_dir", "--average", "--onnx", "--trust_remote_code"],
         "serve": [
             "--model", "--host", "--port", "--backend", "--max_batch_size", "--batch_timeout", "--workers",

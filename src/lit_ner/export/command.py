@@ -65,6 +65,8 @@ def export(
     onnx: bool = False,
     quantize: Literal["int8"] | None = None,
     trust_remote_code: bool = False,
+    push_to_hub: str | None = None,
+    hub_private: bool = True,
 ) -> Path:
     """Writes a Hugging Face model folder from a checkpoint or an export.
 
@@ -77,6 +79,10 @@ def export(
         onnx: also write model.onnx, for `lit_ner tag --backend onnx` and `lit_ner serve --backend onnx`.
         quantize: "int8": model.onnx with int8 weights (ONNX Runtime's dynamic quantization).
         trust_remote_code: run modelling code that the base model ships on the Hub.
+        push_to_hub: then upload the folder to this Hub model repo (`user/name`, created if
+            needed; log in first: `hf auth login` or `HF_TOKEN`). A failed upload is one line,
+            and the folder stays.
+        hub_private: create that repo private.
 
     Returns:
         The folder written.
@@ -88,4 +94,8 @@ def export(
     else:
         out = export_folder(source, out_dir, trust_remote_code, onnx, quantize)
     print(f"Hugging Face export: {out}" + (f" (with model.onnx, {quantize or 'fp32'})" if onnx else ""))
+    if push_to_hub:
+        from lit_ner.export.push import push_to_hub as push
+
+        print(f"pushed to the Hub: {push(out, push_to_hub, private=hub_private)}")
     return out

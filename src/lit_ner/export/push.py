@@ -1,4 +1,4 @@
-"""An export up to the Hugging Face Hub (`fit --push_to_hub`)."""
+"""An export up to the Hugging Face Hub (`fit --push_to_hub`, `export --push_to_hub`)."""
 
 from __future__ import annotations
 
