@@ -1,6 +1,7 @@
 """What each quality lever buys on WNUT-17, over seeds: `make levers` (needs WNUT17_DIR).
 
 Usage: python bench/levers.py [--seeds 3] [--levers baseline crf ...] [--out bench/levers.json] [--table]
+       python bench/levers.py --teacher_report
 
 Each lever is the baseline (configs/wnut.yaml + configs/offline.yaml with the softmax head and
 argmax decoding at lr 1e-4, batch 16: the offline recipe before the levers existed; 10% warm-up,
@@ -203,6 +204,40 @@ def averaged(name: str, seeds: int) -> dict:
     }
 
 
+def teacher_on_train() -> dict:
+    """How the distilled levers' teacher reads the sentences it was trained on (its own word
+    distributions, as the student is taught them, against the gold tags): how much a student
+    can learn from it there beyond the gold labels."""
+    import numpy as np
+
+    from lit_ner.formats import read_conll
+    from lit_ner.model.teacher import Teacher
+    from lit_ner.wnut17 import WNUT17_LABELS
+
+    export = teacher_export()
+    split = read_conll(Path(os.environ["WNUT17_DIR"]) / "wnut17train.conll")
+    distributions = Teacher(str(REPO / export), WNUT17_LABELS).distributions(split["tokens"])
+    words = {"all": [], "entity": []}  # (probability of its argmax, argmax == gold)
+    for distribution, tags in zip(distributions, split["tags"]):
+        for row, tag in zip(np.asarray(distribution), tags):
+            read = (float(row.max()), WNUT17_LABELS[int(row.argmax())] == tag)
+            words["all"].append(read)
+            if tag != "O":
+                words["entity"].append(read)
+    return {
+        "teacher": export,
+        **{
+            f"{kind}_words": {
+                "count": len(reads),
+                "argmax_is_gold": float(np.mean([same for _, same in reads])),
+                "mean_argmax_probability": float(np.mean([p for p, _ in reads])),
+                "share_above_0.99": float(np.mean([p > 0.99 for p, _ in reads])),
+            }
+            for kind, reads in words.items()
+        },
+    }
+
+
 # The lever table of docs/experiments.md, in this order: lever -> (its name, the change).
 TABLE_ROWS = {
     "baseline": ("baseline", "—"),
@@ -291,23 +326,40 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "levers.json")
     parser.add_argument("--table", action="store_true", help="print docs/experiments.md's table and exit")
+    parser.add_argument(
+        "--teacher_report",
+        action="store_true",
+        help="the teacher on its training sentences -> teacher_on_train",
+    )
     args = parser.parse_args()
     if args.table:
         print(markdown_table(json.loads(args.out.read_text())), end="")
         return
     if not os.environ.get("WNUT17_DIR"):
         sys.exit("bench/levers.py: set WNUT17_DIR to the WNUT-17 release files")
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.teacher_report:
+        report = teacher_on_train()
+        merge(args.out, "teacher_on_train", report)
+        print(json.dumps(report, indent=2))
+        return
     for name in args.levers:
         if name in LEVERS:
-            results[name] = with_statistics(train(name, args.seeds))
+            result = with_statistics(train(name, args.seeds))
         elif name in AVERAGING_LEVERS:
-            results[name] = with_statistics(averaged(name, args.seeds))
+            result = with_statistics(averaged(name, args.seeds))
         else:
-            results[name] = with_statistics(redecode(name, results[DECODING_LEVERS[name]]))
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"{name}: val F1 {mean_and_spread(results[name], 'val_f1')}, "
-              f"test F1 {mean_and_spread(results[name], 'test_f1')}", flush=True)  # fmt: skip
+            result = with_statistics(redecode(name, json.loads(args.out.read_text())[DECODING_LEVERS[name]]))
+        merge(args.out, name, result)
+        print(f"{name}: val F1 {mean_and_spread(result, 'val_f1')}, "
+              f"test F1 {mean_and_spread(result, 'test_f1')}", flush=True)  # fmt: skip
+
+
+def merge(path: Path, key: str, value: dict) -> None:
+    """`value` under `key` in the JSON file, read again just before: levers run one at a time in
+    several processes (a queue of long fits) each add theirs, losing none of the others'."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results[key] = value
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
