@@ -17,8 +17,11 @@ INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 OFFLINE ?=
 # make train BASE=1: the offline recipe on the base-size encoder, all-mpnet-base-v2 (configs/offline-base.yaml).
 BASE ?=
-TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE)$(BASE),--config configs/offline.yaml) \
-	$(if $(BASE),--config configs/offline-base.yaml)
+# make train DISTILLED=1: the offline recipe on the small encoder, taught by the base recipe's last finished fit
+# (make train BASE=1 first; configs/offline-distilled.yaml).
+DISTILLED ?=
+TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE)$(BASE)$(DISTILLED),--config configs/offline.yaml) \
+	$(if $(BASE),--config configs/offline-base.yaml) $(if $(DISTILLED),--config configs/offline-distilled.yaml)
 ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -67,21 +70,21 @@ format: install ## Apply ruff's fixes and formatter
 	$(PYTHON) -m ruff check --fix src tests bench
 	$(PYTHON) -m ruff format src tests bench
 
-train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds configs/offline.yaml, BASE=1 also configs/offline-base.yaml; ARGS=... more flags)
+train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds configs/offline.yaml, BASE=1 also configs/offline-base.yaml, DISTILLED=1 configs/offline-distilled.yaml; ARGS=... more flags)
 	$(PYTHON) -m lit_ner fit $(TRAIN_CONFIGS) $(ARGS)
 
 bench: install ## Benchmarks (needs WNUT17_DIR): training vs the HF Trainer, tagging vs the HF pipeline -> bench/results.json
 	$(PYTHON) bench/training.py
 	$(PYTHON) bench/tagging.py
 
-results: install ## The results table: the recipe over 3 seeds, the tutorial's recipe, the HF Trainer anchors (~50 min, 2 cores) -> bench/results.json
+results: install ## The results table: the recipes over 3 seeds, the tutorial's recipe, the HF Trainer anchors (hours on 2 cores: each run's minutes are in the file) -> bench/results.json
 	$(PYTHON) bench/results.py
 
-levers: install ## Quality levers and the offline recipe on WNUT-17, 3 seeds each (needs WNUT17_DIR; ~2.5 h on 2 CPU cores) -> bench/levers.json
+levers: install ## Quality levers and the offline recipe on WNUT-17, 3 seeds each (needs WNUT17_DIR; many hours on 2 CPU cores: minutes per lever in the file) -> bench/levers.json
 	$(PYTHON) bench/levers.py
 
 raw-text: install ## Tagging against testing on WNUT-17 test text, tokenized and typed as people type (RUN=runs/wnut-offline/version_0, from make train OFFLINE=1) -> bench/raw_text.json
 	$(PYTHON) bench/raw_text.py $(or $(RUN),runs/wnut-offline/version_0)
 
-schemes: install ## The offline recipe and the softmax head on WNUT-17 rewritten in IOB1 and IOBES, F1 checked against conlleval / seqeval strict (~35 min, 2 cores) -> bench/schemes.json
+schemes: install ## The offline recipe and the softmax head on WNUT-17 rewritten in IOB1 and IOBES, F1 checked against conlleval / seqeval strict (minutes in the file) -> bench/schemes.json
 	$(PYTHON) bench/schemes.py
