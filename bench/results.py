@@ -4,16 +4,19 @@ the docs show kept in `bench/results.json` under "results": `make results`.
 Usage: python bench/results.py [--rows recipe tutorial ...] [--out bench/results.json]
        python bench/results.py --row_from_lever ROW=LEVER
 
-`--row_from_lever ROW=LEVER` takes row ROW (`recipe`, `recipe_base`) from `make levers`' fits of
-lever LEVER instead of training them again: allowed only when that lever's settings are the
-row's configs as they stand (the two `--print_config` outputs are compared), so its three fits
-are the row's.
+`--row_from_lever ROW=LEVER` takes row ROW (`recipe`, `recipe_base`, `recipe_distilled`) from
+`make levers`' fits of lever LEVER instead of training them again: allowed only when that lever's
+settings are the row's configs as they stand (the two `--print_config` outputs are compared, but
+for the run's name and the teacher, which must be row recipe_base's seed-42 fit), so its three
+fits are the row's.
 
 Rows (WNUT-17 from the release inside the package unless WNUT17_DIR is set; fp32; the best epoch
 chosen on validation F1, that checkpoint scored once on test), seeds 42, 43, 44 each:
 - recipe: `configs/wnut.yaml` + `configs/offline.yaml` as they stand (all-MiniLM-L6-v2; CRF head,
   lr 3e-5, batch 8, 10% warm-up, 6 epochs, word shapes, mention replacement);
 - recipe_base: the same plus `configs/offline-base.yaml` (all-mpnet-base-v2);
+- recipe_distilled: `configs/wnut.yaml` + `configs/offline.yaml` + `configs/offline-distilled.yaml`,
+  the small encoder taught by row recipe_base's seed-42 fit (`--model.teacher`);
 - tutorial: the tutorial's recipe on the MiniLM encoder (softmax head, lr 2e-5, batch 16, no
   warm-up, 2 epochs, no word shapes, no mention replacement), its batches drawn at random as the
   Trainer draws them;
@@ -61,6 +64,13 @@ TUTORIAL = [
 ROWS = {
     "recipe": [],
     "recipe_base": ["--config", "configs/offline-base.yaml"],
+    # The configs name the base recipe's runs from `make train BASE=1`; the row's teacher is the
+    # recipe_base row's seed 42 (run before it).
+    "recipe_distilled": [
+        "--config",
+        "configs/offline-distilled.yaml",
+        "--model.teacher=runs/results-recipe_base/seed-42",
+    ],  # fmt: skip
     # The tutorial's recipe and its batches: shuffled at random, as the Trainer's sampler does.
     "tutorial": [*TUTORIAL, "--data.group_by_length=false"],
     # The same with lit_ner's length-grouped batches (`data.group_by_length`, its default).
@@ -213,7 +223,18 @@ def row_from_lever(row: str, name: str) -> dict:
             if key in ("model", "data", "trainer")
         }
 
-    if config(*lever["args"]) != config(*ROWS[row]):
+    lever_config, row_config = config(*lever["args"]), config(*ROWS[row])
+    # The run's name is where it is written, not what it trains.
+    for printed in (lever_config, row_config):
+        printed["trainer"]["logger"]["init_args"].pop("name", None)
+    teacher = lever_config["model"].pop("teacher", None)
+    if row_config["model"].pop("teacher", None) is not None:
+        # The row's teacher is the recipe_base row's seed-42 fit: so must the lever's be.
+        base = json.loads((REPO / "bench" / "results.json").read_text())["results"]["recipe_base"]
+        seed_42 = next(run["run_dir"] for run in base["runs"] if run["seed"] == 42)
+        if teacher is None or Path(teacher).parent != Path(seed_42):
+            sys.exit(f"bench/results.py: lever {name}'s teacher ({teacher}) is not row recipe_base's seed 42")
+    if lever_config != row_config:
         sys.exit(
             f"bench/results.py: lever {name} ({' '.join(lever['args'])}) is not row {row}'s configs "
             "as they stand"
@@ -232,7 +253,8 @@ def row_from_lever(row: str, name: str) -> dict:
     ]  # fmt: skip
     return {
         "commands": commands,
-        "source": f"bench/levers.py: lever {name}, the configs as they stand",
+        "source": f"bench/levers.py: lever {name}, the configs as they stand"
+        + (f", taught by {teacher} (row recipe_base's seed 42)" if teacher else ""),
         "runs": summary["runs"],
         "scores": summary["scores"],
         "machine": lever.get("machine", machine()),

@@ -139,6 +139,7 @@ CONFIG_COMBINATIONS = [
     *[[path.name] for path in sorted((REPO / "configs").glob("*.yaml")) if path.name not in SEARCH_SPACES],
     ["wnut.yaml", "offline.yaml"],
     ["wnut.yaml", "offline.yaml", "offline-base.yaml"],
+    ["wnut.yaml", "offline.yaml", "offline-distilled.yaml"],
     ["wnut.yaml", "ddp.yaml"],
     ["wnut.yaml", "wandb.yaml"],
     ["wnut.yaml", "offline.yaml", "ddp.yaml"],
