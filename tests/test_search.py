@@ -354,3 +354,24 @@ def test_each_trial_is_a_run_of_its_own_under_the_study_and_in_its_wandb_group(t
         for key, value in expected.items()
     }
     assert config["trainer"]["max_epochs"] == 6 and config["model"] == {"head": "crf"}
+
+
+@pytest.mark.slow
+def test_with_wandb_each_trial_is_a_run_in_the_study_group(search_setup):
+    from .wandb_records import read_run
+
+    tmp_path, train, space, env = search_setup
+    env = {**env, "WANDB_SILENT": "true", "WANDB_DATA_DIR": str(tmp_path / "wandb-data")}
+    command = search_command(
+        tmp_path, train, space, "--trials=1", "--trainer.max_epochs=1",
+        "--config", str(REPO / "configs" / "wandb.yaml"), "--trainer.logger.init_args.offline=true",
+    )  # fmt: skip
+    done = run(command, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [row["state"] for row in trial_rows(tmp_path / "study")] == ["complete"]
+    (wandb_file,) = (tmp_path / "study" / "trial-0").glob("**/offline-run-*/run-*.wandb")
+    logged = read_run(wandb_file)
+    assert (logged["group"], logged["name"]) == ("study", "trial-0")
+    assert logged["summary"]["best/val_f1"] == pytest.approx(
+        float(trial_rows(tmp_path / "study")[0]["val_f1"])
+    )

@@ -50,14 +50,16 @@ def _items(items):
 
 
 def read_run(path):
-    """`{"config": {...}, "history": [row, ...], "summary": {...}, "artifacts": [...]}` of one
-    offline run; each artifact `{"name", "type", "aliases", "metadata", "files"}`, its files
+    """`{"config": {...}, "history": [row, ...], "summary": {...}, "artifacts": [...], "group",
+    "name"}` of one offline run; each artifact `{"name", "type", "aliases", "metadata", "files"}`, its files
     `{path: (size, local copy waiting in W&B's staging folder)}`."""
     run = {"config": {}, "history": [], "summary": {}, "artifacts": []}
     for record in read_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "config":
             run["config"].update(_items(record.config.update))
+        elif kind == "run":
+            run["group"], run["name"] = record.run.run_group, record.run.display_name
         elif kind == "history":
             run["history"].append(_items(record.history.item))
         elif kind == "summary":
