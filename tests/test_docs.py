@@ -234,6 +234,12 @@ def bench_module(name: str):
     return bench
 
 
+@pytest.mark.parametrize("page", sorted((REPO / "docs").glob("*.md")), ids=lambda page: page.name)
+def test_every_page_opens_by_saying_who_it_is_for(page):
+    title, blank, opening = page.read_text().splitlines()[:3]
+    assert title.startswith("# ") and blank == "" and opening.startswith("For "), page.name
+
+
 def test_the_lever_table_is_the_figures_make_levers_wrote():
     bench = bench_module("levers")
     results = json.loads((REPO / "bench" / "levers.json").read_text())
