@@ -1,0 +1,254 @@
+"""Where every figure of the README and docs/ comes from (tests/test_figures.py holds each to it).
+
+A figure is a number as a page prints it outside code: with a decimal point (0.4804, 7.6), a
+percentage (96.6%), a multiplier (2.15x) or a count with thousands separators (1,287); "0.484 ±
+0.009" is two. Each page maps each figure it prints to where it comes from:
+- `Measured(value)`: a value read from a file the project's own commands wrote (`bench(...)`,
+  `data(...)`), printed with the figure's own decimals (a % or x multiplies by 100 or takes a
+  ratio in the value itself);
+- `Published(source)`: someone else's figure, and where it is published;
+- `Setting(file, key)`: a value of a config file, read from it;
+- `Fact(what)`: a number that is no measurement (a licence's version, a version pin, a test's
+  size), said in words.
+Tables that other tests already equal to their files (the lever table, the tagging and raw-text
+tables, the README's measured rows) are left out of the pages before their figures are read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@cache
+def _json(name: str) -> Any:
+    return json.loads((REPO / "bench" / f"{name}.json").read_text())
+
+
+def bench(name: str, *keys: str) -> Any:
+    """bench/NAME.json, followed key by key."""
+    value = _json(name)
+    for key in keys:
+        value = value[key]
+    return value
+
+
+@cache
+def sentences(split: str) -> int:
+    """How many sentences the WNUT-17 release shipped inside the package has in `split`."""
+    from lit_ner.formats import read_conll
+    from lit_ner.wnut17 import wnut17_files
+
+    return len(read_conll(wnut17_files()[split])["tokens"])
+
+
+@cache
+def _split(split: str) -> dict[str, list]:
+    from lit_ner.formats import read_conll
+    from lit_ner.wnut17 import wnut17_files
+
+    return read_conll(wnut17_files()[split])
+
+
+def entities(split: str) -> int:
+    """How many entities (B- tags) the packaged WNUT-17 has in `split`."""
+    return sum(tag.startswith("B-") for tags in _split(split)["tags"] for tag in tags)
+
+
+def release_tokens() -> list[str]:
+    return [
+        token
+        for split in ("train", "validation", "test")
+        for words in _split(split)["tokens"]
+        for token in words
+    ]
+
+
+def share_of_tokens_the_word_finder_cuts() -> float:
+    """Of WNUT-17's own tokens, the share `portable.words` splits, "@user"/"#tag" aside (it splits
+    those as the test split writes them), as tests/test_words.py counts them."""
+    import re
+
+    from lit_ner.portable.words import split_words as split
+
+    tokens = release_tokens()
+    sigils = {t for t in tokens if len(t) > 1 and t[0] in "@#" and re.fullmatch(r"\w+", t[1:])}
+    return sum(t not in sigils and split(t) != [t] for t in tokens) / len(tokens)
+
+
+@dataclass(frozen=True)
+class Measured:
+    value: float
+
+
+@dataclass(frozen=True)
+class Published:
+    source: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    file: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Fact:
+    what: str
+
+
+def _results(row: str, score: str, part: str = "mean") -> float:
+    return bench("results", "results", row, "scores", score, part)
+
+
+def _seed(row: str, score: str, index: int) -> float:
+    return bench("results", "results", row, "scores", score, "values")[index]
+
+
+def _levers(lever: str, score: str, part: str = "mean") -> float:
+    return bench("levers", lever, score, part)
+
+
+def _training(run: str) -> float:
+    return bench("results", "training", "runs", run, "train_samples_per_s")
+
+
+def _engine(name: str, key: str) -> float:
+    return bench("results", "tagging", "engines", name, key)
+
+
+# Not yet mapped (issue #32); commands.md's bootstrap intervals and debug-data counts want files first.
+PENDING = {"docs/experiments.md", "docs/results.md", "docs/speed.md", "docs/commands.md"}
+
+FIGURES: dict[str, dict[str, list[Any]]] = {
+    "README.md": {
+        "1.8": [Measured(100 * (_levers("word_features", "test_f1") - _levers("recipe", "test_f1")))],
+        "0.4804": [Measured(bench("raw_text", "typed", "f1")), Measured(_engine("torch_fp32", "test_f1"))],
+        "1,009": [Measured(sentences("validation"))],
+        "1,287": [Measured(sentences("test"))],
+        "0.4078": [
+            Published(
+                "SpinningBytes' WNUT-17 submission, Derczynski et al. (2017); rescored by lit_ner evaluate"
+            )
+        ],
+        "0.168": [Measured(_seed("tutorial", "test/f1", 0))],
+        "0.307": [Measured(_seed("tutorial", "test/f1", 1))],
+        "0.276": [Measured(_seed("tutorial", "test/f1", 2))],
+        "0.158": [Measured(_seed("hf_trainer_tutorial", "test/f1", 0))],
+        "0.297": [Measured(_seed("hf_trainer_tutorial", "test/f1", 1))],
+        "0.278": [Measured(_seed("hf_trainer_tutorial", "test/f1", 2))],
+        "0.11": [Measured(min(bench("results", "results", "tutorial", "scores", "test/recall", "values")))],
+        "0.24": [Measured(max(bench("results", "results", "tutorial", "scores", "test/recall", "values")))],
+        "0.03": [Measured(_seed("tutorial_grouped", "test/recall", 0))],
+        "0.541": [Measured(_levers("mpnet", "test_f1"))],
+        "0.2858": [Measured(_engine("pipeline_per_text", "test_f1"))],
+        "6.26x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("pipeline_batched", "texts_per_s"))],
+        "2.15x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("torch_fp32", "texts_per_s"))],
+        "0.4799": [Measured(_engine("onnx_int8", "test_f1"))],
+        "4.0": [Fact("the WNUT-17 data's licence, CC-BY 4.0")],
+    },
+    "docs/questions.md": {
+        "0.34": [
+            Published("lowest test F1 of the tutorial's recipe on public DistilBERT WNUT-17 model cards")
+        ],
+        "0.43": [
+            Published("highest test F1 of the tutorial's recipe on public DistilBERT WNUT-17 model cards")
+        ],
+        "0.38": [
+            Published("median test F1 of the tutorial's recipe on public DistilBERT WNUT-17 model cards")
+        ],
+        "0.250": [Measured(_results("tutorial", "test/f1"))],
+        "0.073": [Measured(_results("tutorial", "test/f1", "std"))],
+        "0.484": [Measured(_results("recipe", "test/f1"))],
+        "0.009": [Measured(_results("recipe", "test/f1", "std"))],
+    },
+    "docs/runs.md": {
+        "0.2858": [Measured(_engine("pipeline_per_text", "test_f1"))],
+        "0.4804": [Measured(_engine("torch_fp32", "test_f1"))],
+    },
+    "docs/clusters.md": {
+        "1.6": [Fact("the learning rate 1.6e-4 of a linear-scaling table (a setting, not a measurement)")],
+        "3,394": [Measured(sentences("train"))],
+        "0.9": [Fact("a threshold a DDP test asserts on its tiny model's validation F1")],
+        "1.5x": [Measured(_training("lit_ner_bf16") / _training("lit_ner_fp32"))],
+    },
+    "docs/development.md": {
+        "10,000": [Fact("how many random sequences the metric test draws")],
+    },
+    "docs/configuration.md": {
+        "0.01": [Setting("configs/wnut.yaml", "model.weight_decay")],
+        "1.0": [Setting("configs/wnut.yaml", "trainer.gradient_clip_val")],
+        "0.3": [Setting("configs/offline.yaml", "data.augment.mention_replacement")],
+        "10%": [Setting("configs/offline.yaml", "model.warmup_steps")],
+        "0.5": [Setting("configs/offline-distilled.yaml", "model.distill_weight")],
+        "0.0": [Fact("a default: label smoothing off")],
+    },
+    "docs/data.md": {
+        "4.0": [Fact("the WNUT-17 data's licence, CC-BY 4.0")],
+        "0.4815": [
+            Measured(bench("schemes", "IOB1", "crf", "test/f1")),
+            Measured(bench("schemes", "IOBES", "crf", "test/f1")),
+        ],
+        "0.6082": [
+            Measured(bench("schemes", "IOB1", "crf", "best/val_f1")),
+            Measured(bench("schemes", "IOBES", "crf", "best/val_f1")),
+        ],
+        "0.4493": [
+            Measured(bench("schemes", "IOB1", "softmax", "test/f1")),
+            Measured(bench("schemes", "IOBES", "softmax", "test/f1")),
+        ],
+        "0.5714": [
+            Measured(bench("schemes", "IOB1", "softmax", "best/val_f1")),
+            Measured(bench("schemes", "IOBES", "softmax", "best/val_f1")),
+        ],
+        "0.4804": [Measured(bench("levers", "word_features_mention_replacement", "runs")[0]["test_f1"])],
+        "1.0": [Fact("a round trip's F1 and accuracy (the round trip gives back the same tags)")],
+    },
+    "docs/design.md": {
+        "10%": [Fact("the Tagger's default --max_padding, 0.1")],
+        "1,287": [Measured(sentences("test"))],
+        "5,000": [Fact("a test's text length, in words")],
+        "101,857": [Measured(len(release_tokens()))],
+        "0.4%": [Measured(share_of_tokens_the_word_finder_cuts())],
+        "4.58": [Fact("the transformers version optimum's ONNX package is pinned below")],
+    },
+    "docs/tagging.md": {
+        "5,000": [Fact("a test's text length, in words")],
+        "1,287": [Measured(sentences("test"))],
+        "0.2858": [Measured(_engine("pipeline_per_text", "test_f1"))],
+        "0.4804": [Measured(_engine("torch_fp32", "test_f1")), Measured(bench("raw_text", "typed", "f1"))],
+        "1,079": [Measured(entities("test"))],
+        "1,000": [Fact("an example of a number written with a separator")],
+        "2.6": [
+            Measured(
+                100
+                * (
+                    bench("results", "tagging", "int8_choices", "all_ops_per_channel", "test_f1")
+                    - bench("results", "tagging", "int8_choices", "all_ops_per_tensor", "test_f1")
+                )
+            )
+        ],
+        "0.4": [
+            Measured(
+                100
+                * (
+                    bench("results", "tagging", "int8_choices", "matmul_per_channel", "test_f1")
+                    - bench("results", "tagging", "int8_choices", "all_ops_per_channel", "test_f1")
+                )
+            )
+        ],
+        "1,210": [Measured(_engine("onnx_int8", "texts_agreeing_with_torch_fp32"))],
+        "2.15x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("torch_fp32", "texts_per_s"))],
+        "6.26x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("pipeline_batched", "texts_per_s"))],
+        "0.05": [Measured(100 * (_engine("torch_fp32", "test_f1") - _engine("onnx_int8", "test_f1")))],
+        "0.01": [Fact("lit_ner serve's default --batch_timeout, in seconds")],
+        "10,000": [Fact("lit_ner serve's default --max_text_length, in characters")],
+    },
+    "docs/search.md": {},
+    "docs/robustness.md": {},
+}

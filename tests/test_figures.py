@@ -1,0 +1,108 @@
+"""Every figure the README and docs/ print comes from a file (tests/figures.py says which): a
+figure a page prints that the map does not know, a figure the map knows that the page no longer
+prints, and a figure whose file now says otherwise each fail."""
+
+import importlib.util
+import json
+import re
+
+import pytest
+import yaml
+
+from .conftest import REPO
+from .figures import FIGURES, PENDING, Fact, Measured, Published, Setting
+
+# A number with a decimal point, a count with thousands separators, a percentage or a multiplier.
+FIGURE = re.compile(
+    r"(?<![\w./=~])(?<![A-Za-z]-)(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+)(?:x|%)?(?![\w.]*\d)|(?<![\w./=~])(?<![A-Za-z]-)\d+(?:\.\d+)?%"
+)
+PAGES = ["README.md", *(f"docs/{page.name}" for page in sorted((REPO / "docs").glob("*.md")))]
+
+
+def bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tables_tested_elsewhere() -> list[str]:
+    """The tables tests/test_docs.py already equals to their files, as the pages print them."""
+    results = json.loads((REPO / "bench" / "results.json").read_text())
+    return [
+        bench_module("levers").markdown_table(json.loads((REPO / "bench" / "levers.json").read_text())),
+        *bench_module("tagging").markdown_tables(results["tagging"]),
+        bench_module("raw_text").markdown_table(json.loads((REPO / "bench" / "raw_text.json").read_text())),
+    ]
+
+
+def printed_figures(text: str) -> list[str]:
+    """The figures a page prints: outside code, links and the tables tested elsewhere."""
+    for table in tables_tested_elsewhere():
+        text = text.replace(table.strip(), "")
+    text = "\n".join(line for line in text.splitlines() if "| measured: `" not in line)  # README's rows
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    return FIGURE.findall(text)
+
+
+def as_printed(value: float, figure: str) -> str:
+    """`value` written as `figure` is: its decimals, its thousands separators, its % or x."""
+    number = figure.rstrip("%x").replace(",", "")
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    if figure.endswith("%"):
+        value *= 100
+    text = f"{value:,.{decimals}f}" if "," in figure else f"{value:.{decimals}f}"
+    return text + ("%" if figure.endswith("%") else "x" if figure.endswith("x") else "")
+
+
+def setting(file: str, key: str) -> float:
+    value = yaml.safe_load((REPO / file).read_text())
+    for part in key.split("."):
+        value = value[part]
+    return float(value)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_figure_a_page_prints_is_mapped_to_where_it_comes_from(page):
+    if page in PENDING:
+        pytest.skip(f"{page}'s figures are not mapped yet (issue #32)")
+    printed = set(printed_figures((REPO / page).read_text()))
+    mapped = FIGURES.get(page, {})
+    assert sorted(printed - set(mapped)) == [], f"{page} prints figures tests/figures.py does not map"
+    assert sorted(set(mapped) - printed) == [], f"tests/figures.py maps figures {page} no longer prints"
+
+
+@pytest.mark.parametrize("page", sorted(FIGURES))
+def test_every_mapped_figure_is_what_its_file_says(page):
+    for figure, sources in FIGURES[page].items():
+        for source in sources:
+            if isinstance(source, Measured):
+                assert as_printed(source.value, figure) == figure, (page, figure, source)
+            elif isinstance(source, Setting):
+                assert as_printed(setting(source.file, source.key), figure) == figure, (page, figure, source)
+            else:
+                assert isinstance(source, (Published, Fact)) and (
+                    source.source if isinstance(source, Published) else source.what
+                )
+
+
+def test_a_changed_figure_fails():
+    """The README's recipe test F1 printed one digit off is caught: the map's file says otherwise."""
+    figure = "0.4804"
+    (source, *_) = FIGURES["README.md"][figure]
+    assert as_printed(source.value, figure) == figure
+    assert as_printed(source.value, "0.4805") != "0.4805"
+    page = (
+        (REPO / "README.md")
+        .read_text()
+        .replace("scores the same test F1, 0.4804", "scores the same test F1, 0.4805")
+    )
+    assert "0.4805" in set(printed_figures(page)) - set(FIGURES["README.md"])
+
+
+def test_the_figure_pattern_reads_figures_as_people_write_them():
+    text = "F1 0.4804, 1,287 texts, 96.6% of them, 2.15x faster, recall 0.11-0.24, "
+    text += "v2.13.0, 1e-4, ~8 min, Apache-2.0"
+    assert FIGURE.findall(text) == ["0.4804", "1,287", "96.6%", "2.15x", "0.11", "0.24"]
