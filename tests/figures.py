@@ -81,6 +81,37 @@ def share_of_tokens_the_word_finder_cuts() -> float:
     return sum(t not in sigils and split(t) != [t] for t in tokens) / len(tokens)
 
 
+@cache
+def spinningbytes(bootstrap: int = 1000) -> dict[str, Any]:
+    """`lit_ner evaluate`'s scores of SpinningBytes' submitted WNUT-17 test output, with
+    `bootstrap` resamples (seed 0, as the command's default)."""
+    import gzip
+    import tempfile
+
+    from lit_ner.evaluate import evaluate_files
+    from lit_ner.wnut17 import wnut17_files
+
+    from .test_evaluate import rebuild_submission
+
+    scratch = Path(tempfile.mkdtemp(prefix="lit_ner_figures_"))
+    test = wnut17_files()["test"]
+    if test.suffix == ".gz":
+        test = scratch / test.stem
+        test.write_bytes(gzip.decompress(wnut17_files()["test"].read_bytes()))
+    fixture = REPO / "tests" / "fixtures" / "wnut17_test_spinningbytes.tsv"
+    return evaluate_files(
+        test, rebuild_submission(test, fixture, scratch / "spinningbytes.txt"), bootstrap=bootstrap
+    )
+
+
+def unseen_in_train(split: str) -> dict[str, float | int]:
+    """What `lit_ner debug-data` reports of `split`'s entities never seen in train."""
+    from lit_ner.training.debug_data import novelty, surface_forms
+
+    forms = {name: surface_forms(_split(name)["tokens"], _split(name)["tags"]) for name in ("train", split)}
+    return novelty(forms["train"], forms[split])
+
+
 @dataclass(frozen=True)
 class Measured:
     value: float
@@ -122,8 +153,7 @@ def _engine(name: str, key: str) -> float:
     return bench("results", "tagging", "engines", name, key)
 
 
-# Not yet mapped (issue #32); commands.md's bootstrap intervals and debug-data counts want files first.
-PENDING = {"docs/experiments.md", "docs/results.md", "docs/speed.md", "docs/commands.md"}
+PENDING = {"docs/experiments.md", "docs/results.md", "docs/speed.md"}  # not yet mapped (issue #32)
 
 FIGURES: dict[str, dict[str, list[Any]]] = {
     "README.md": {
@@ -166,6 +196,34 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "0.073": [Measured(_results("tutorial", "test/f1", "std"))],
         "0.484": [Measured(_results("recipe", "test/f1"))],
         "0.009": [Measured(_results("recipe", "test/f1", "std"))],
+    },
+    "docs/commands.md": {
+        "40.78": [
+            Published("SpinningBytes' entity F1 on WNUT-17 test, Derczynski et al. (2017)"),
+            Measured(100 * spinningbytes()["overall"]["f1"]),
+        ],
+        "39.33": [
+            Published("SpinningBytes' surface-form F1 on WNUT-17 test, Derczynski et al. (2017)"),
+            Measured(100 * spinningbytes()["overall"]["surface_f1"]),
+        ],
+        "1,000": [Fact("the bootstrap's resamples in the example")],
+        "0.4078": [Measured(spinningbytes()["overall"]["f1"])],
+        "0.3755": [Measured(spinningbytes()["bootstrap"]["overall"]["f1"][0])],
+        "0.4410": [Measured(spinningbytes()["bootstrap"]["overall"]["f1"][1])],
+        "0.3933": [Measured(spinningbytes()["overall"]["surface_f1"])],
+        "0.3702": [Measured(spinningbytes()["bootstrap"]["overall"]["surface_f1"][0])],
+        "0.4207": [Measured(spinningbytes()["bootstrap"]["overall"]["surface_f1"][1])],
+        "3,394": [Measured(sentences("train"))],
+        "1,009": [Measured(sentences("validation"))],
+        "1,287": [Measured(sentences("test"))],
+        "1,975": [Measured(entities("train"))],
+        "1,079": [Measured(entities("test"))],
+        "100%": [
+            Measured(unseen_in_train("validation")["unseen_forms"]),
+            Measured(unseen_in_train("test")["unseen_forms"]),
+        ],
+        "96.6%": [Measured(unseen_in_train("validation")["unseen_forms_lowercased"])],
+        "97.9%": [Measured(unseen_in_train("test")["unseen_forms_lowercased"])],
     },
     "docs/runs.md": {
         "0.2858": [Measured(_engine("pipeline_per_text", "test_f1"))],
