@@ -153,7 +153,7 @@ def _engine(name: str, key: str) -> float:
     return bench("results", "tagging", "engines", name, key)
 
 
-PENDING = {"docs/experiments.md", "docs/results.md", "docs/speed.md"}  # not yet mapped (issue #32)
+PENDING = {"docs/experiments.md", "docs/speed.md"}  # not yet mapped (issue #32)
 
 FIGURES: dict[str, dict[str, list[Any]]] = {
     "README.md": {
@@ -224,6 +224,42 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         ],
         "96.6%": [Measured(unseen_in_train("validation")["unseen_forms_lowercased"])],
         "97.9%": [Measured(unseen_in_train("test")["unseen_forms_lowercased"])],
+    },
+    "docs/results.md": {
+        "3,394": [Measured(sentences("train"))],
+        "1,009": [Measured(sentences("validation"))],
+        "1,287": [Measured(sentences("test"))],
+        "0.3": [Setting("configs/offline.yaml", "data.augment.mention_replacement")],
+        "10%": [Setting("configs/offline.yaml", "model.warmup_steps")],
+        "0.4804": [Measured(_seed("recipe", "test/f1", 0))],
+        "0.4770": [Measured(_seed("recipe", "test/f1", 1))],
+        "0.4946": [Measured(_seed("recipe", "test/f1", 2))],
+        "0.453": [Measured(_levers("recipe", "test_f1"))],
+        "0.013": [Measured(_levers("recipe", "test_f1", "std"))],
+        "0.1678": [Measured(_seed("tutorial", "test/f1", 0))],
+        "0.3069": [Measured(_seed("tutorial", "test/f1", 1))],
+        "0.2762": [Measured(_seed("tutorial", "test/f1", 2))],
+        "0.1578": [Measured(_seed("hf_trainer_tutorial", "test/f1", 0))],
+        "0.2969": [Measured(_seed("hf_trainer_tutorial", "test/f1", 1))],
+        "0.2778": [Measured(_seed("hf_trainer_tutorial", "test/f1", 2))],
+        "0.250": [Measured(_results("tutorial", "test/f1"))],
+        "0.244": [Measured(_results("hf_trainer_tutorial", "test/f1"))],
+        "0.6": [
+            Measured(100 * (_results("tutorial", "test/f1") - _results("hf_trainer_tutorial", "test/f1")))
+        ],
+        "0.11": [Measured(min(bench("results", "results", "tutorial", "scores", "test/recall", "values")))],
+        "0.24": [Measured(max(bench("results", "results", "tutorial", "scores", "test/recall", "values")))],
+        "1.4x": [Measured(_results("tutorial", "minutes") / _results("tutorial_grouped", "minutes"))],
+        "0.3023": [Measured(_seed("tutorial_grouped", "test/f1", 1))],
+        "0.2720": [Measured(_seed("tutorial_grouped", "test/f1", 2))],
+        "0.0519": [Measured(_seed("tutorial_grouped", "test/f1", 0))],
+        "0.028": [Measured(_seed("tutorial_grouped", "test/recall", 0))],
+        "0.096": [Measured(_seed("tutorial_grouped", "best/val_f1", 0))],
+        "0.052": [Measured(_seed("tutorial_grouped", "test/f1", 0))],
+        "0.158": [Measured(_seed("hf_trainer_tutorial", "test/f1", 0))],
+        "1.0": [Setting("configs/wnut.yaml", "trainer.gradient_clip_val")],
+        "0.40": [Published("the WNUT-17 shared task's systems' entity F1, Derczynski et al. (2017)")],
+        "40.78": [Published("SpinningBytes' entity F1 on WNUT-17 test, Derczynski et al. (2017)")],
     },
     "docs/runs.md": {
         "0.2858": [Measured(_engine("pipeline_per_text", "test_f1"))],

@@ -40,11 +40,45 @@ def printed_figures(text: str) -> list[str]:
     """The figures a page prints: outside code, links and the tables tested elsewhere."""
     for table in tables_tested_elsewhere():
         text = text.replace(table.strip(), "")
-    text = "\n".join(line for line in text.splitlines() if "| measured: `" not in line)  # README's rows
+    # The README's measured rows and results.md's table (both held to results.json).
+    text = "\n".join(
+        line for line in text.splitlines() if "| measured: `" not in line and not RESULTS_ROW.match(line)
+    )
     text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
     text = re.sub(r"`[^`\n]*`", "", text)
     text = re.sub(r"\]\([^)]*\)", "]", text)
     return FIGURE.findall(text)
+
+
+RESULTS_ROW = re.compile(r"^\| `(\w+)` \| ")
+
+
+def results_page_cells(scores: dict) -> list[str]:
+    """A row of docs/results.md's table as results.json's scores print: mean ± sample std over
+    the seeds (the mean alone for one seed), each seed's best epoch, minutes, mean peak RSS."""
+
+    def cell(name: str, digits: int = 3) -> str:
+        numbers = scores[name]
+        spread = f" ± {numbers['std']:.{digits}f}" if len(numbers["values"]) > 1 else ""
+        return f"{numbers['mean']:.{digits}f}{spread}"
+
+    return [
+        cell("best/val_f1"), ", ".join(str(epoch) for epoch in scores["best_epoch"]["values"]),
+        cell("test/precision"), cell("test/recall"), cell("test/f1"), cell("test/accuracy"),
+        cell("minutes", 1), f"{scores['peak_rss_gb']['mean']:.2f}",
+    ]  # fmt: skip
+
+
+def test_the_results_page_table_is_results_json():
+    results = json.loads((REPO / "bench" / "results.json").read_text())["results"]
+    rows = [
+        line for line in (REPO / "docs" / "results.md").read_text().splitlines() if RESULTS_ROW.match(line)
+    ]
+    assert sorted(RESULTS_ROW.match(row).group(1) for row in rows) == sorted(results)  # each row once
+    for row in rows:
+        key = RESULTS_ROW.match(row).group(1)
+        cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")][2:]
+        assert cells == results_page_cells(results[key]["scores"]), key
 
 
 def as_printed(value: float, figure: str) -> str:
