@@ -277,6 +277,40 @@ TABLE_ROWS = {
 }
 
 
+# The recipe search's candidates (levers.json, `recipe_search`), in its order, as
+# docs/experiments.md names them; the last is the one chosen.
+CANDIDATE_NAMES = [
+    "softmax head, inverse_sqrt class weights, read with valid-BIO decoding",
+    "softmax head, label smoothing 0.1, read with valid-BIO decoding",
+    "CRF head, lr 2e-4",
+    "CRF head, lr 1e-4 (the CRF lever)",
+    "CRF head, lr 5e-5",
+    "CRF head, lr 3e-5",
+    "CRF head, lr 2e-5",
+    "CRF head, lr 2e-5, 10 epochs",
+    "CRF head, lr 5e-5, EMA of the weights (decay 0.998)",
+    "CRF head, lr 3e-5, EMA of the weights (decay 0.998)",
+    "CRF head, lr 3e-5, CRF learning rate 1e-2 (`crf_lr_factor` 333, as at lr 1e-4)",
+    "CRF head, lr 3e-5, batch 8",
+]
+
+
+def candidates_table(results: dict) -> str:
+    """docs/experiments.md's table of the recipe search: each candidate's seeds, best validation
+    F1 per seed and their mean; the chosen one in bold."""
+    candidates = results["recipe_search"]["candidates"]
+    lines = ["| candidate | seeds | best val F1 per seed | mean |", "|---|---|---|---|"]
+    for index, (name, candidate) in enumerate(zip(CANDIDATE_NAMES, candidates, strict=True)):
+        runs = candidate["runs"]
+        seeds = ", ".join(str(run["seed"]) for run in runs)
+        values = ", ".join(f"{run['val_f1']:.3f}" for run in runs)
+        mean = f"{candidate['val_f1']['mean']:.3f}" if len(runs) > 1 else ""
+        if index == len(candidates) - 1:
+            name, mean = f"**{name}**", f"**{mean}**"
+        lines.append(f"| {name} | {seeds} | {values} | {mean} |")
+    return "\n".join(lines) + "\n"
+
+
 def mean_and_spread(result: dict, name: str) -> str:
     if result[name] is None:
         return "—"
@@ -325,7 +359,7 @@ def main() -> None:
         default=["baseline", "valid_bio", "crf", "class_weights", "label_smoothing", "recipe"],
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "levers.json")
-    parser.add_argument("--table", action="store_true", help="print docs/experiments.md's table and exit")
+    parser.add_argument("--table", action="store_true", help="print docs/experiments.md's tables and exit")
     parser.add_argument(
         "--teacher_report",
         action="store_true",
@@ -333,7 +367,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.table:
-        print(markdown_table(json.loads(args.out.read_text())), end="")
+        results = json.loads(args.out.read_text())
+        print(markdown_table(results) + "\n" + candidates_table(results), end="")
         return
     if not os.environ.get("WNUT17_DIR"):
         sys.exit("bench/levers.py: set WNUT17_DIR to the WNUT-17 release files")

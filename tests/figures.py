@@ -157,11 +157,13 @@ def _serve(backend: str, load: str, key: str) -> float:
     return bench("results", "tagging", "serve", backend, load, key)
 
 
+def _lever_seed(lever: str, index: int, key: str) -> float:
+    return bench("levers", lever, "runs")[index][key]
+
+
 def _engine(name: str, key: str) -> float:
     return bench("results", "tagging", "engines", name, key)
 
-
-PENDING = {"docs/experiments.md"}  # not yet mapped (issue #32)
 
 FIGURES: dict[str, dict[str, list[Any]]] = {
     "README.md": {
@@ -189,6 +191,88 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "2.15x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("torch_fp32", "texts_per_s"))],
         "0.4799": [Measured(_engine("onnx_int8", "test_f1"))],
         "4.0": [Fact("the WNUT-17 data's licence, CC-BY 4.0")],
+    },
+    "docs/experiments.md": {
+        "10%": [Fact("the baseline's warm-up, 0.1 of the steps (bench/levers.py's BASELINE)")],
+        "1.4": [
+            Measured(100 * (_levers("valid_bio", "val_f1") - _levers("baseline", "val_f1"))),
+            Measured(100 * (_levers("class_weights", "val_f1") - _levers("baseline", "val_f1"))),
+        ],
+        "1.1": [
+            Measured(100 * (_levers("valid_bio", "test_f1") - _levers("baseline", "test_f1"))),
+            Measured(
+                100
+                * (_levers("ensemble", "test_f1") - _levers("word_features_mention_replacement", "test_f1"))
+            ),
+        ],
+        "0.9": [
+            Measured(100 * (_levers("baseline", "test_f1") - _levers("class_weights", "test_f1"))),
+            Measured(100 * (_levers("label_smoothing", "val_f1") - _levers("baseline", "val_f1"))),
+        ],
+        "0.1": [Fact("label smoothing's setting in its lever (bench/levers.py)")],
+        "0.7": [Measured(100 * (_levers("baseline", "test_f1") - _levers("label_smoothing", "test_f1")))],
+        "0.453": [Measured(_levers("recipe", "test_f1"))],
+        "0.013": [Measured(_levers("recipe", "test_f1", "std"))],
+        "0.463": [
+            Measured(_lever_seed("recipe", 0, "test_f1")),
+            Measured(_lever_seed("distilled_w0.5_t2", 0, "test_f1")),
+        ],
+        "0.438": [Measured(_lever_seed("recipe", 1, "test_f1"))],
+        "0.459": [Measured(_lever_seed("recipe", 2, "test_f1"))],
+        "0.432": [Measured(_results("hf_trainer_tuned", "test/f1"))],
+        "0.434": [Measured(_levers("baseline", "test_f1"))],
+        "0.011": [Measured(_levers("baseline", "test_f1", "std"))],
+        "1.9": [Measured(100 * (_levers("recipe", "test_f1") - _levers("baseline", "test_f1")))],
+        "0.449": [Measured(bench("levers", "recipe_search", "candidates")[5]["test_f1"]["mean"])],
+        "0.8": [Measured(100 * (_levers("word_features", "val_f1") - _levers("recipe", "val_f1")))],
+        "0.610": [Measured(_levers("word_features", "val_f1"))],
+        "0.602": [Measured(_levers("recipe", "val_f1")), Measured(_levers("distilled_w0.5_t1", "val_f1"))],
+        "1.8": [Measured(100 * (_levers("word_features", "test_f1") - _levers("recipe", "test_f1")))],
+        "0.471": [Measured(_levers("word_features", "test_f1"))],
+        "0.008": [Measured(_levers("word_features", "test_f1", "std"))],
+        "0.3": [Setting("configs/offline.yaml", "data.augment.mention_replacement")],
+        "0.5": [
+            Measured(100 * (_levers("mention_replacement", "val_f1") - _levers("recipe", "val_f1"))),
+            Setting("configs/offline-distilled.yaml", "model.distill_weight"),
+        ],
+        "0.454": [Measured(_levers("mention_replacement", "test_f1"))],
+        "0.612": [
+            Measured(_levers("word_features_mention_replacement", "val_f1")),
+            Measured(_levers("ensemble", "val_f1")),
+        ],
+        "0.003": [Measured(_levers("word_features_mention_replacement", "val_f1", "std"))],
+        "0.484": [Measured(_levers("word_features_mention_replacement", "test_f1"))],
+        "0.009": [Measured(_levers("word_features_mention_replacement", "test_f1", "std"))],
+        "0.480": [Measured(_lever_seed("word_features_mention_replacement", 0, "test_f1"))],
+        "0.477": [Measured(_lever_seed("word_features_mention_replacement", 1, "test_f1"))],
+        "0.495": [
+            Measured(_lever_seed("word_features_mention_replacement", 2, "test_f1")),
+            Measured(_levers("ensemble", "test_f1")),
+        ],
+        "3.1": [
+            Measured(
+                100 * (_levers("word_features_mention_replacement", "test_f1") - _levers("recipe", "test_f1"))
+            )
+        ],
+        "8.3": [Measured(_lever_seed("word_features_mention_replacement", 0, "minutes"))],
+        "0.675": [Measured(_levers("mpnet", "val_f1"))],
+        "0.541": [Measured(_levers("mpnet", "test_f1")), Measured(_levers("base", "test_f1"))],
+        "7.8": [Measured(100 * (_levers("mpnet", "test_f1") - _lever_seed("recipe", 0, "test_f1")))],
+        "5.7": [
+            Measured(
+                100 * (_levers("mpnet", "test_f1") - _levers("word_features_mention_replacement", "test_f1"))
+            )
+        ],
+        "0.594": [Measured(_levers("soup", "val_f1")), Measured(_levers("distilled_w0.5_t2", "val_f1"))],
+        "0.439": [Measured(_levers("soup", "test_f1"))],
+        "0.609": [Measured(_lever_seed("word_features_mention_replacement", 0, "val_f1"))],
+        "0.479": [Measured(_levers("distilled_w0.5_t1", "test_f1"))],
+        "99.2%": [Measured(bench("levers", "teacher_on_train", "all_words", "argmax_is_gold"))],
+        "88.6%": [Measured(bench("levers", "teacher_on_train", "entity_words", "argmax_is_gold"))],
+        "0.98": [Measured(bench("levers", "teacher_on_train", "all_words", "mean_argmax_probability"))],
+        "0.78": [Measured(bench("levers", "teacher_on_train", "entity_words", "mean_argmax_probability"))],
+        "0.671": [Measured(_levers("base", "val_f1"))],
+        "90.8": [Measured(_lever_seed("base", 0, "minutes"))],
     },
     "docs/questions.md": {
         "0.34": [

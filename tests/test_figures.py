@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from .conftest import REPO
-from .figures import FIGURES, PENDING, Fact, Measured, Published, Setting
+from .figures import FIGURES, Fact, Measured, Published, Setting
 
 # A number with a decimal point, a count with thousands separators, a percentage or a multiplier.
 FIGURE = re.compile(
-    r"(?<![\w./=~])(?<![A-Za-z]-)(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+)(?:x|%)?(?![\w.]*\d)|(?<![\w./=~])(?<![A-Za-z]-)\d+(?:\.\d+)?%"
+    r"(?<![\w./=])(?<![A-Za-z]-)(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+)(?:x|%)?(?![\w.]*\d)|(?<![\w./=])(?<![A-Za-z]-)\d+(?:\.\d+)?%"
 )
 PAGES = ["README.md", *(f"docs/{page.name}" for page in sorted((REPO / "docs").glob("*.md")))]
 
@@ -29,8 +29,10 @@ def bench_module(name: str):
 def tables_tested_elsewhere() -> list[str]:
     """The tables tests/test_docs.py already equals to their files, as the pages print them."""
     results = json.loads((REPO / "bench" / "results.json").read_text())
+    levers = json.loads((REPO / "bench" / "levers.json").read_text())
     return [
-        bench_module("levers").markdown_table(json.loads((REPO / "bench" / "levers.json").read_text())),
+        bench_module("levers").markdown_table(levers),
+        bench_module("levers").candidates_table(levers),
         *bench_module("tagging").markdown_tables(results["tagging"]),
         bench_module("raw_text").markdown_table(json.loads((REPO / "bench" / "raw_text.json").read_text())),
     ]
@@ -38,7 +40,7 @@ def tables_tested_elsewhere() -> list[str]:
 
 def printed_figures(text: str) -> list[str]:
     """The figures a page prints: outside code, links and the tables tested elsewhere."""
-    for table in tables_tested_elsewhere():
+    for table in [*tables_tested_elsewhere(), *training_rows()]:
         text = text.replace(table.strip(), "")
     # The README's measured rows and results.md's table (both held to results.json).
     text = "\n".join(
@@ -81,6 +83,39 @@ def test_the_results_page_table_is_results_json():
         assert cells == results_page_cells(results[key]["scores"]), key
 
 
+TRAINING_ROWS = {  # docs/speed.md's training table: engine as printed -> results.json's run
+    "HF Trainer, the tutorial's (random batches, fp32)": "hf_tutorial",
+    'HF Trainer, `train_sampling_strategy="group_by_length"`': "hf_group_by_length",
+    "HF Trainer, `group_by_length` + `bf16=True`": "hf_group_by_length_bf16",
+    'lit_ner, `precision="32-true"`': "lit_ner_fp32",
+    'lit_ner, `precision="bf16-mixed"`': "lit_ner_bf16",
+    "lit_ner fp32, `model.compile`": "lit_ner_fp32_compile",
+    "lit_ner bf16-mixed, `model.compile`": "lit_ner_bf16_compile",
+}
+
+
+def training_row(engine: str, run: dict) -> str:
+    passes = ", ".join(
+        f"{rate:.1f}" for rate in run.get("train_samples_per_s_passes", [run["train_samples_per_s"]])
+    )
+    return (
+        f"| {engine} | **{run['train_samples_per_s']:.1f}** ({passes}) | {run['real_tokens_per_s']:,.0f} | "
+        f"{run['padded_fraction']:.1%} | {run['validate_s']:.2f} | {run['val_f1']:.3f} | "
+        f"{run['peak_rss_mib']:,} | {run['model_flops_fraction_of_peak']:.0%} |"
+    )
+
+
+def training_rows() -> list[str]:
+    runs = json.loads((REPO / "bench" / "results.json").read_text())["training"]["runs"]
+    return [training_row(engine, runs[run]) for engine, run in TRAINING_ROWS.items()]
+
+
+def test_the_speed_page_training_table_is_results_json():
+    page = (REPO / "docs" / "speed.md").read_text()
+    for row in training_rows():
+        assert row in page, row
+
+
 def as_printed(value: float, figure: str) -> str:
     """`value` written as `figure` is: its decimals, its thousands separators, its % or x."""
     number = figure.rstrip("%x").replace(",", "")
@@ -100,8 +135,6 @@ def setting(file: str, key: str) -> float:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_figure_a_page_prints_is_mapped_to_where_it_comes_from(page):
-    if page in PENDING:
-        pytest.skip(f"{page}'s figures are not mapped yet (issue #32)")
     printed = set(printed_figures((REPO / page).read_text()))
     mapped = FIGURES.get(page, {})
     assert sorted(printed - set(mapped)) == [], f"{page} prints figures tests/figures.py does not map"
