@@ -191,6 +191,7 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "2.15x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("torch_fp32", "texts_per_s"))],
         "0.4799": [Measured(_engine("onnx_int8", "test_f1"))],
         "4.0": [Fact("the WNUT-17 data's licence, CC-BY 4.0")],
+        "38": [Measured(bench("levers", "mpnet", "minutes"))],
     },
     "docs/experiments.md": {
         "10%": [Fact("the baseline's warm-up, 0.1 of the steps (bench/levers.py's BASELINE)")],
@@ -273,6 +274,7 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "0.78": [Measured(bench("levers", "teacher_on_train", "entity_words", "mean_argmax_probability"))],
         "0.671": [Measured(_levers("base", "val_f1"))],
         "90.8": [Measured(_lever_seed("base", 0, "minutes"))],
+        "38": [Measured(bench("levers", "mpnet", "minutes"))],
     },
     "docs/questions.md": {
         "0.34": [
@@ -352,6 +354,14 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "1.0": [Setting("configs/wnut.yaml", "trainer.gradient_clip_val")],
         "0.40": [Published("the WNUT-17 shared task's systems' entity F1, Derczynski et al. (2017)")],
         "40.78": [Published("SpinningBytes' entity F1 on WNUT-17 test, Derczynski et al. (2017)")],
+        "26": [
+            Measured(
+                sum(
+                    sum(bench("results", "results", row, "scores", "minutes", "values"))
+                    for row in ("tutorial", "tutorial_grouped", "hf_trainer_tutorial")
+                )
+            )
+        ],
     },
     "docs/speed.md": {
         "3,394": [Measured(sentences("train"))],
@@ -414,6 +424,9 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "84%": [Measured(_serve("onnx_int8", "32_clients_8_texts", "fraction_of_offline_tagger"))],
         "45%": [Measured(_serve("torch", "32_clients_1_texts", "fraction_of_offline_tagger"))],
         "73%": [Measured(_serve("torch", "32_clients_8_texts", "fraction_of_offline_tagger"))],
+        "111": [Measured(_training_run("lit_ner_fp32_compile", "epoch_s"))],
+        "104": [Measured(_training_run("lit_ner_bf16_compile", "epoch_s"))],
+        "32": [Measured(_training_run("lit_ner_bf16_compile", "validate_s"))],
     },
     "docs/runs.md": {
         "0.2858": [Measured(_engine("pipeline_per_text", "test_f1"))],
@@ -423,6 +436,7 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "1.6": [Fact("the learning rate 1.6e-4 of a linear-scaling table (a setting, not a measurement)")],
         "3,394": [Measured(sentences("train"))],
         "0.9": [Fact("a threshold a DDP test asserts on its tiny model's validation F1")],
+        "90": [Fact("the example's --signal=SIGUSR1@90: SLURM's warning, in seconds before the limit")],
         "1.5x": [Measured(_training("lit_ner_bf16") / _training("lit_ner_fp32"))],
     },
     "docs/development.md": {
@@ -435,6 +449,7 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "10%": [Setting("configs/offline.yaml", "model.warmup_steps")],
         "0.5": [Setting("configs/offline-distilled.yaml", "model.distill_weight")],
         "0.0": [Fact("a default: label smoothing off")],
+        "438": [Fact("all-mpnet-base-v2 unpacked, in MB (du -sb: 438,694,707 bytes)")],
     },
     "docs/data.md": {
         "4.0": [Fact("the WNUT-17 data's licence, CC-BY 4.0")],

@@ -14,7 +14,11 @@ from .figures import FIGURES, Fact, Measured, Published, Setting
 
 # A number with a decimal point, a count with thousands separators, a percentage or a multiplier.
 FIGURE = re.compile(
-    r"(?<![\w./=])(?<![A-Za-z]-)(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+)(?:x|%)?(?![\w.]*\d)|(?<![\w./=])(?<![A-Za-z]-)\d+(?:\.\d+)?%"
+    r"(?<![\w./=])(?<![A-Za-z]-)(?:"
+    r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+)(?:x|%)?(?![\w.]*\d)"  # 0.4804, 1,287, 2.15x
+    r"|\d+(?:\.\d+)?%"  # 96.6%
+    r"|\d+(?= ?(?:min|minutes|s|ms|MB|GB|h|hours)\b)"  # 38 min, 111 s, 438 MB: a measure's unit
+    r")"
 )
 PAGES = ["README.md", *(f"docs/{page.name}" for page in sorted((REPO / "docs").glob("*.md")))]
 
@@ -171,5 +175,5 @@ def test_a_changed_figure_fails():
 
 def test_the_figure_pattern_reads_figures_as_people_write_them():
     text = "F1 0.4804, 1,287 texts, 96.6% of them, 2.15x faster, recall 0.11-0.24, "
-    text += "v2.13.0, 1e-4, ~8 min, Apache-2.0"
-    assert FIGURE.findall(text) == ["0.4804", "1,287", "96.6%", "2.15x", "0.11", "0.24"]
+    text += "v2.13.0, 1e-4, ~8 min, 111 s, batch 16, 6 epochs, Apache-2.0"
+    assert FIGURE.findall(text) == ["0.4804", "1,287", "96.6%", "2.15x", "0.11", "0.24", "8", "111"]
