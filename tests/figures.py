@@ -435,7 +435,6 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
     "docs/clusters.md": {
         "1.6": [Fact("the learning rate 1.6e-4 of a linear-scaling table (a setting, not a measurement)")],
         "3,394": [Measured(sentences("train"))],
-        "0.9": [Fact("a threshold a DDP test asserts on its tiny model's validation F1")],
         "90": [Fact("the example's --signal=SIGUSR1@90: SLURM's warning, in seconds before the limit")],
         "1.5x": [Measured(_training("lit_ner_bf16") / _training("lit_ner_fp32"))],
     },
@@ -473,6 +472,7 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "1.0": [Fact("a round trip's F1 and accuracy (the round trip gives back the same tags)")],
     },
     "docs/design.md": {
+        "0.9": [Fact("a threshold a DDP test asserts on its tiny model's validation F1")],
         "10%": [Fact("the Tagger's default --max_padding, 0.1")],
         "1,287": [Measured(sentences("test"))],
         "5,000": [Fact("a test's text length, in words")],

@@ -228,8 +228,12 @@ def test_the_package_exports_are_those_it_lists():
 def test_a_bare_boolean_flag_means_true(args, filled):
     from lit_ner.__main__ import bare_flags_set
     from lit_ner.evaluate import evaluate
+    from lit_ner.export.command import export
 
     assert bare_flags_set(evaluate, args) == filled
+    # `lit_ner export EXPORT OUT --onnx --quantize int8`, as typed.
+    typed = ["EXPORT", "OUT", "--onnx", "--quantize", "int8"]
+    assert bare_flags_set(export, typed) == ["EXPORT", "OUT", "--onnx", "true", "--quantize", "int8"]
 
 
 def test_a_bare_flag_works_on_the_command_line(capsys):
