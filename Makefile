@@ -25,7 +25,7 @@ TRAIN_CONFIGS := --config configs/wnut.yaml $(if $(OFFLINE)$(BASE)$(DISTILLED),-
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast test-latest lint format train bench results levers schemes raw-text
+.PHONY: help install test test-fast test-latest lint format train bench parity results levers schemes raw-text
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ train: install ## Fine-tune on WNUT-17 (configs/wnut.yaml; OFFLINE=1 adds config
 bench: install ## Benchmarks (needs WNUT17_DIR): training vs the HF Trainer, tagging vs the HF pipeline -> bench/results.json
 	$(PYTHON) bench/training.py
 	$(PYTHON) bench/tagging.py
+
+parity: install ## A whole fit against the HF Trainer's whole run as processes, fp32 and bf16, and what each of fit's defaults costs (needs WNUT17_DIR) -> bench/results.json
+	$(PYTHON) bench/parity.py
 
 results: install ## The results table: the recipes over 3 seeds, the tutorial's recipe, the HF Trainer anchors (hours on 2 cores: each run's minutes are in the file) -> bench/results.json
 	$(PYTHON) bench/results.py
