@@ -165,6 +165,14 @@ def _engine(name: str, key: str) -> float:
     return bench("results", "tagging", "engines", name, key)
 
 
+# Sources several pages cite, named once.
+CARDS = "test F1 of the tutorial's recipe on public DistilBERT WNUT-17 model cards"
+SPINNINGBYTES_F1 = Published("SpinningBytes' entity F1 on WNUT-17 test, Derczynski et al. (2017)")
+INT8_OVER_PIPELINE = Measured(
+    _engine("onnx_int8", "texts_per_s") / _engine("pipeline_batched", "texts_per_s")
+)
+INT8_OVER_TORCH = Measured(_engine("onnx_int8", "texts_per_s") / _engine("torch_fp32", "texts_per_s"))
+
 FIGURES: dict[str, dict[str, list[Any]]] = {
     "README.md": {
         "1.8": [Measured(100 * (_levers("word_features", "test_f1") - _levers("recipe", "test_f1")))],
@@ -187,17 +195,13 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "0.03": [Measured(_seed("tutorial_grouped", "test/recall", 0))],
         "0.541": [Measured(_levers("mpnet", "test_f1"))],
         "0.2858": [Measured(_engine("pipeline_per_text", "test_f1"))],
-        "6.26x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("pipeline_batched", "texts_per_s"))],
-        "2.15x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("torch_fp32", "texts_per_s"))],
+        "6.26x": [INT8_OVER_PIPELINE],
+        "2.15x": [INT8_OVER_TORCH],
         "0.4799": [Measured(_engine("onnx_int8", "test_f1"))],
         "4.0": [Fact("the WNUT-17 data's licence, CC-BY 4.0")],
         "38": [Measured(bench("levers", "mpnet", "minutes"))],
-        "0.34": [
-            Published("lowest test F1 of the tutorial's recipe on public DistilBERT WNUT-17 model cards")
-        ],
-        "0.43": [
-            Published("highest test F1 of the tutorial's recipe on public DistilBERT WNUT-17 model cards")
-        ],
+        "0.34": [Published(f"lowest {CARDS}")],
+        "0.43": [Published(f"highest {CARDS}")],
         "0.565": [Published("BERTweet-base on WNUT-17 test, Nguyen, Vu and Nguyen (2020), EMNLP demos")],
         "0.6045": [Published("CL-KL on WNUT-17 test, Wang et al. (2021), ACL-IJCNLP")],
     },
@@ -313,15 +317,9 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "38": [Measured(bench("levers", "mpnet", "minutes"))],
     },
     "docs/questions.md": {
-        "0.34": [
-            Published("lowest test F1 of the tutorial's recipe on public DistilBERT WNUT-17 model cards")
-        ],
-        "0.43": [
-            Published("highest test F1 of the tutorial's recipe on public DistilBERT WNUT-17 model cards")
-        ],
-        "0.38": [
-            Published("median test F1 of the tutorial's recipe on public DistilBERT WNUT-17 model cards")
-        ],
+        "0.34": [Published(f"lowest {CARDS}")],
+        "0.43": [Published(f"highest {CARDS}")],
+        "0.38": [Published(f"median {CARDS}")],
         "0.250": [Measured(_results("tutorial", "test/f1"))],
         "0.073": [Measured(_results("tutorial", "test/f1", "std"))],
         "0.484": [Measured(_results("recipe", "test/f1"))],
@@ -329,7 +327,7 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
     },
     "docs/commands.md": {
         "40.78": [
-            Published("SpinningBytes' entity F1 on WNUT-17 test, Derczynski et al. (2017)"),
+            SPINNINGBYTES_F1,
             Measured(100 * spinningbytes()["overall"]["f1"]),
         ],
         "39.33": [
@@ -389,7 +387,7 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
         "0.158": [Measured(_seed("hf_trainer_tutorial", "test/f1", 0))],
         "1.0": [Setting("configs/wnut.yaml", "trainer.gradient_clip_val")],
         "0.40": [Published("the WNUT-17 shared task's systems' entity F1, Derczynski et al. (2017)")],
-        "40.78": [Published("SpinningBytes' entity F1 on WNUT-17 test, Derczynski et al. (2017)")],
+        "40.78": [SPINNINGBYTES_F1],
         "26": [
             Measured(
                 sum(
@@ -445,8 +443,8 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
             )
         ],
         "1,287": [Measured(sentences("test"))],
-        "2.15x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("torch_fp32", "texts_per_s"))],
-        "6.26x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("pipeline_batched", "texts_per_s"))],
+        "2.15x": [INT8_OVER_TORCH],
+        "6.26x": [INT8_OVER_PIPELINE],
         "2.64": [Measured(_engine("onnx_int8", "cpu_ms_per_text"))],
         "5.80": [Measured(_engine("torch_fp32", "cpu_ms_per_text"))],
         "0.05": [Measured(100 * (_engine("torch_fp32", "test_f1") - _engine("onnx_int8", "test_f1")))],
@@ -542,8 +540,8 @@ FIGURES: dict[str, dict[str, list[Any]]] = {
             )
         ],
         "1,210": [Measured(_engine("onnx_int8", "texts_agreeing_with_torch_fp32"))],
-        "2.15x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("torch_fp32", "texts_per_s"))],
-        "6.26x": [Measured(_engine("onnx_int8", "texts_per_s") / _engine("pipeline_batched", "texts_per_s"))],
+        "2.15x": [INT8_OVER_TORCH],
+        "6.26x": [INT8_OVER_PIPELINE],
         "0.05": [Measured(100 * (_engine("torch_fp32", "test_f1") - _engine("onnx_int8", "test_f1")))],
         "0.01": [Fact("lit_ner serve's default --batch_timeout, in seconds")],
         "10,000": [Fact("lit_ner serve's default --max_text_length, in characters")],
