@@ -9,7 +9,7 @@ from torch import nn
 from lit_ner.data.alignment import IGNORE_INDEX
 from lit_ner.data.datamodule import NERDataModule
 from lit_ner.errors import LitNerError
-from lit_ner.model.module import TokenClassifier
+from lit_ner.model.module import TokenClassifier, clip_grad_norm_on_cpu
 from lit_ner.wnut17 import WNUT17_LABELS
 
 from .conftest import FIXTURES
@@ -108,6 +108,24 @@ def test_the_fused_adamw_steps_with_gradients_clipped_in_fp32_and_bf16(model, tm
     trainer.fit(model, datamodule=tiny_data(model, tmp_path))
     assert trainer.optimizers[0].defaults["fused"]
     assert len(norms) == 2 and all(norm == pytest.approx(1e-3, rel=1e-3) for norm in norms)
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1e3, "at_the_norm"])
+def test_cpu_clipping_leaves_the_gradients_as_torchs_clip_grad_norm_does_to_the_bit(max_norm):
+    # Below the bound torch multiplies every gradient by 1.0; lit_ner skips that pass.
+    torch.manual_seed(0)
+    grads = [torch.randn(7, 5), torch.randn(5), torch.randn(3, 3) * 1e-4]
+    ours, theirs = ([nn.Parameter(torch.zeros_like(g)) for g in grads] for _ in range(2))
+    for params in (ours, theirs):
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad.clone()
+    if max_norm == "at_the_norm":  # where torch's clamped coefficient turns from below 1.0 to 1.0
+        max_norm = torch.nn.utils.get_total_norm(grads).item()
+    norm = clip_grad_norm_on_cpu(ours, max_norm)
+    assert torch.equal(norm, torch.nn.utils.clip_grad_norm_(theirs, max_norm))
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours, theirs, strict=True))
+    clipped = torch.nn.utils.get_total_norm([p.grad for p in ours]).item()
+    assert clipped == pytest.approx(min(max_norm, norm.item()), rel=1e-5)
 
 
 def test_learning_rate_warms_up_linearly_then_decays_to_zero(tiny_model_dir, tmp_path):

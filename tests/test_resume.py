@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -295,17 +296,59 @@ def test_a_kill_during_a_checkpoint_save_leaves_the_previous_checkpoint_whole(tm
     io = SafeCheckpointIO()
     path = tmp_path / LAST
     io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "global_step": 1}, path)
+    io.wait()  # on disk
 
     def killed_midway(obj, file, *args, **kwargs):
         file.write(b"PK\x03\x04 half a zip archive")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", killed_midway)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):  # written in the background: raised where it is waited for
         io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 2}, path)
+        io.teardown()
     monkeypatch.undo()
     assert load_checkpoint(path)["global_step"] == 1
     assert io.load_checkpoint(path)["state_dict"]["w"].sum() == 0
+
+
+def test_a_checkpoint_is_written_as_it_was_when_saved_while_training_goes_on(tmp_path, monkeypatch):
+    from lit_ner.training.checkpoints import SafeCheckpointIO
+
+    save, written = torch.save, threading.Event()
+    go_on = threading.Event()
+
+    def slow_disk(obj, file, *args, **kwargs):
+        go_on.wait(timeout=30)  # the write is held until training has moved on
+        save(obj, file, *args, **kwargs)
+        written.set()
+
+    monkeypatch.setattr(torch, "save", slow_disk)
+    io = SafeCheckpointIO()
+    weight = torch.zeros(3)
+    state = {"state_dict": {"w": weight, "tied": weight}, "callbacks": {"best_k_models": {"a.ckpt": 0.5}}}
+    io.save_checkpoint(state, tmp_path / LAST)
+    assert not written.is_set()  # save returned: the write is still to come
+    weight.add_(1.0)  # the next optimizer step, in place
+    state["callbacks"]["best_k_models"]["b.ckpt"] = 0.6  # a new best, recorded meanwhile
+    go_on.set()
+    loaded = io.load_checkpoint(tmp_path / LAST)  # waits for the write
+    assert written.is_set()
+    assert loaded["state_dict"]["w"].sum() == 0 and loaded["callbacks"]["best_k_models"] == {"a.ckpt": 0.5}
+    assert loaded["state_dict"]["w"].data_ptr() == loaded["state_dict"]["tied"].data_ptr()  # still one tensor
+    io.teardown()
+
+
+def test_a_failed_background_write_raises_at_the_next_save_and_in_the_foreground_mode_at_once(tmp_path):
+    from lit_ner.training.checkpoints import SafeCheckpointIO
+
+    for background in (True, False):
+        io = SafeCheckpointIO(background=background)
+        blocked = tmp_path / f"file-{background}"
+        blocked.write_text("a file where the checkpoint's folder should be")
+        with pytest.raises(OSError):
+            io.save_checkpoint({"global_step": 1}, blocked / LAST)
+            io.save_checkpoint({"global_step": 2}, tmp_path / LAST)
+        io.teardown()
 
 
 @pytest.mark.slow
