@@ -2,6 +2,7 @@
 `python bench/parity.py` (needs WNUT17_DIR).
 
 Usage: python bench/parity.py [--repeats 3] [--precisions 32-true bf16-mixed] [--out bench/results.json]
+       [--key parity] [--cuts_only]
 
 Both do the same computation: one epoch of the full WNUT-17 train split on the packaged MiniLM,
 softmax head and argmax, lr 1e-4 with 10% warm-up, batch 16, length-grouped batches, no word
@@ -13,7 +14,10 @@ process, timed from its start to its exit, in `--repeats` interleaved passes; th
 Where lit_ner's extra seconds go is measured by taking one default away at a time, each its own
 process: `--test_after_fit false` (the test), `--last_checkpoint.every_n_train_steps 0` (the
 periodic last.ckpt), `--report_writer.plots false` (the PNGs), and the import of lit_ner's CLI
-alone. Results are merged into the JSON file under "parity".
+alone. Then, in one process on MiniLM's real training state, what the training thread waits for
+in a checkpoint save (written in the foreground, or handed to the background writer) and in
+gradient clipping within the bound (torch's, lit_ner's CPU clipping): `cuts`, alone with
+`--cuts_only`. Results are merged into the JSON file under `--key` ("parity").
 """
 
 from __future__ import annotations
@@ -97,15 +101,66 @@ def hf_whole_run(precision: str) -> None:
         trainer.train()
 
 
+def cuts(repeats: int = 5) -> dict:
+    """What the training thread waits for, in process, on MiniLM's real training state: a
+    checkpoint save written in the foreground against one handed to the background writer, and
+    gradient clipping within the bound as torch does it against lit_ner's CPU clipping."""
+    import torch
+    from training import ENCODER, fresh_token_classifier
+
+    from lit_ner.hub import resolve_name_or_path
+    from lit_ner.model.module import clip_grad_norm_on_cpu
+    from lit_ner.training.checkpoints import SafeCheckpointIO
+
+    torch.manual_seed(0)
+    model = fresh_token_classifier(resolve_name_or_path(ENCODER))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-5  # a norm well within 1.0
+    optimizer.step()  # AdamW's state exists, as in any checkpoint after the first step
+    checkpoint = {"state_dict": model.state_dict(), "optimizer_states": [optimizer.state_dict()]}
+    waits: dict[str, list[float]] = {"foreground": [], "background": [], "background_write": []}
+    with tempfile.TemporaryDirectory(prefix="lit_ner_parity_ckpt_") as scratch:
+        for background in (False, True) * repeats:
+            io = SafeCheckpointIO(background=background)
+            start = time.perf_counter()
+            io.save_checkpoint(checkpoint, Path(scratch) / "last.ckpt")
+            waits["background" if background else "foreground"].append(time.perf_counter() - start)
+            io.teardown()
+            if background:
+                waits["background_write"].append(time.perf_counter() - start)
+    clipping: dict[str, list[float]] = {"torch": [], "lit_ner": []}
+    for _ in range(repeats * 4):
+        for name, clip in (("torch", torch.nn.utils.clip_grad_norm_), ("lit_ner", clip_grad_norm_on_cpu)):
+            start = time.perf_counter()
+            clip(params, 1.0)
+            clipping[name].append(time.perf_counter() - start)
+    checkpoint_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) * 3 / 2**20
+    return {
+        "checkpoint_mb_approx": round(checkpoint_mb),  # weights + AdamW's two moments
+        "checkpoint_save_wait_s": {name: round(min(times), 3) for name, times in waits.items()},
+        "clip_within_bound_ms": {name: round(1000 * min(times), 2) for name, times in clipping.items()},
+        "repeats": repeats,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument("--key", default="parity", help="where in the JSON file the result goes")
+    parser.add_argument("--cuts_only", action="store_true", help="measure the in-process cuts alone")
     parser.add_argument("--hf_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hf_child:
         return hf_whole_run(args.hf_child)
+    if args.cuts_only:
+        data = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        data.setdefault(args.key, {})["cuts"] = cuts()
+        args.out.write_text(json.dumps(data, indent=2) + "\n")
+        return print(json.dumps(data[args.key]["cuts"], indent=2))
     if not os.environ.get("WNUT17_DIR"):
         sys.exit("bench/parity.py: set WNUT17_DIR to the WNUT-17 release files")
     runs: dict[str, dict[str, list[float]]] = {precision: {} for precision in args.precisions}
@@ -133,8 +188,12 @@ def main() -> None:
             "cost_s": {name: round(best["lit_ner"] - best[f"lit_ner_without_{name}"], 2) for name in WITHOUT},
         }
     result["import_lit_ner_cli_s"] = min(runs["import"]["lit_ner_cli"])
+    result["cuts"] = cuts()
     data = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    data["parity"] = result
+    result["commit"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    data[args.key] = result
     args.out.write_text(json.dumps(data, indent=2) + "\n")
     print(json.dumps({key: value for key, value in result.items() if key != "runs_s"}, indent=2))
 
