@@ -128,6 +128,37 @@ def test_cpu_clipping_leaves_the_gradients_as_torchs_clip_grad_norm_does_to_the_
     assert clipped == pytest.approx(min(max_norm, norm.item()), rel=1e-5)
 
 
+def test_cpu_clipping_spreads_a_nan_norm_to_every_gradient_as_torch_does():
+    grads = [torch.tensor([float("nan"), 1.0]), torch.tensor([2.0])]
+    ours, theirs = ([nn.Parameter(torch.zeros_like(g)) for g in grads] for _ in range(2))
+    for params in (ours, theirs):
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad.clone()
+    clip_grad_norm_on_cpu(ours, 1.0)
+    torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    assert all(a.grad.isnan().all() and b.grad.isnan().all() for a, b in zip(ours, theirs, strict=True))
+
+
+@pytest.mark.parametrize("clip", [None, -1.0, 0.0])
+def test_a_gradient_clip_val_of_zero_or_below_clips_nothing_as_in_lightning(tiny_model_dir, tmp_path, clip):
+    def fitted(gradient_clip_val):
+        L.seed_everything(0)
+        model = TokenClassifier(
+            label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, learning_rate=1e-2
+        )
+        trainer = L.Trainer(
+            max_steps=2, gradient_clip_val=gradient_clip_val, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            default_root_dir=tmp_path,
+        )  # fmt: skip
+        trainer.fit(model, datamodule=tiny_data(model, tmp_path))
+        return [p.detach().clone() for p in model.parameters()]
+
+    unclipped, clipped = fitted(None), fitted(clip)
+    assert all(torch.equal(a, b) for a, b in zip(unclipped, clipped, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(unclipped, fitted(1e-4), strict=True))  # 1e-4 does clip
+
+
 def test_learning_rate_warms_up_linearly_then_decays_to_zero(tiny_model_dir, tmp_path):
     model = TokenClassifier(
         label_names=WNUT17_LABELS, model_name_or_path=tiny_model_dir, learning_rate=1e-3, warmup_steps=0.3

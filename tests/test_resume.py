@@ -325,7 +325,12 @@ def test_a_checkpoint_is_written_as_it_was_when_saved_while_training_goes_on(tmp
     monkeypatch.setattr(torch, "save", slow_disk)
     io = SafeCheckpointIO()
     weight = torch.zeros(3)
-    state = {"state_dict": {"w": weight, "tied": weight}, "callbacks": {"best_k_models": {"a.ckpt": 0.5}}}
+    module_state = torch.nn.Linear(2, 2).state_dict()  # carries its modules' versions in `_metadata`
+    state = {
+        "state_dict": {"w": weight, "tied": weight},
+        "module": module_state,
+        "callbacks": {"best_k_models": {"a.ckpt": 0.5}},
+    }
     io.save_checkpoint(state, tmp_path / LAST)
     assert not written.is_set()  # save returned: the write is still to come
     weight.add_(1.0)  # the next optimizer step, in place
@@ -335,6 +340,7 @@ def test_a_checkpoint_is_written_as_it_was_when_saved_while_training_goes_on(tmp
     assert written.is_set()
     assert loaded["state_dict"]["w"].sum() == 0 and loaded["callbacks"]["best_k_models"] == {"a.ckpt": 0.5}
     assert loaded["state_dict"]["w"].data_ptr() == loaded["state_dict"]["tied"].data_ptr()  # still one tensor
+    assert loaded["module"]._metadata == module_state._metadata
     io.teardown()
 
 
@@ -349,6 +355,25 @@ def test_a_failed_background_write_raises_at_the_next_save_and_in_the_foreground
             io.save_checkpoint({"global_step": 1}, blocked / LAST)
             io.save_checkpoint({"global_step": 2}, tmp_path / LAST)
         io.teardown()
+
+
+def test_a_failed_write_seen_while_a_fit_ends_on_another_error_is_printed_and_the_error_kept(
+    tmp_path, capsys
+):
+    from lit_ner.training.checkpoints import SafeCheckpointIO
+
+    io = SafeCheckpointIO()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("a file where the checkpoint's folder should be")
+    io.save_checkpoint({"global_step": 1}, blocked / LAST)
+    with pytest.raises(SystemExit) as stop:
+        try:
+            raise SystemExit(75)  # a stop, resumable
+        except SystemExit:
+            io.teardown()  # as Lightning tears down inside its `except`
+            raise
+    assert stop.value.code == 75
+    assert "lit_ner: writing a checkpoint failed:" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -573,7 +573,8 @@ class TokenClassifier(L.LightningModule):
         plugin = self.trainer.precision_plugin
         scaled = isinstance(plugin, MixedPrecision) and plugin.scaler is not None
         algorithm = GradClipAlgorithmType(gradient_clip_algorithm or "norm")
-        if gradient_clip_val and not scaled and algorithm == "norm" and self.device.type == "cpu":
+        positive = gradient_clip_val is not None and gradient_clip_val > 0  # Lightning ignores <= 0
+        if positive and not scaled and algorithm == "norm" and self.device.type == "cpu":
             clip_grad_norm_on_cpu(list(plugin.main_params(optimizer)), gradient_clip_val)
         elif gradient_clip_val and isinstance(plugin, MixedPrecision) and not scaled:
             # bf16-mixed scales no loss, so there is nothing for the fused AdamW to unscale and
@@ -632,7 +633,8 @@ def clip_grad_norm_on_cpu(parameters: list[torch.Tensor], max_norm: float) -> to
     free), and that pass cost a CPU fine-tuning run a few percent of its time."""
     grads = [p.grad for p in parameters if p.grad is not None]
     total_norm = torch.nn.utils.get_total_norm(grads)
-    if grads and float(max_norm / (total_norm + 1e-6)) < 1.0:  # torch's clip coefficient, unclamped
+    # torch's clip coefficient, unclamped: scaled by unless it is 1.0 or more (NaN scales too)
+    if grads and not float(max_norm / (total_norm + 1e-6)) >= 1.0:
         torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, total_norm)
     return total_norm
 

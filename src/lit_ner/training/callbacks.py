@@ -326,6 +326,11 @@ class LastCheckpoint(Callback):
         if not stop or self._stopping:
             return
         self._save(trainer)  # the step's (a no-op when it was just saved)
+        # On disk before the requeue and before any process exits: the scheduler's next signal
+        # (or torchrun's, once another process has exited) may kill this one at once.
+        wait = getattr(trainer.strategy.checkpoint_io, "wait", None)
+        if wait is not None:
+            wait()
         name = "SIGUSR1" if requeue else "SIGTERM"
         where = f"step {trainer.global_step}, epoch {trainer.current_epoch}"
         if requeue and trainer.is_global_zero:

@@ -8,7 +8,9 @@ whatever is pickled."""
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
+from copy import deepcopy
 from typing import Any
 
 import torch
@@ -33,7 +35,22 @@ def snapshot(checkpoint: dict[str, Any]) -> dict[str, Any]:
             copies[key] = tensor.detach().to("cpu", copy=True)
         return copies[key]
 
-    return apply_to_collection(checkpoint, torch.Tensor, copy)
+    copied = apply_to_collection(checkpoint, torch.Tensor, copy)
+    _keep_metadata(checkpoint, copied)
+    return copied
+
+
+def _keep_metadata(original: Any, copied: Any) -> None:
+    # A module's state_dict carries its modules' versions in `_metadata`, which `load_state_dict`
+    # reads; rebuilding the dict drops that attribute.
+    if isinstance(original, dict) and isinstance(copied, dict):
+        if hasattr(original, "_metadata"):
+            copied._metadata = deepcopy(original._metadata)
+        for key, value in original.items():
+            _keep_metadata(value, copied.get(key))
+    elif isinstance(original, (list, tuple)) and isinstance(copied, (list, tuple)):
+        for value, copied_value in zip(original, copied, strict=False):
+            _keep_metadata(value, copied_value)
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -46,7 +63,8 @@ class SafeCheckpointIO(TorchCheckpointIO):
     load, a removal (Lightning's `ModelCheckpoint` replacing its best) and the strategy's teardown
     (the end of `fit`, or an exception or a stop signal ending it) all wait for it, so nothing reads
     a file before it is whole, and a failed write raises there. The copy costs one more checkpoint's
-    worth of host memory while it is written.
+    worth of host memory while it is written. `fit` writes in the foreground when a W&B logger
+    uploads checkpoints (`log_model`): it looks for each file as soon as it is saved.
 
     Args:
         background: write on a background thread; `False` writes in the caller's thread, with no
@@ -84,8 +102,16 @@ class SafeCheckpointIO(TorchCheckpointIO):
         super().remove_checkpoint(path)
 
     def teardown(self) -> None:
+        # Lightning tears down inside its `except` when a fit ends on an exception (a stop's
+        # SystemExit(75) included): that one is what the run ends with, and a failed write raised
+        # here would replace it, so it is printed instead.
+        ending_on = sys.exc_info()[1]
         try:
             self.wait()
+        except Exception as error:
+            if ending_on is None:
+                raise
+            print(f"lit_ner: writing a checkpoint failed: {error}", file=sys.stderr)
         finally:
             if self._writer is not None:
                 self._writer.shutdown(wait=True)

@@ -221,7 +221,11 @@ class LitNerCLI(compat.CLIHooks):
         plugins = config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-            plugins = [*plugins, SafeCheckpointIO()]
+            # A W&B logger that uploads checkpoints looks for each file as soon as it is saved.
+            loggers = config.get("logger")
+            loggers = loggers if isinstance(loggers, (list, tuple)) else [loggers]
+            uploads = any(isinstance(logger, WandbLogger) and compat.logs_model(logger) for logger in loggers)
+            plugins = [*plugins, SafeCheckpointIO(background=not uploads)]
         if SLURMEnvironment.detect() and not any(isinstance(p, ClusterEnvironment) for p in plugins):
             # lit_ner's LastCheckpoint stops and requeues SLURM jobs; Lightning's own requeue
             # (a mid-step hpc_ckpt in default_root_dir, which any later fit there would resume) off.
@@ -287,6 +291,9 @@ class LitNerCLI(compat.CLIHooks):
             # `trainer.test(ckpt_path=best)`: that restore would let a weight-averaging callback
             # (EMAWeightAveraging) still holding its average put the checkpoint's non-averaged
             # weights back, while validation chose the average the checkpoint's state_dict holds.
+            # Rank 0 wrote it in the background and waited for it as `fit` ended; the others
+            # wait for rank 0 before they read it.
+            trainer.strategy.barrier("lit_ner-best-written")
             saved = load_checkpoint(best)
             model.load_state_dict(saved["state_dict"])
             best_epoch = saved.get("epoch", -1) + 1  # counted from 1, as the epochs a person counts
