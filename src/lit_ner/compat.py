@@ -215,6 +215,22 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
 
+def copy_state_dict_metadata(original: Any, copied: Any) -> None:
+    """Gives `copied` (a rebuilt copy of `original`, a checkpoint or part of one) the `_metadata`
+    of every module state_dict in `original`: the modules' versions, which `load_state_dict`
+    reads, kept by torch in a private attribute that rebuilding a dict drops."""
+    import copy
+
+    if isinstance(original, dict) and isinstance(copied, dict):
+        if hasattr(original, "_metadata"):
+            copied._metadata = copy.deepcopy(original._metadata)
+        for key, value in original.items():
+            copy_state_dict_metadata(value, copied.get(key))
+    elif isinstance(original, (list, tuple)) and isinstance(copied, (list, tuple)):
+        for value, copied_value in zip(original, copied, strict=False):
+            copy_state_dict_metadata(value, copied_value)
+
+
 def is_compiled(module: Any) -> bool:
     """Whether `nn.Module.compile` has compiled `module` in place."""
     return getattr(module, "_compiled_call_impl", None) is not None

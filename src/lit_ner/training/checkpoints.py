@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
-from copy import deepcopy
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_utilities.core.apply_func import apply_to_collection
 
+from lit_ner import compat
 from lit_ner.files import write_atomically
 from lit_ner.model.checkpoint import load_checkpoint
 
@@ -36,21 +36,8 @@ def snapshot(checkpoint: dict[str, Any]) -> dict[str, Any]:
         return copies[key]
 
     copied = apply_to_collection(checkpoint, torch.Tensor, copy)
-    _keep_metadata(checkpoint, copied)
+    compat.copy_state_dict_metadata(checkpoint, copied)
     return copied
-
-
-def _keep_metadata(original: Any, copied: Any) -> None:
-    # A module's state_dict carries its modules' versions in `_metadata`, which `load_state_dict`
-    # reads; rebuilding the dict drops that attribute.
-    if isinstance(original, dict) and isinstance(copied, dict):
-        if hasattr(original, "_metadata"):
-            copied._metadata = deepcopy(original._metadata)
-        for key, value in original.items():
-            _keep_metadata(value, copied.get(key))
-    elif isinstance(original, (list, tuple)) and isinstance(copied, (list, tuple)):
-        for value, copied_value in zip(original, copied, strict=False):
-            _keep_metadata(value, copied_value)
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
