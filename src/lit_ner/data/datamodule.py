@@ -8,6 +8,7 @@ everything else starts from there.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -487,6 +488,10 @@ class NERDataModule(L.LightningDataModule):
             epoch, batches_done, saved_world_size = self._resume
             if saved_world_size == world_size:
                 sampler.resume_at(epoch, batches_done)
+                # Lightning warns that a mid-epoch resume of a DataLoader without a state_dict is
+                # unreliable; here the sampler skips the batches already trained on, and the resumed
+                # run is the uninterrupted one (tests/test_resume.py), so the warning would mislead.
+                warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended")
             else:
                 # The batches were cut for another number of processes: which sentences the
                 # interrupted run trained on cannot be told apart in the new layout.
