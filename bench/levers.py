@@ -278,7 +278,7 @@ TABLE_ROWS = {
     ),
     "distilled_w0.5_t2": ("distilled, T 2", "the same + `--model.distill_temperature 2`"),
     "distilled": (
-        "**distilled from the base recipe**",
+        "distilled from the base recipe",
         "the offline recipe + `--model.teacher` (the base recipe's seed 42) `--model.distill_weight 0.5`",
     ),
     # The base-size encoder: the offline recipe on it, then its own levers, each a change to that.
