@@ -222,6 +222,9 @@ def plot_search(
     for trial in sorted(complete, key=lambda t: t["number"]):
         running = max(running, trial["value"])
         best.append((trial["number"], running))
+    last = max((t["number"] for t in scored), default=None)
+    if best and last > best[-1][0]:  # the line runs on to the last trial, pruned or not
+        best.append((last, running))
     if best:
         ax.step(*zip(*best), where="post", color="black", label="best so far")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -236,7 +239,11 @@ def plot_search(
         for group, marker in ((complete, "o"), (pruned, "x")):
             points = [(t["params"][option], t["value"]) for t in group if option in t["params"]]
             if points:
-                values = [value if isinstance(value, (int, float)) else str(value) for value, _ in points]
+                # Choices that are no numbers (booleans included) on a categorical axis, by name.
+                values = [
+                    value if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+                    for value, _ in points
+                ]
                 ax.scatter(values, [score for _, score in points], marker=marker)
         if log_scale:
             ax.set_xscale("log")
