@@ -227,6 +227,8 @@ def test_a_search_prunes_below_the_median_and_writes_the_best_config_the_table_a
         summary = json.loads((run_dir / "fit_summary.json").read_text())
         assert "best/val_f1" in summary and not any(key.startswith("test/") for key in summary)
         assert not (run_dir / "test_report.json").exists()
+        # Its checkpoints deleted once the study has its result; its export kept.
+        assert not list(run_dir.glob("checkpoints/*.ckpt")) and (run_dir / "hf_model").is_dir()
 
     best = max((row for row in rows if row["state"] == "complete"), key=lambda row: float(row["val_f1"]))
     config = yaml.safe_load((study_dir / "best.yaml").read_text())
@@ -310,7 +312,9 @@ def test_a_stopped_or_killed_search_resumes_its_trial_and_repeats_no_finished_on
 @pytest.mark.slow
 def test_two_workers_share_one_study_each_trial_run_once(search_setup):
     tmp_path, train, space, env = search_setup
-    command = search_command(tmp_path, train, space, "--trials=3", "--trainer.max_epochs=2")
+    command = search_command(
+        tmp_path, train, space, "--trials=3", "--trainer.max_epochs=2", "--keep_checkpoints=true"
+    )
     workers = [
         subprocess.Popen(
             command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -328,6 +332,8 @@ def test_two_workers_share_one_study_each_trial_run_once(search_setup):
     study_dir = tmp_path / "study"
     for trial in range(3):
         assert [p.name for p in (study_dir / f"trial-{trial}").glob("version_*")] == ["version_0"]
+        # Kept, as asked.
+        assert (study_dir / f"trial-{trial}" / "version_0" / "checkpoints" / "last.ckpt").is_file()
     assert [row["state"] for row in trial_rows(study_dir)] == ["complete"] * 3
 
 

@@ -7,8 +7,10 @@ normal `fit` run, pruned on validation F1, resumable and parallel without a serv
 - The configs and overrides are `fit`'s; `--space` (`search_space`) says which options vary and
   how. Every trial is `lit_ner fit` in a process of its own, from the configs resolved once
   (`STUDY/fit.yaml`) plus its sampled options, in its run directory `STUDY/trial-N/version_0`
-  (config.yaml, metrics, checkpoints; its summary in `STUDY/trial-N/fit_summary.json`, its output
-  in `STUDY/trial-N/fit.log`). Its value is its best validation entity F1; test is never run.
+  (config.yaml, metrics, checkpoints, export; its summary in `STUDY/trial-N/fit_summary.json`,
+  its output in `STUDY/trial-N/fit.log`). Its value is its best validation entity F1; test is
+  never run. Once the study has a trial's result its `.ckpt` files are deleted (only a running
+  trial resumes from them), unless `--keep_checkpoints`.
 - Pruning: at each epoch's end the trial's `fit` reports that epoch's validation F1 to the study
   (`callbacks.TrialPruning`); below the median of the finished trials at that epoch (Optuna's
   `MedianPruner`, once `--startup_trials` have finished, never before epoch `--warmup_epochs`
@@ -69,6 +71,7 @@ PRUNED = "pruned.json"
 FAILURES_IN_A_ROW = 3
 SEARCH_OPTIONS = (
     "space", "trials", "hours", "study", "startup_trials", "warmup_epochs", "sampler_seed",
+    "keep_checkpoints",
 )  # fmt: skip
 # `fit` options a search sets itself or cannot run with: option -> why.
 REFUSED = {
@@ -149,6 +152,13 @@ def search_cli(argv: list[str]) -> Any:
                 "--warmup_epochs", type=int, default=1, help="epochs a trial always runs before pruning"
             )
             group.add_argument("--sampler_seed", type=int | None, default=None, help="the TPE sampler's seed")
+            group.add_argument(
+                "--keep_checkpoints",
+                type=bool,
+                default=False,
+                help="keep a finished trial's .ckpt files (by default deleted once the study has its "
+                "result: its metrics, config, summary and export stay)",
+            )
 
         def before_instantiate_classes(self) -> None:
             pass
@@ -297,6 +307,7 @@ class Worker:
         self.study, self.study_dir, self.space = study, study_dir, space
         self.trials, self.hours = config.trials, config.hours
         self.startup_trials, self.warmup_epochs = config.startup_trials, config.warmup_epochs
+        self.keep_checkpoints = config.keep_checkpoints
         self.started = time.monotonic()
         self.failures_in_a_row = 0
         self._child: subprocess.Popen | None = None
@@ -439,6 +450,11 @@ class Worker:
                 f"lit_ner search: trial {number}: validation F1 {value:.4f} ({summary['minutes']:.1f} min)",
                 flush=True,
             )
+        if not self.keep_checkpoints:
+            # Only a running trial resumes from them; each holds the optimizer's state too, and a
+            # study of many trials would fill a disk (a cluster's quota) with what no one reads.
+            for checkpoint in trial_dir(self.study_dir, number).glob("*/checkpoints/*.ckpt"):
+                checkpoint.unlink()
 
     def _stop(self, signum: int, frame: Any) -> None:
         # The trial's fit saves its last.ckpt and exits 75 (SIGTERM for a Ctrl-C: a stop, not an
