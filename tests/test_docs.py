@@ -19,8 +19,8 @@ COMMAND_START = r"(?:[A-Z_0-9]+=\S+\s+)*(?:\.\.\.\s+)?(?:lit_ner\s|python -m lit
 
 
 def slug(heading: str) -> str:
-    """GitHub's anchor for a heading."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    """GitHub's anchor for a heading (a word's underscores kept: `lit_ner` -> lit_ner)."""
+    text = re.sub(r"[`*]", "", heading.strip().lower())
     return re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", text))
 
 
