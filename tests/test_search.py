@@ -376,6 +376,8 @@ def test_with_wandb_each_trial_is_a_run_in_the_study_group(search_setup):
     assert done.returncode == 0, done.stderr[-3000:]
     assert [row["state"] for row in trial_rows(tmp_path / "study")] == ["complete"]
     (wandb_file,) = (tmp_path / "study" / "trial-0").glob("**/offline-run-*/run-*.wandb")
+    # Its checkpoints, where a W&B run keeps them, deleted once the study has its result.
+    assert not list((tmp_path / "study" / "trial-0").glob("**/*.ckpt"))
     logged = read_run(wandb_file)
     assert (logged["group"], logged["name"]) == ("study", "trial-0")
     assert logged["summary"]["best/val_f1"] == pytest.approx(

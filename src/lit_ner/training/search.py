@@ -10,7 +10,7 @@ normal `fit` run, pruned on validation F1, resumable and parallel without a serv
   (config.yaml, metrics, checkpoints, export; its summary in `STUDY/trial-N/fit_summary.json`,
   its output in `STUDY/trial-N/fit.log`). Its value is its best validation entity F1; test is
   never run. Once the study has a trial's result its `.ckpt` files are deleted (only a running
-  trial resumes from them), unless `--keep_checkpoints`.
+  trial resumes from them; a failed trial keeps them), unless `--keep_checkpoints true`.
 - Pruning: at each epoch's end the trial's `fit` reports that epoch's validation F1 to the study
   (`callbacks.TrialPruning`); below the median of the finished trials at that epoch (Optuna's
   `MedianPruner`, once `--startup_trials` have finished, never before epoch `--warmup_epochs`
@@ -453,7 +453,8 @@ class Worker:
         if not self.keep_checkpoints:
             # Only a running trial resumes from them; each holds the optimizer's state too, and a
             # study of many trials would fill a disk (a cluster's quota) with what no one reads.
-            for checkpoint in trial_dir(self.study_dir, number).glob("*/checkpoints/*.ckpt"):
+            # (any depth: a W&B run keeps them under PROJECT/RUN_ID/checkpoints)
+            for checkpoint in trial_dir(self.study_dir, number).glob("**/checkpoints/*.ckpt"):
                 checkpoint.unlink()
 
     def _stop(self, signum: int, frame: Any) -> None:
