@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from results import CONFIGS, REPO, SEEDS, machine  # noqa: E402 (bench/ is no package)
@@ -44,6 +46,13 @@ def refit_command(study: str, seed: int) -> list[str]:
         f"--trainer.logger.init_args.name=search-refit/seed-{seed}",
         "--trainer.enable_progress_bar=false", "--ckpt_path", "last",
     ]  # fmt: skip
+
+
+def settings(config_file: Path) -> tuple:
+    """What a fit trains with: its model, data and trainer settings (not where it logs)."""
+    config = yaml.safe_load(config_file.read_text())
+    trainer = {k: v for k, v in config["trainer"].items() if k not in ("logger", "enable_progress_bar")}
+    return config["model"], config["data"], trainer
 
 
 def trials_record(study_dir: Path) -> dict:
@@ -91,11 +100,19 @@ def main() -> None:
     search = search_command(args.trials, args.study)
     subprocess.run([sys.executable, "-m", "lit_ner", *search], check=True, cwd=REPO)
     record = trials_record(REPO / args.study)
+    if (ran := len(record["trials"])) > args.trials:  # the budget recorded is the one that ran
+        sys.exit(f"bench/search.py: {args.study} has {ran} trials: give --trials {ran} or more")
+    best = REPO / args.study / "best.yaml"
     refits = []
     for seed in SEEDS:
         command = refit_command(args.study, seed)
         refits.append("python -m lit_ner " + " ".join(command))
-        if list((REPO / "runs" / "search-refit" / f"seed-{seed}").glob("*/fit_summary.json")):
+        done = sorted((REPO / "runs" / "search-refit" / f"seed-{seed}").glob("*/fit_summary.json"))
+        if done and settings(done[-1].parent / "config.yaml") != settings(best):
+            sys.exit(
+                f"bench/search.py: {done[-1].parent} is a refit of other settings than {best}: move it away"
+            )
+        if done:
             print(f"refit: seed {seed} already fit, kept", flush=True)
             continue
         subprocess.run([sys.executable, "-m", "lit_ner", *command], check=True, cwd=REPO)
