@@ -78,26 +78,35 @@ ROWS = {
 }
 
 
-def run_row(name: str) -> dict:
-    """A lit_ner row: one fit per seed, each resumed or kept if already there."""
+def fit_seeds(config_args: list[str], runs: str, check=None) -> tuple[list[str], dict]:
+    """One `lit_ner fit` per seed of SEEDS, in `runs/RUNS/seed-S`, each resumed from its last.ckpt
+    or, if it finished, kept (`check(run_dir)` may refuse a finished one); their commands and
+    summary."""
     from lit_ner.training.summary import read_runs, summarize_runs
 
     commands = []
     for seed in SEEDS:
-        root = REPO / "runs" / f"results-{name}" / f"seed-{seed}"
+        root = REPO / "runs" / runs / f"seed-{seed}"
         command = [
-            "fit", *CONFIGS, *ROWS[name], f"--seed_everything={seed}",
-            f"--trainer.logger.init_args.name=results-{name}/seed-{seed}",
+            "fit", *config_args, f"--seed_everything={seed}",
+            f"--trainer.logger.init_args.name={runs}/seed-{seed}",
             "--trainer.enable_progress_bar=false", "--ckpt_path", "last",
         ]  # fmt: skip
         commands.append("python -m lit_ner " + " ".join(command))
-        if list(root.glob("*/fit_summary.json")):
-            print(f"{name}: seed {seed} already fit ({root}), kept", flush=True)
+        finished = sorted(root.glob("*/fit_summary.json"))
+        if finished:
+            if check is not None:
+                check(finished[-1].parent)
+            print(f"{runs}: seed {seed} already fit ({root}), kept", flush=True)
             continue
         subprocess.run([sys.executable, "-m", "lit_ner", *command], check=True, cwd=REPO)
-    summary = summarize_runs(
-        [read_runs(REPO / "runs" / f"results-{name}" / f"seed-{seed}")[-1] for seed in SEEDS]
-    )
+    summary = summarize_runs([read_runs(REPO / "runs" / runs / f"seed-{seed}")[-1] for seed in SEEDS])
+    return commands, summary
+
+
+def run_row(name: str) -> dict:
+    """A lit_ner row: one fit per seed, each resumed or kept if already there."""
+    commands, summary = fit_seeds([*CONFIGS, *ROWS[name]], f"results-{name}")
     return {"commands": commands, "runs": summary["runs"], "scores": summary["scores"], "machine": machine()}
 
 

@@ -26,7 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from results import CONFIGS, REPO, SEEDS, machine  # noqa: E402 (bench/ is no package)
+from results import CONFIGS, REPO, fit_seeds, machine  # noqa: E402 (bench/ is no package)
 
 SPACE = "configs/search.yaml"
 SAMPLER_SEED = 42
@@ -37,14 +37,6 @@ def search_command(trials: int, study: str) -> list[str]:
     return [
         "search", *CONFIGS, "--space", SPACE, "--trials", str(trials),
         "--sampler_seed", str(SAMPLER_SEED), "--study", study,
-    ]  # fmt: skip
-
-
-def refit_command(study: str, seed: int) -> list[str]:
-    return [
-        "fit", "--config", f"{study}/best.yaml", f"--seed_everything={seed}",
-        f"--trainer.logger.init_args.name=search-refit/seed-{seed}",
-        "--trainer.enable_progress_bar=false", "--ckpt_path", "last",
     ]  # fmt: skip
 
 
@@ -95,30 +87,18 @@ def main() -> None:
     parser.add_argument("--study", default="runs/search-wnut-offline")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     args = parser.parse_args()
-    from lit_ner.training.summary import read_runs, summarize_runs
-
     search = search_command(args.trials, args.study)
     subprocess.run([sys.executable, "-m", "lit_ner", *search], check=True, cwd=REPO)
     record = trials_record(REPO / args.study)
     if (ran := len(record["trials"])) > args.trials:  # the budget recorded is the one that ran
         sys.exit(f"bench/search.py: {args.study} has {ran} trials: give --trials {ran} or more")
     best = REPO / args.study / "best.yaml"
-    refits = []
-    for seed in SEEDS:
-        command = refit_command(args.study, seed)
-        refits.append("python -m lit_ner " + " ".join(command))
-        done = sorted((REPO / "runs" / "search-refit" / f"seed-{seed}").glob("*/fit_summary.json"))
-        if done and settings(done[-1].parent / "config.yaml") != settings(best):
-            sys.exit(
-                f"bench/search.py: {done[-1].parent} is a refit of other settings than {best}: move it away"
-            )
-        if done:
-            print(f"refit: seed {seed} already fit, kept", flush=True)
-            continue
-        subprocess.run([sys.executable, "-m", "lit_ner", *command], check=True, cwd=REPO)
-    summary = summarize_runs(
-        [read_runs(REPO / "runs" / "search-refit" / f"seed-{seed}")[-1] for seed in SEEDS]
-    )
+
+    def same_settings(run_dir: Path) -> None:
+        if settings(run_dir / "config.yaml") != settings(best):
+            sys.exit(f"bench/search.py: {run_dir} is a refit of other settings than {best}: move it away")
+
+    refits, summary = fit_seeds(["--config", f"{args.study}/best.yaml"], "search-refit", same_settings)
     data = json.loads(args.out.read_text())
     data["search"] = {
         "command": "python -m lit_ner " + " ".join(search),
