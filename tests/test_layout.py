@@ -102,7 +102,7 @@ def test_every_command_has_a_help_listing_each_option_with_its_type_and_default(
         "debug-data": ["--output", "--config", "--data.batch_size", "--data.max_length"],
         "search": [
             "--space", "--trials", "--hours", "--study", "--startup_trials", "--warmup_epochs",
-            "--sampler_seed", "--config", "--model.learning_rate",
+            "--random_trials", "--sampler_seed", "--config", "--model.learning_rate",
         ],
     }[command]  # fmt: skip
     for option in expected:

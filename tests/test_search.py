@@ -110,6 +110,29 @@ def test_the_offline_search_space_fits_the_offline_configs(tmp_path, capsys):
     assert "model.learning_rate" in (tmp_path / "study" / "trials.csv").read_text()
 
 
+def test_the_sampler_draws_its_random_trials_at_random_then_proposes_from_the_finished_ones():
+    import optuna
+
+    from lit_ner.training.search import tpe_sampler
+
+    def objective(trial):  # best at a high rate with a long schedule: the options act together
+        rate, epochs = trial.suggest_float("lr", 1e-5, 3e-4, log=True), trial.suggest_int("epochs", 3, 10)
+        return rate * 1e3 * epochs
+
+    def proposals(sampler, trials):
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(objective, n_trials=trials)
+        return [(t.params["lr"], t.params["epochs"]) for t in study.trials]
+
+    searched = proposals(tpe_sampler(random_trials=4, seed=0), 20)
+    at_random = proposals(optuna.samplers.RandomSampler(seed=0), 20)
+    assert searched[:4] == at_random[:4]  # TPE's random draws are the seeded random sampler's
+    assert searched[4] != at_random[4]
+    guided, unguided = (sum(rate * 1e3 * epochs for rate, epochs in t[4:]) for t in (searched, at_random))
+    assert guided > 1.5 * unguided  # the proposals after the random ones go where the value is high
+    assert proposals(tpe_sampler(random_trials=4, seed=0), 20) == searched  # a seed repeats the study
+
+
 def test_a_study_is_resumed_only_with_the_settings_it_started_with(tmp_path, capsys):
     from lit_ner.training.search import search
 

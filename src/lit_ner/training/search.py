@@ -11,6 +11,7 @@ normal `fit` run, pruned on validation F1, resumable and parallel without a serv
   its output in `STUDY/trial-N/fit.log`). Its value is its best validation entity F1; test is
   never run. Once the study has a trial's result its `.ckpt` files are deleted (only a running
   trial resumes from them; a failed trial keeps them), unless `--keep_checkpoints true`.
+- Sampling: Optuna's TPE, multivariate, after `--random_trials` drawn at random (`tpe_sampler`).
 - Pruning: at each epoch's end the trial's `fit` reports that epoch's validation F1 to the study
   (`callbacks.TrialPruning`); below the median of the finished trials at that epoch (Optuna's
   `MedianPruner`, once `--startup_trials` have finished, never before epoch `--warmup_epochs`
@@ -70,8 +71,8 @@ STUDY_LOCK = "study.lock"
 PRUNED = "pruned.json"
 FAILURES_IN_A_ROW = 3
 SEARCH_OPTIONS = (
-    "space", "trials", "hours", "study", "startup_trials", "warmup_epochs", "sampler_seed",
-    "keep_checkpoints",
+    "space", "trials", "hours", "study", "startup_trials", "warmup_epochs", "random_trials",
+    "sampler_seed", "keep_checkpoints",
 )  # fmt: skip
 # `fit` options a search sets itself or cannot run with: option -> why.
 REFUSED = {
@@ -102,10 +103,7 @@ def search(argv: list[str] | None = None) -> dict[str, Any]:
         with study_lock(study_dir):
             study = open_study(study_dir / JOURNAL, config.startup_trials, config.warmup_epochs)
             check_same_study(study, study_dir, fit_yaml, space, config)
-        if config.sampler_seed is not None:
-            import optuna
-
-            study.sampler = optuna.samplers.TPESampler(seed=config.sampler_seed)
+        study.sampler = tpe_sampler(config.random_trials, config.sampler_seed)
         Worker(study, study_dir, space, config).run()
         with study_lock(study_dir):  # one worker at a time writes the results, from the study as it is
             return report(study, study_dir, space, cli.parser, SEARCH_OPTIONS)
@@ -151,6 +149,12 @@ def search_cli(argv: list[str]) -> Any:
             group.add_argument(
                 "--warmup_epochs", type=int, default=1, help="epochs a trial always runs before pruning"
             )
+            group.add_argument(
+                "--random_trials",
+                type=int,
+                default=10,
+                help="trials drawn at random before TPE models the finished ones (Optuna's default: 10)",
+            )
             group.add_argument("--sampler_seed", type=int | None, default=None, help="the TPE sampler's seed")
             group.add_argument(
                 "--keep_checkpoints",
@@ -172,6 +176,20 @@ def search_cli(argv: list[str]) -> Any:
             TokenClassifier, NERDataModule, run=False, args=argv, save_config_callback=None,
             parser_kwargs={"prog": "lit_ner search", "description": __doc__.split("\n\n")[0]},
         )  # fmt: skip
+
+
+def tpe_sampler(random_trials: int, seed: int | None) -> Any:
+    """Optuna's TPE, multivariate: the options of a recipe act together (a long schedule wants
+    another learning rate than a short one), and TPE drawing each on its own misses that. With
+    several workers, a running trial counts as a poor result (the constant liar), so that they do
+    not all propose the same settings."""
+    import optuna
+
+    with warnings.catch_warnings():  # multivariate and constant_liar are "experimental" since 2.2
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            n_startup_trials=random_trials, multivariate=True, constant_liar=True, seed=seed
+        )
 
 
 def fit_config(cli: Any) -> str:
