@@ -172,10 +172,10 @@ def search_command(tmp_path, train, space, *extra):
 LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
 
 
-def names_corpus(path, sentences=48):
+def names_corpus(path, sentences=48, scheme="BIO"):
     """Sentences where a few names are always people and a few places always locations: a tiny
     random model learns them within an epoch at a high learning rate and not at a low one, so
-    that trials differ by their settings as real ones do."""
+    that trials differ by their settings as real ones do. In BIOES a place may be two words."""
     import random
 
     rng = random.Random(0)
@@ -187,9 +187,13 @@ def names_corpus(path, sentences=48):
         for _ in range(rng.randint(4, 9)):
             draw = rng.random()
             if draw < 0.2:
-                lines.append(f"{rng.choice(people)}\tB-person")
+                lines.append(f"{rng.choice(people)}\t{'S' if scheme == 'BIOES' else 'B'}-person")
+            elif draw < 0.35 and scheme == "BIOES":
+                lines.append(f"{rng.choice(places)}\tS-location")
             elif draw < 0.35:
                 lines.append(f"{rng.choice(places)}\tB-location")
+            elif draw < 0.45 and scheme == "BIOES":
+                lines.extend(["new\tB-location", f"{rng.choice(places)}\tE-location"])
             else:
                 lines.append(f"{rng.choice(filler)}\tO")
         blocks.append("\n".join(lines))
@@ -265,6 +269,44 @@ def test_a_search_prunes_below_the_median_and_writes_the_best_config_the_table_a
         env,
     )
     assert printed.returncode == 0 and f"head: {best['model.head']}" in printed.stdout
+
+
+@pytest.mark.slow
+def test_a_search_on_bioes_tags_with_a_byte_level_bpe_encoder_chooses_on_their_entity_f1(
+    tmp_path, wnut17_dir
+):
+    """Nothing in a search is WordPiece- or BIO-shaped: a tiny RoBERTa with a byte-level BPE
+    tokenizer on BIOES data, one rate that learns the names and one that does not."""
+    from .tokenizer_families import FAMILIES, save_family_model, training_text
+
+    family = next(family for family in FAMILIES if family.name == "roberta")
+    model = save_family_model(family, training_text(wnut17_dir / "wnut17train.conll"), tmp_path / "roberta")
+    train = names_corpus(tmp_path / "train.bioes", scheme="BIOES")
+    assert "S-person" in train.read_text() and "E-location" in train.read_text()
+    space = space_file(tmp_path, "model.learning_rate: [3.0e-3, 1.0e-6]\n")
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    study = open_study(study_dir / "journal.log")
+    for rate in (3e-3, 1e-6):
+        study.enqueue_trial({"model.learning_rate": rate})
+    env = {key: value for key, value in os.environ.items() if key != "WNUT17_DIR"}
+    done = run(
+        [sys.executable, "-m", "lit_ner", "search", "--config", str(REPO / "configs" / "wnut.yaml"),
+         f"--model.model_name_or_path={model}", f"--data.train_file={train}",
+         f"--data.validation_file={train}", f"--data.test_file={train}",
+         f"--data.label_names={json.dumps(LABELS)}", f"--data.cache_dir={tmp_path / 'cache'}",
+         "--data.batch_size=8", "--trainer.max_epochs=4", f"--space={space}", f"--study={study_dir}",
+         "--trials=2"],
+        env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    learned, unlearned = (float(row["val_f1"]) for row in trial_rows(study_dir))
+    assert learned > 0.5 > unlearned  # entity F1 read in BIOES: a two-word place is one entity
+    assert "tags: IOBES (detected" in (study_dir / "trial-0" / "fit.log").read_text()
+    config = yaml.safe_load((study_dir / "best.yaml").read_text())
+    assert config["model"]["learning_rate"] == 3e-3 and config["model"]["model_name_or_path"] == str(model)
+    summary = json.loads((study_dir / "trial-0" / "version_0" / "fit_summary.json").read_text())
+    assert summary["best/val_f1"] == pytest.approx(learned)
 
 
 def processes_running(argument):
