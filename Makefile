@@ -89,7 +89,7 @@ levers: install ## Quality levers and the offline recipe on WNUT-17, 3 seeds eac
 raw-text: install ## Tagging against testing on WNUT-17 test text, tokenized and typed as people type (RUN=runs/wnut-offline/version_0, from make train OFFLINE=1) -> bench/raw_text.json
 	$(PYTHON) bench/raw_text.py $(or $(RUN),runs/wnut-offline/version_0)
 
-search: install ## The recipe search on WNUT-17: lit_ner search with configs/search.yaml over the offline recipe (TRIALS=23), its best config refit over seeds 42-44 (resumable; minutes in the file) -> bench/results.json
+search: install ## The recipe search on WNUT-17: lit_ner search with configs/search.yaml over the offline recipe (TRIALS=7), its best config refit over seeds 42-44 (resumable; minutes in the file) -> bench/results.json
 	$(PYTHON) bench/search.py $(if $(TRIALS),--trials $(TRIALS))
 
 schemes: install ## The offline recipe and the softmax head on WNUT-17 rewritten in IOB1 and IOBES, F1 checked against conlleval / seqeval strict (minutes in the file) -> bench/schemes.json

@@ -5,19 +5,22 @@ on test, kept in `bench/results.json` under "search": `make search`.
 Usage: python bench/search.py [--trials N] [--study runs/search-wnut-offline]
 
 The budget is a number of trials (`--trials`, study-wide), run by one worker whose TPE sampler is
-seeded (`--sampler_seed 42`): the same command proposes the same trials again, and each trial's fit
-is deterministic on a CPU, so the search reproduces trial by trial. The search is resumable (its
-journal beside the trials: run the command again and it goes on), and so is each refit seed
+seeded (`--sampler_seed 42`), guided after 5 random trials, and pruned from the third epoch on:
+the same command proposes the same trials again, and each trial's fit is deterministic on a CPU,
+so the search reproduces trial by trial. The search is resumable (its journal beside the trials:
+run the command again and it goes on), and so is each refit seed
 (`--ckpt_path last`; a seed whose run has its fit_summary.json is kept). The record: every trial
 (state, best validation F1, epochs run, minutes, settings), the counts, the search's wall-clock
 minutes from the journal, the best trial, and the refit's runs and scores over the seeds, with the
-hand-made recipe's validation F1 (row `recipe`) beside it.
+hand-made recipe's validation F1 (row `recipe`) beside it; the study's history plot is copied
+for docs/experiments.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,12 +33,16 @@ from results import CONFIGS, REPO, fit_seeds, machine  # noqa: E402 (bench/ is n
 
 SPACE = "configs/search.yaml"
 SAMPLER_SEED = 42
-TRIALS = 23
+RANDOM_TRIALS = 5  # of TPE's, before it models the finished trials (Optuna's default 10 is half this budget)
+WARMUP_EPOCHS = 2  # the pruner's: epochs in the space, a long schedule is not judged on its first two
+TRIALS = 7
+HISTORY_PLOT = REPO / "docs" / "img" / "search_history.png"  # docs/experiments.md's
 
 
 def search_command(trials: int, study: str) -> list[str]:
     return [
         "search", *CONFIGS, "--space", SPACE, "--trials", str(trials),
+        "--random_trials", str(RANDOM_TRIALS), "--warmup_epochs", str(WARMUP_EPOCHS),
         "--sampler_seed", str(SAMPLER_SEED), "--study", study,
     ]  # fmt: skip
 
@@ -109,7 +116,8 @@ def main() -> None:
         "machine": machine(),
     }
     args.out.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"search: written to {args.out}")
+    shutil.copyfile(REPO / args.study / "history.png", HISTORY_PLOT)
+    print(f"search: written to {args.out} and {HISTORY_PLOT.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
