@@ -8,9 +8,9 @@ The budget is a number of trials (`--trials`, study-wide), run by one worker who
 seeded (`--sampler_seed 42`), guided after 5 random trials, and pruned from the third epoch on:
 the same command proposes the same trials again, and each trial's fit is deterministic on a CPU,
 so the search reproduces trial by trial. The search is resumable (its journal beside the trials:
-run the command again and it goes on), and so is each refit seed
-(`--ckpt_path last`; a seed whose run has its fit_summary.json is kept). The record: every trial
-(state, best validation F1, epochs run, minutes, settings), the counts, the search's wall-clock
+run the command again and it goes on), and so is each refit seed (`--ckpt_path last`; a seed
+whose run has its fit_summary.json is kept). The record: every trial (state, best validation F1,
+epochs run, minutes, settings), the counts, the search's wall-clock
 minutes from the journal, the best trial, and the refit's runs and scores over the seeds, with the
 hand-made recipe's validation F1 (row `recipe`) beside it; the study's history plot is copied
 for docs/experiments.md.
@@ -33,7 +33,7 @@ from results import CONFIGS, REPO, fit_seeds, machine  # noqa: E402 (bench/ is n
 
 SPACE = "configs/search.yaml"
 SAMPLER_SEED = 42
-RANDOM_TRIALS = 5  # of TPE's, before it models the finished trials (Optuna's default 10 is half this budget)
+RANDOM_TRIALS = 5  # of TPE's, before it models the finished trials (Optuna's default 10 exceeds this budget)
 WARMUP_EPOCHS = 2  # the pruner's: epochs in the space, a long schedule is not judged on its first two
 TRIALS = 7
 HISTORY_PLOT = REPO / "docs" / "img" / "search_history.png"  # docs/experiments.md's

@@ -290,15 +290,10 @@ def test_a_search_on_bioes_tags_with_a_byte_level_bpe_encoder_chooses_on_their_e
     for rate in (3e-3, 1e-6):
         study.enqueue_trial({"model.learning_rate": rate})
     env = {key: value for key, value in os.environ.items() if key != "WNUT17_DIR"}
-    done = run(
-        [sys.executable, "-m", "lit_ner", "search", "--config", str(REPO / "configs" / "wnut.yaml"),
-         f"--model.model_name_or_path={model}", f"--data.train_file={train}",
-         f"--data.validation_file={train}", f"--data.test_file={train}",
-         f"--data.label_names={json.dumps(LABELS)}", f"--data.cache_dir={tmp_path / 'cache'}",
-         "--data.batch_size=8", "--trainer.max_epochs=4", f"--space={space}", f"--study={study_dir}",
-         "--trials=2"],
-        env,
-    )  # fmt: skip
+    command = search_command(  # the names corpus's command, on the RoBERTa and the BIOES file
+        tmp_path, train, space, f"--model.model_name_or_path={model}", "--trainer.max_epochs=4", "--trials=2"
+    )
+    done = run(command, env)
     assert done.returncode == 0, done.stderr[-3000:]
     learned, unlearned = (float(row["val_f1"]) for row in trial_rows(study_dir))
     assert learned > 0.5 > unlearned  # entity F1 read in BIOES: a two-word place is one entity
